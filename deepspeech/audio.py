@@ -1,0 +1,355 @@
+"""Audio in, features out: WAV reading and checks, 16 kHz mono conversion, MFCC + context windows.
+
+Training, export checks and serving all compute features here, so a model never sees features
+made differently from the ones it was trained on. NumPy only: no TensorFlow import.
+"""
+
+import io
+import math
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, TypeAlias
+
+import numpy as np
+import python_speech_features
+import soundfile
+from numpy.lib.stride_tricks import sliding_window_view
+from scipy.signal import resample_poly
+
+from deepspeech.errors import AudioFormatError
+
+SAMPLE_RATE = 16000  # Hz; every model input is 16 kHz mono
+N_CEPSTRUM = 26  # MFCC coefficients per frame
+N_CONTEXT = 9  # frames of context on each side of the current frame
+N_INPUT = N_CEPSTRUM * (2 * N_CONTEXT + 1)  # 494 features per time step
+WINDOW_SECONDS = 0.025  # MFCC analysis window
+STEP_SECONDS = 0.01  # MFCC hop: 100 frames per second
+N_FILTERS = 26  # mel filters (python_speech_features default); numcep may not exceed it
+N_FFT = 512  # FFT size for the 400-sample window (python_speech_features default)
+WINDOW_SAMPLES = round(WINDOW_SECONDS * SAMPLE_RATE)  # 400
+STEP_SAMPLES = round(STEP_SECONDS * SAMPLE_RATE)  # 160
+
+MIN_SAMPLE_RATE = 1000  # Hz; a header below this is corrupt, not audio
+MAX_SAMPLE_RATE = 384000  # Hz; the highest rate real recorders write
+WAV_FORMATS = frozenset({"WAV", "WAVEX", "RF64"})  # soundfile's names for RIFF WAVE containers
+WAV_SUBTYPES = frozenset({"PCM_U8", "PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE"})
+TRAINING_SUBTYPE = "PCM_16"  # what manifests hold (DeepSpeech's format)
+_READ_BLOCK_FRAMES = 1 << 20  # decode in blocks, so a header's claimed length is never allocated
+
+AudioSource: TypeAlias = str | os.PathLike[str] | bytes | BinaryIO
+
+
+@dataclass(frozen=True)
+class WavInfo:
+    """What a WAV header says, read without decoding samples (to reject long audio cheaply)."""
+
+    sample_rate: int  # Hz
+    channels: int
+    frames: int  # samples per channel; libsndfile caps a claimed length at what the file holds
+    subtype: str  # soundfile's sample encoding name: "PCM_16", "FLOAT", ...
+
+    @property
+    def duration_seconds(self) -> float:
+        """Length of the audio in seconds."""
+        return self.frames / self.sample_rate
+
+
+def _source_name(source: AudioSource, name: str | None) -> str:
+    """The label error messages use: the caller's name, else the path, else "<upload>"."""
+    if name is not None:
+        return name
+    if isinstance(source, (str, os.PathLike)):
+        return os.fspath(source)
+    return "<upload>"
+
+
+@contextmanager
+def _open_audio(source: AudioSource, label: str) -> Iterator[soundfile.SoundFile]:
+    """Open `source` for reading with soundfile, turning every decoder failure into one type.
+
+    File objects are read from their start and left at the position they were found in, so a
+    server can check the header with `read_wav_info` and then decode the same upload.
+    """
+    position = None
+    if isinstance(source, (str, os.PathLike)):
+        target: str | BinaryIO = os.fspath(source)
+        if not os.path.isfile(target):
+            raise AudioFormatError(f"{label}: no such file")
+    elif isinstance(source, (bytes, bytearray, memoryview)):
+        target = io.BytesIO(source)
+    elif source.seekable():
+        position = source.tell()
+        source.seek(0)
+        target = source
+    else:  # libsndfile needs to seek: buffer a stream such as a pipe
+        target = io.BytesIO(source.read())
+    try:
+        with soundfile.SoundFile(target) as sound_file:
+            yield sound_file
+    except soundfile.LibsndfileError as e:
+        raise AudioFormatError(f"{label}: cannot decode audio ({e.error_string})") from e
+    except (soundfile.SoundFileError, RuntimeError) as e:
+        raise AudioFormatError(f"{label}: cannot decode audio ({e})") from e
+    finally:
+        if position is not None:
+            source.seek(position)
+
+
+def _check_header(
+    sound_file: soundfile.SoundFile,
+    label: str,
+    formats: frozenset[str] | None,
+    subtypes: frozenset[str] | None,
+) -> WavInfo:
+    """Reject containers, encodings and header values the caller does not accept."""
+    if formats is not None and sound_file.format not in formats:
+        raise AudioFormatError(
+            f"{label}: {sound_file.format_info} audio, expected a WAV file; convert it "
+            f"(e.g. `sox {label} -r {SAMPLE_RATE} -c 1 -b 16 out.wav`)"
+        )
+    if sound_file.channels < 1:
+        raise AudioFormatError(f"{label}: header says {sound_file.channels} channels")
+    if not MIN_SAMPLE_RATE <= sound_file.samplerate <= MAX_SAMPLE_RATE:
+        raise AudioFormatError(
+            f"{label}: header says {sound_file.samplerate} Hz, outside "
+            f"{MIN_SAMPLE_RATE}–{MAX_SAMPLE_RATE} Hz; the file is corrupt"
+        )
+    if subtypes is not None and sound_file.subtype not in subtypes:
+        raise AudioFormatError(
+            f"{label}: {sound_file.subtype} ({sound_file.subtype_info}) samples are not "
+            f"supported; re-encode as PCM (e.g. `sox {label} -e signed-integer -b 16 out.wav`)"
+        )
+    return WavInfo(
+        sample_rate=sound_file.samplerate,
+        channels=sound_file.channels,
+        frames=sound_file.frames,
+        subtype=sound_file.subtype,
+    )
+
+
+def _read_samples(sound_file: soundfile.SoundFile, label: str) -> np.ndarray:
+    """Decode all samples: -> (n_frames, channels) float32, scaled to [-1, 1] for PCM.
+
+    Reads block by block until the data ends, so memory follows the data actually present,
+    never a length a (possibly hostile) header claims.
+    """
+    blocks = []
+    while True:
+        block = sound_file.read(_READ_BLOCK_FRAMES, dtype="float32", always_2d=True)
+        if len(block):
+            blocks.append(block)
+        if len(block) < _READ_BLOCK_FRAMES:
+            break
+    if not blocks:
+        raise AudioFormatError(f"{label}: contains no audio (0 samples)")
+    samples = np.concatenate(blocks) if len(blocks) > 1 else blocks[0]
+    if not np.isfinite(samples).all():
+        raise AudioFormatError(f"{label}: contains NaN or infinite samples")
+    return samples
+
+
+def _require_training_format(info: WavInfo, label: str) -> None:
+    """Manifest audio must be 16 kHz mono PCM_16 already: silent conversion would hide bad data."""
+    problems = []
+    if info.sample_rate != SAMPLE_RATE:
+        problems.append(f"{info.sample_rate} Hz, expected {SAMPLE_RATE} Hz")
+    if info.channels != 1:
+        problems.append(f"{info.channels} channels, expected mono")
+    if info.subtype != TRAINING_SUBTYPE:
+        problems.append(f"{info.subtype}, expected {TRAINING_SUBTYPE}")
+    if problems:
+        raise AudioFormatError(
+            f"{label}: {'; '.join(problems)}; resample it (e.g. `deepspeech data` importers "
+            f"or `sox {label} -r {SAMPLE_RATE} -c 1 -b 16 out.wav`)"
+        )
+
+
+def read_wav_info(source: AudioSource, *, name: str | None = None) -> WavInfo:
+    """Read and check a WAV header without decoding its samples.
+
+    A server calls this to reject over-long or unsupported audio before paying for decoding.
+    Raises `AudioFormatError` for anything that is not a RIFF WAVE file with PCM or float
+    samples, a sane sample rate and at least one channel. `name` labels error messages.
+    """
+    label = _source_name(source, name)
+    with _open_audio(source, label) as sound_file:
+        return _check_header(sound_file, label, WAV_FORMATS, WAV_SUBTYPES)
+
+
+def load_wav(source: AudioSource, *, convert: bool = False, name: str | None = None) -> np.ndarray:
+    """Read a WAV file: -> (n_samples,) float32 in [-1, 1], mono, at SAMPLE_RATE.
+
+    With `convert=False` (training manifests) the file must already be 16 kHz mono PCM_16,
+    and anything else is an error naming the file and the value. With `convert=True`
+    (serving, importers) any PCM_U8/16/24/32 or FLOAT/DOUBLE WAV is down-mixed and resampled.
+    Raises `AudioFormatError`, naming `name`, else the path, else "<upload>".
+    """
+    label = _source_name(source, name)
+    with _open_audio(source, label) as sound_file:
+        info = _check_header(sound_file, label, WAV_FORMATS, WAV_SUBTYPES)
+        if not convert:
+            _require_training_format(info, label)
+        samples = _read_samples(sound_file, label)
+    return to_16k_mono(samples, info.sample_rate)
+
+
+def load_audio(source: AudioSource, *, name: str | None = None) -> np.ndarray:
+    """Read any container libsndfile decodes: -> (n_samples,) float32 in [-1, 1], mono, 16 kHz.
+
+    For corpus importers, whose sources are FLAC (LibriSpeech), NIST SPHERE (TED-LIUM) or MP3
+    (Common Voice): any encoding is accepted. Serving and training use `load_wav` instead.
+    """
+    label = _source_name(source, name)
+    with _open_audio(source, label) as sound_file:
+        info = _check_header(sound_file, label, formats=None, subtypes=None)
+        samples = _read_samples(sound_file, label)
+    return to_16k_mono(samples, info.sample_rate)
+
+
+def to_16k_mono(samples: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Down-mix and resample: (n,) or (n, channels) float -> (n',) float32 at SAMPLE_RATE.
+
+    Channels are averaged; the rate changes by the reduced fraction SAMPLE_RATE / sample_rate
+    with a polyphase filter, so n' = ceil(n * SAMPLE_RATE / sample_rate). The result is
+    clipped to [-1, 1], the range of the 16-bit PCM the models are trained on.
+    """
+    if samples.ndim not in (1, 2) or not np.issubdtype(samples.dtype, np.floating):
+        raise ValueError(
+            f"samples must be float (n,) or (n, channels), got {samples.shape} {samples.dtype}"
+        )
+    if sample_rate <= 0:
+        raise ValueError(f"sample_rate must be positive, got {sample_rate}")
+    if samples.ndim == 1 or samples.shape[1] == 1:
+        mono = samples.reshape(-1)
+    else:
+        mono = samples.mean(axis=1, dtype=np.float64)
+    if sample_rate != SAMPLE_RATE:
+        divisor = math.gcd(SAMPLE_RATE, sample_rate)
+        mono = resample_poly(mono, SAMPLE_RATE // divisor, sample_rate // divisor)
+    return np.clip(mono, -1.0, 1.0).astype(np.float32)
+
+
+def write_wav(path: Path, audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
+    """Write (n,) float samples in [-1, 1] as a mono PCM_16 WAV, atomically.
+
+    The file appears complete or not at all (temporary file in the same folder, then
+    `os.replace`), so a killed importer never leaves a half-written WAV in a corpus.
+    Samples are rounded to the nearest of 65536 levels, so `load_wav` reads back exactly
+    the values written (values outside [-1, 1] are clipped).
+    """
+    path = Path(path)
+    if audio.ndim != 1 or not np.issubdtype(audio.dtype, np.floating):
+        raise ValueError(f"audio must be (n,) float, got shape {audio.shape} {audio.dtype}")
+    if not np.isfinite(audio).all():
+        raise ValueError(f"{path}: audio contains NaN or infinite samples")
+    pcm = np.clip(np.round(audio * 32768.0), -32768, 32767).astype(np.int16)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            soundfile.write(stream, pcm, sample_rate, format="WAV", subtype=TRAINING_SUBTYPE)
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        with suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+
+
+def n_feature_frames(n_samples: int, stride: int = 1) -> int:
+    """Rows `audio_to_input_vector` returns for `n_samples` samples, without computing them.
+
+    python_speech_features' framesig: one frame up to WINDOW_SAMPLES samples, else
+    1 + ceil((n - WINDOW_SAMPLES) / STEP_SAMPLES), the last frame zero-padded; then every
+    `stride`-th frame is kept.
+    """
+    if n_samples <= WINDOW_SAMPLES:
+        frames = 1
+    else:
+        frames = 1 + -(-(n_samples - WINDOW_SAMPLES) // STEP_SAMPLES)
+    return -(-frames // stride)
+
+
+def mfcc(audio: np.ndarray, numcep: int = N_CEPSTRUM) -> np.ndarray:
+    """MFCCs of 16 kHz audio: (n_samples,) float -> (n_frames, numcep) float32.
+
+    python_speech_features with a 25 ms window every 10 ms, 26 mel filters, a 512-point FFT,
+    and coefficient 0 replaced by the log frame energy, as DeepSpeech 2017 computed them.
+    The signal is taken as float64 so float32 and float64 callers get identical features.
+    """
+    if audio.ndim != 1 or len(audio) == 0:
+        raise AudioFormatError(f"audio must be (n_samples,) with n > 0, got shape {audio.shape}")
+    if not 1 <= numcep <= N_FILTERS:
+        raise ValueError(f"numcep must be in 1..{N_FILTERS}, got {numcep}")
+    features = python_speech_features.mfcc(
+        np.asarray(audio, dtype=np.float64),
+        samplerate=SAMPLE_RATE,
+        winlen=WINDOW_SECONDS,
+        winstep=STEP_SECONDS,
+        numcep=numcep,
+        nfilt=N_FILTERS,
+        nfft=N_FFT,
+    )
+    return features.astype(np.float32)
+
+
+def add_context_windows(features: np.ndarray, numcontext: int) -> np.ndarray:
+    """Stack each frame with its neighbours: (T, numcep) -> (T, numcep * (2*numcontext + 1)).
+
+    Row t is frames t-numcontext ... t+numcontext concatenated in that order, with zero frames
+    past either edge, so the model sees a fixed window around every time step.
+    """
+    if numcontext < 0:
+        raise ValueError(f"numcontext must be >= 0, got {numcontext}")
+    n_frames, numcep = features.shape
+    padded = np.pad(features, ((numcontext, numcontext), (0, 0)))
+    width = 2 * numcontext + 1
+    windows = sliding_window_view(padded, width, axis=0)  # (T, numcep, width)
+    return windows.transpose(0, 2, 1).reshape(n_frames, width * numcep)
+
+
+def whiten(x: np.ndarray) -> np.ndarray:
+    """Scale to zero mean, unit variance using the whole array's scalar mean and std (2017).
+
+    Statistics are accumulated in float64; the result keeps x's dtype. A constant array
+    (std 0) is only centred, instead of dividing by zero.
+    """
+    mean = x.mean(dtype=np.float64)
+    std = x.std(dtype=np.float64)
+    centred = x - x.dtype.type(mean)
+    if std > 0:
+        centred /= x.dtype.type(std)
+    return centred
+
+
+def audio_to_input_vector(
+    audio: np.ndarray,
+    numcep: int = N_CEPSTRUM,
+    numcontext: int = N_CONTEXT,
+    stride: int = 1,
+) -> np.ndarray:
+    """Model input for 16 kHz audio: (n_samples,) float -> (T, numcep * (2*numcontext + 1)) float32.
+
+    MFCC, keep every `stride`-th frame (2017's BiRNN stride, applied before the context
+    windows as it was), add context windows, whiten. T = n_feature_frames(n_samples, stride).
+    The one feature function training, export checks and serving share.
+    """
+    if stride < 1:
+        raise ValueError(f"stride must be >= 1, got {stride}")
+    features = mfcc(audio, numcep)[::stride]
+    return whiten(add_context_windows(features, numcontext))
+
+
+def audiofile_to_input_vector(
+    audio_filename: str | os.PathLike[str],
+    numcep: int = N_CEPSTRUM,
+    numcontext: int = N_CONTEXT,
+) -> np.ndarray:
+    """The 2017 API: a 16 kHz mono PCM_16 WAV -> (T, numcep * (2*numcontext + 1)) float32.
+
+    Strict about the format (see `load_wav`), as training manifests must be.
+    """
+    return audio_to_input_vector(load_wav(Path(audio_filename)), numcep, numcontext)

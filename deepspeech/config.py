@@ -1,0 +1,154 @@
+"""Frozen configuration dataclasses and the one loader for `experiments/*.yaml`.
+
+The YAML keys are the `deepspeech train` flag names with underscores, flat, so a config file and
+a command line say the same thing; flags override the file. Unknown keys are rejected by name,
+because a misspelt key that silently falls back to a default wastes a training run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, get_type_hints
+
+import yaml
+
+from deepspeech.audio import N_CEPSTRUM, N_CONTEXT
+from deepspeech.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """How audio becomes model input; stored with checkpoints and in the ONNX metadata."""
+
+    numcep: int = N_CEPSTRUM
+    numcontext: int = N_CONTEXT
+    stride: int = 1  # keep every stride-th MFCC frame (the 2017 "BiRNN stride")
+
+    @property
+    def n_input(self) -> int:
+        return self.numcep * (2 * self.numcontext + 1)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The BiRNN's shape: everything needed to rebuild it for export or evaluation."""
+
+    n_input: int
+    n_classes: int  # alphabet size + 1 for the CTC blank (last)
+    n_hidden: int = 2048
+    dropout_rate: float = 0.05
+    relu_clip: float = 20.0
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every option of `deepspeech train`; all of it is logged to MLflow as params."""
+
+    train_files: str = ""
+    dev_files: str = ""
+    test_files: str = ""
+    alphabet: str = ""  # alphabet file; empty = space, a-z, apostrophe
+    epochs: int = 10
+    batch_size: int = 16  # per replica; the global batch is this times the replica count
+    n_hidden: int = 256
+    learning_rate: float = 1e-3
+    dropout_rate: float = 0.05
+    relu_clip: float = 20.0
+    feature_stride: int = 1
+    grad_clip_norm: float = 0.0  # 0 disables clipping by global norm
+    checkpoint_dir: str = "runs/checkpoints"
+    checkpoint_secs: int = 600  # also saved at every epoch end
+    checkpoint_keep: int = 5
+    devices: str = "1"  # a count of devices, or "all"
+    report_count: int = 10
+    early_stop: bool = True
+    es_epochs: int = 4  # 2017 rule: window of dev losses examined
+    es_mean_threshold: float = 0.5
+    es_std_threshold: float = 0.5
+    reduce_lr_on_plateau: bool = False
+    plateau_epochs: int = 2
+    plateau_factor: float = 0.5
+    stats_every: int = 50  # steps between variable/gradient statistics
+    max_train_minutes: float = 0.0  # 0 = no time budget; otherwise stop epochs when it is spent
+    seed: int = 0
+    experiment_name: str = "deepspeech"
+    tracking_uri: str = ""
+
+    def __post_init__(self) -> None:
+        _check_positive(self, "epochs", "batch_size", "n_hidden", "feature_stride", "report_count")
+        _check_positive(self, "learning_rate", "checkpoint_keep", "es_epochs", "plateau_epochs")
+        if not 0.0 <= self.dropout_rate < 1.0:
+            raise ConfigError(f"dropout_rate {self.dropout_rate} must be in [0, 1)")
+        if not 0.0 < self.plateau_factor < 1.0:
+            raise ConfigError(f"plateau_factor {self.plateau_factor} must be in (0, 1)")
+        if self.devices != "all" and not (self.devices.isdigit() and int(self.devices) > 0):
+            raise ConfigError(f"devices {self.devices!r} must be a positive count or 'all'")
+
+    @property
+    def features(self) -> FeatureConfig:
+        return FeatureConfig(stride=self.feature_stride)
+
+    def model(self, n_classes: int) -> ModelConfig:
+        return ModelConfig(
+            n_input=self.features.n_input,
+            n_classes=n_classes,
+            n_hidden=self.n_hidden,
+            dropout_rate=self.dropout_rate,
+            relu_clip=self.relu_clip,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _check_positive(config: object, *names: str) -> None:
+    for name in names:
+        value = getattr(config, name)
+        if value <= 0:
+            raise ConfigError(f"{name} must be positive, got {value}")
+
+
+def load_config_file(path: Path) -> dict[str, Any]:
+    """Read an experiment YAML into a dict of known TrainConfig keys (unknown keys fail by name)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of option: value, got {type(data).__name__}")
+    known = {f.name for f in fields(TrainConfig)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"{path}: unknown option(s) {', '.join(unknown)}; known: {sorted(known)}")
+    return data
+
+
+def build_train_config(
+    config_file: Path | None = None, overrides: dict[str, Any] | None = None
+) -> TrainConfig:
+    """Merge defaults < config file < explicit flags (None means 'flag not given')."""
+    values: dict[str, Any] = load_config_file(config_file) if config_file else {}
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    hints = get_type_hints(TrainConfig)
+    coerced = {k: _coerce(k, v, hints[k]) for k, v in values.items()}
+    return TrainConfig(**coerced)
+
+
+def _coerce(name: str, value: Any, kind: Any) -> Any:
+    """YAML and flags give ints for floats and numbers for strings: accept those only."""
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{name} must be true or false, got {value!r}")
+    if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if kind is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if kind is str and isinstance(value, (str, int, Path)) and not isinstance(value, bool):
+        return str(value)
+    raise ConfigError(f"{name} must be {kind.__name__}, got {value!r}")

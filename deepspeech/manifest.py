@@ -1,0 +1,154 @@
+"""Manifest CSVs (`wav_filename,wav_filesize,transcript`): the one way corpora reach training.
+
+Validation happens here, before any training starts, so that a bad row fails in seconds with
+its file and line instead of hours later inside an input pipeline. The checks are plain
+`os.stat` calls and set lookups: 100k rows validate in seconds.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from deepspeech.errors import ManifestError
+from deepspeech.text import Alphabet
+
+logger = logging.getLogger(__name__)
+
+MANIFEST_HEADER = ("wav_filename", "wav_filesize", "transcript")
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """One manifest row: an absolute WAV path, its size in bytes and its transcript."""
+
+    wav_path: Path
+    wav_filesize: int
+    transcript: str
+
+
+def read_manifest(
+    csv_path: Path, alphabet: Alphabet | None = None, *, check_files: bool = True
+) -> list[Utterance]:
+    """Read and validate one manifest; relative WAV paths resolve against the CSV's folder.
+
+    Raises ManifestError naming `csv_path:line` for a wrong header, a malformed row, an empty
+    transcript, characters outside `alphabet`, and (with `check_files`) a missing WAV or one
+    whose size differs from `wav_filesize` (a sign of a truncated copy).
+    """
+    alphabet = alphabet or Alphabet.default()
+    csv_path = Path(csv_path)
+    if not csv_path.is_file():
+        raise ManifestError(f"{csv_path}: manifest not found")
+    base = csv_path.parent.resolve()
+    utterances: list[Utterance] = []
+    with csv_path.open(newline="", encoding="utf-8") as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if header is None or tuple(h.strip() for h in header) != MANIFEST_HEADER:
+            raise ManifestError(
+                f"{csv_path}:1: header is {header!r}, expected {','.join(MANIFEST_HEADER)}"
+            )
+        for row in reader:
+            line = reader.line_num
+            if not row or row == [""]:
+                continue
+            utterances.append(_parse_row(row, f"{csv_path}:{line}", base, alphabet, check_files))
+    if not utterances:
+        raise ManifestError(f"{csv_path}: manifest has a header but no rows")
+    return utterances
+
+
+def _parse_row(
+    row: list[str], where: str, base: Path, alphabet: Alphabet, check_files: bool
+) -> Utterance:
+    if len(row) != len(MANIFEST_HEADER):
+        raise ManifestError(f"{where}: expected 3 fields, got {len(row)}: {row!r}")
+    wav_filename, size_field, transcript = row
+    try:
+        wav_filesize = int(size_field)
+    except ValueError:
+        raise ManifestError(f"{where}: wav_filesize {size_field!r} is not a whole number") from None
+    if not transcript.strip():
+        raise ManifestError(f"{where}: empty transcript for {wav_filename}")
+    unknown = alphabet.unknown_chars(transcript)
+    if unknown:
+        shown = ", ".join(repr(c) for c in sorted(unknown))
+        raise ManifestError(
+            f"{where}: transcript {transcript!r} has characters outside the alphabet: {shown}; "
+            "normalise it (the importers do) or extend the alphabet file"
+        )
+    wav_path = Path(wav_filename)
+    if not wav_path.is_absolute():
+        wav_path = base / wav_path
+    if check_files:
+        try:
+            actual = os.stat(wav_path).st_size
+        except FileNotFoundError:
+            raise ManifestError(f"{where}: audio file {wav_path} does not exist") from None
+        if actual != wav_filesize:
+            raise ManifestError(
+                f"{where}: {wav_path} is {actual} bytes, manifest says {wav_filesize}; "
+                "the file was changed or truncated since the manifest was written"
+            )
+    return Utterance(wav_path=wav_path, wav_filesize=wav_filesize, transcript=transcript)
+
+
+def parse_manifest_list(spec: str | Path | Sequence[str | Path]) -> list[Path]:
+    """Split the CLI's comma-separated manifest list into paths (a list passes through)."""
+    if isinstance(spec, (str, Path)):
+        parts = [p.strip() for p in str(spec).split(",")]
+    else:
+        parts = [str(p).strip() for p in spec]
+    paths = [Path(p) for p in parts if p]
+    if not paths:
+        raise ManifestError("no manifest given")
+    return paths
+
+
+def read_manifests(
+    spec: str | Path | Sequence[str | Path],
+    alphabet: Alphabet | None = None,
+    *,
+    check_files: bool = True,
+) -> list[Utterance]:
+    """Read several manifests (comma-separated string or a list) into one list, in order."""
+    utterances: list[Utterance] = []
+    for path in parse_manifest_list(spec):
+        utterances.extend(read_manifest(path, alphabet, check_files=check_files))
+    return utterances
+
+
+def write_manifest(csv_path: Path, utterances: Iterable[Utterance]) -> None:
+    """Write a manifest atomically, WAV paths relative to the CSV's folder where possible.
+
+    Relative paths keep a corpus folder movable; the temp-file-and-rename write means a killed
+    importer never leaves a half-written manifest behind.
+    """
+    csv_path = Path(csv_path)
+    csv_path.parent.mkdir(parents=True, exist_ok=True)
+    base = csv_path.parent.resolve()
+    fd, tmp_name = tempfile.mkstemp(dir=csv_path.parent, prefix=f".{csv_path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(MANIFEST_HEADER)
+            for u in utterances:
+                writer.writerow([_relative_to(u.wav_path, base), u.wav_filesize, u.transcript])
+        os.replace(tmp_name, csv_path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+
+
+def _relative_to(path: Path, base: Path) -> str:
+    resolved = Path(path).resolve()
+    try:
+        return resolved.relative_to(base).as_posix()
+    except ValueError:
+        return str(resolved)

@@ -1,0 +1,1 @@
+"""onnxruntime HTTP server for exported DeepSpeech models; never imports TensorFlow."""

@@ -1,0 +1,63 @@
+"""Config loading: defaults < YAML file < flags, unknown keys rejected by name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from deepspeech.config import TrainConfig, build_train_config, load_config_file
+from deepspeech.errors import ConfigError
+
+
+def test_flags_override_file_and_file_overrides_defaults(tmp_path: Path) -> None:
+    path = tmp_path / "x.yaml"
+    path.write_text("n_hidden: 64\nepochs: 3\nlearning_rate: 1\n")
+    config = build_train_config(path, {"epochs": 7, "batch_size": None})
+    assert config.n_hidden == 64
+    assert config.epochs == 7
+    assert config.learning_rate == 1.0 and isinstance(config.learning_rate, float)
+    assert config.batch_size == TrainConfig().batch_size
+
+
+def test_unknown_key_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "x.yaml"
+    path.write_text("n_hiden: 64\n")
+    with pytest.raises(ConfigError, match=r"unknown option.*n_hiden"):
+        load_config_file(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("epochs: [1]\n", "epochs must be int"),
+        ("early_stop: 1\n", "early_stop must be true or false"),
+        ("dropout_rate: 1.5\n", "dropout_rate 1.5"),
+        ("devices: two\n", "devices 'two'"),
+        ("epochs: 0\n", "epochs must be positive"),
+        ("- a\n", "expected a mapping"),
+        ("a: [\n", "not valid YAML"),
+    ],
+)
+def test_bad_values_are_rejected(tmp_path: Path, text: str, fragment: str) -> None:
+    path = tmp_path / "x.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=fragment):
+        build_train_config(path)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        build_train_config(tmp_path / "missing.yaml")
+
+
+def test_model_config_derives_input_width_from_features() -> None:
+    config = TrainConfig(n_hidden=32, feature_stride=2)
+    model = config.model(n_classes=29)
+    assert model.n_input == 26 * 19
+    assert model.n_hidden == 32 and model.n_classes == 29
+    assert config.features.stride == 2
+
+
+def test_devices_all_is_accepted() -> None:
+    assert TrainConfig(devices="all").devices == "all"
