@@ -18,11 +18,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# Everything make run writes stays under runs/, its MLflow store included.
+export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/$(RUNS)/mlflow.db
+
 run: setup
 	$(BIN)/deepspeech data sample $(CORPUS)
-	$(BIN)/deepspeech data check $(CORPUS)/train.csv,$(CORPUS)/dev.csv,$(CORPUS)/test.csv
-	@echo "make run: training, export and transcription are not built yet (issues 5 and 6);"
-	@echo "          the corpus above is ready for them."
+	$(BIN)/deepspeech train --config experiments/sample.yaml
+	@echo "make run: export to ONNX and transcription through it are not built yet (issue 6)."
+	@echo "          Compare runs with: make ui"
+
+ui: setup
+	mkdir -p $(RUNS)
+	$(BIN)/mlflow ui --host 127.0.0.1 --port 5000 --workers 1 --backend-store-uri $(MLFLOW_TRACKING_URI)
 
 test: setup
 	$(BIN)/python -m pytest

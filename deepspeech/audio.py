@@ -7,9 +7,8 @@ made differently from the ones it was trained on. NumPy only: no TensorFlow impo
 import io
 import math
 import os
-import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, TypeAlias
@@ -21,6 +20,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from scipy.signal import resample_poly
 
 from deepspeech.errors import AudioFormatError
+from deepspeech.files import atomic_write
 
 SAMPLE_RATE = 16000  # Hz; every model input is 16 kHz mono
 N_CEPSTRUM = 26  # MFCC coefficients per frame
@@ -247,16 +247,8 @@ def write_wav(path: Path, audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> 
     if not np.isfinite(audio).all():
         raise ValueError(f"{path}: audio contains NaN or infinite samples")
     pcm = np.clip(np.round(audio * 32768.0), -32768, 32767).astype(np.int16)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            soundfile.write(stream, pcm, sample_rate, format="WAV", subtype=TRAINING_SUBTYPE)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        with suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
+    with atomic_write(path, "wb") as stream:
+        soundfile.write(stream, pcm, sample_rate, format="WAV", subtype=TRAINING_SUBTYPE)
 
 
 def n_feature_frames(n_samples: int, stride: int = 1) -> int:

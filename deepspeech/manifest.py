@@ -10,12 +10,12 @@ from __future__ import annotations
 import csv
 import logging
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from deepspeech.errors import ManifestError
+from deepspeech.files import atomic_write
 from deepspeech.text import Alphabet
 
 logger = logging.getLogger(__name__)
@@ -133,17 +133,11 @@ def write_manifest(csv_path: Path, utterances: Iterable[Utterance]) -> None:
     csv_path = Path(csv_path)
     csv_path.parent.mkdir(parents=True, exist_ok=True)
     base = csv_path.parent.resolve()
-    fd, tmp_name = tempfile.mkstemp(dir=csv_path.parent, prefix=f".{csv_path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
-            writer = csv.writer(f)
-            writer.writerow(MANIFEST_HEADER)
-            for u in utterances:
-                writer.writerow([_relative_to(u.wav_path, base), u.wav_filesize, u.transcript])
-        os.replace(tmp_name, csv_path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    with atomic_write(csv_path, newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(MANIFEST_HEADER)
+        for u in utterances:
+            writer.writerow([_relative_to(u.wav_path, base), u.wav_filesize, u.transcript])
 
 
 def _relative_to(path: Path, base: Path) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import Annotated
 
@@ -18,6 +19,7 @@ app = typer.Typer(
     name="deepspeech",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -61,12 +63,16 @@ def configure_logging(debug: bool) -> None:
         handlers=[RichHandler(console=stderr_console, show_path=debug, rich_tracebacks=True)],
         force=True,
     )
+    # TensorFlow's C++ log lines (device set-up, dataset notes) drown the progress bars.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if debug else "2")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "DEBUG" if debug else "WARNING")
     if not debug:
         for noisy in ("tensorflow", "absl", "mlflow", "alembic", "urllib3", "h5py", "tf2onnx"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def _register_commands() -> None:
+    import deepspeech.cli.importers  # noqa: F401  (registers librispeech, tedlium, commonvoice)
     from deepspeech.cli.data import data_app
 
     app.add_typer(data_app, name="data")
