@@ -61,3 +61,25 @@ def test_model_config_derives_input_width_from_features() -> None:
 
 def test_devices_all_is_accepted() -> None:
     assert TrainConfig(devices="all").devices == "all"
+
+
+EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
+
+
+@pytest.mark.parametrize("path", sorted(EXPERIMENTS.glob("*.yaml")), ids=lambda p: p.name)
+def test_every_experiment_file_loads(path: Path) -> None:
+    assert build_train_config(path).n_hidden > 0
+
+
+def test_mlproject_defaults_match_the_sample_experiment() -> None:
+    """`mlflow run .` passes its defaults as flags; they must not drift from sample.yaml."""
+    import yaml
+
+    project = yaml.safe_load((EXPERIMENTS.parent / "MLproject").read_text())
+    main = project["entry_points"]["main"]["parameters"]
+    assert main["config"]["default"] == "experiments/sample.yaml"
+    sample = build_train_config(EXPERIMENTS / "sample.yaml")
+    for name, spec in main.items():
+        if name != "config":
+            value = getattr(sample, name)
+            assert value == type(value)(spec["default"]), name

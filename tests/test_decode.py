@@ -30,8 +30,8 @@ def test_repeats_merge_and_blanks_vanish() -> None:
 
 
 def test_blank_between_repeats_keeps_double_letters() -> None:
-    (l,) = labels("l")
-    path = [l, l, BLANK, l, BLANK]
+    (ell,) = labels("l")
+    path = [ell, ell, BLANK, ell, BLANK]
     assert greedy_decode(one_hot_path(path), ALPHABET) == "ll"
 
 

@@ -19,17 +19,29 @@ stderr_console = Console(stderr=True)
 
 
 @contextmanager
-def progress_bar(description: str, total: int | None) -> Iterator[Callable[[int], None]]:
-    """Yield an `advance(n)` callback drawing a bar on stderr, the shape library code expects."""
+def progress_bar(description: str, total: int | None) -> Iterator[Callable[..., None]]:
+    """Yield `advance(n=1, info=None)`, the callback shape library code reports progress with.
+
+    The bar is drawn on stderr so that stdout stays clean for results; `info` (e.g. the
+    current loss) is shown beside it.
+    """
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
+        TextColumn("{task.fields[info]}"),
         console=stderr_console,
         transient=False,
     )
     with progress:
-        task = progress.add_task(description, total=total)
-        yield lambda n=1: progress.advance(task, n)
+        task = progress.add_task(description, total=total, info="")
+
+        def advance(n: int = 1, info: str | None = None) -> None:
+            if info is None:
+                progress.advance(task, n)
+            else:
+                progress.update(task, advance=n, info=info)
+
+        yield advance

@@ -1,0 +1,148 @@
+"""`deepspeech train` and `deepspeech evaluate`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from deepspeech.cli.console import progress_bar
+
+
+def train(
+    train_files: Annotated[
+        str | None, typer.Option(help="Training manifest CSV(s), comma-separated.")
+    ] = None,
+    dev_files: Annotated[
+        str | None,
+        typer.Option(help="Dev manifest(s): evaluated after every epoch, drive early stopping."),
+    ] = None,
+    test_files: Annotated[
+        str | None, typer.Option(help="Test manifest(s): evaluated once at the end.")
+    ] = None,
+    epochs: Annotated[int | None, typer.Option(help="Epochs to train. [default: 10]")] = None,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(help="Utterances per device per step; the global batch is this x devices."),
+    ] = None,
+    n_hidden: Annotated[
+        int | None, typer.Option(help="Width of the dense and LSTM layers. [default: 256]")
+    ] = None,
+    learning_rate: Annotated[float | None, typer.Option(help="Adam learning rate.")] = None,
+    dropout_rate: Annotated[
+        float | None, typer.Option(help="Dropout after the dense layers.")
+    ] = None,
+    feature_stride: Annotated[
+        int | None, typer.Option(help="Keep every N-th MFCC frame (2 halves the work).")
+    ] = None,
+    grad_clip_norm: Annotated[
+        float | None, typer.Option(help="Clip gradients to this global norm; 0 disables.")
+    ] = None,
+    checkpoint_dir: Annotated[
+        Path | None,
+        typer.Option(help="Where checkpoints go; re-running with the same folder resumes."),
+    ] = None,
+    devices: Annotated[
+        str | None,
+        typer.Option(
+            help="Devices to mirror over: a count or 'all'. GPUs when present, else logical "
+            "CPU devices. Multi-machine runs are set up with TF_CONFIG instead."
+        ),
+    ] = None,
+    report_count: Annotated[
+        int | None, typer.Option(help="Samples with errors shown in each WER report.")
+    ] = None,
+    early_stop: Annotated[
+        bool | None,
+        typer.Option(
+            "--early-stop/--no-early-stop", help="Stop when the dev loss stops improving."
+        ),
+    ] = None,
+    reduce_lr_on_plateau: Annotated[
+        bool | None,
+        typer.Option(
+            "--reduce-lr-on-plateau/--no-reduce-lr-on-plateau",
+            help="Scale the learning rate down when the dev loss plateaus.",
+        ),
+    ] = None,
+    stats_every: Annotated[
+        int | None,
+        typer.Option(help="Steps between variable/gradient statistics and histograms."),
+    ] = None,
+    checkpoint_secs: Annotated[
+        int | None, typer.Option(help="Seconds between checkpoints (also saved every epoch).")
+    ] = None,
+    max_train_minutes: Annotated[
+        float | None, typer.Option(help="Stop training after this many minutes; 0 = no limit.")
+    ] = None,
+    alphabet: Annotated[
+        str | None, typer.Option(help="Alphabet file (default: space, a-z, apostrophe).")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed for weights and batch order.")] = None,
+    experiment_name: Annotated[str | None, typer.Option(help="MLflow experiment.")] = None,
+    tracking_uri: Annotated[
+        str | None,
+        typer.Option(
+            help="MLflow tracking URI (else $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)."
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            help="Experiment YAML (keys are these flags with underscores); flags override it.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
+) -> None:
+    """Train the DeepSpeech BiRNN with CTC, tracked in MLflow.
+
+    Each epoch trains on the training set, then reports dev loss, WER and CER; the test set is
+    reported at the end. Re-running the same command continues from the last checkpoint in the
+    same MLflow run.
+    """
+    flags = {k: v for k, v in locals().items() if k != "config"}  # before any local is added
+    from deepspeech.config import build_train_config
+    from deepspeech.train import train as train_model
+
+    options = build_train_config(config, flags)
+    result = train_model(
+        options, progress=progress_bar, on_report=lambda r: typer.echo(r.to_text())
+    )
+    typer.echo(f"checkpoints: {result.checkpoint_dir} (step {result.steps}, epoch {result.epochs})")
+    if result.mlflow_run_id:
+        typer.echo(f"mlflow run: {result.mlflow_run_id}")
+    if result.test_report:
+        typer.echo(f"test WER {result.test_report.wer:.2%}, CER {result.test_report.cer:.2%}")
+
+
+def evaluate(
+    checkpoint_dir: Annotated[
+        Path, typer.Option(help="A folder written by `deepspeech train`.", file_okay=False)
+    ],
+    test_files: Annotated[str, typer.Option(help="Manifest CSV(s) to evaluate, comma-separated.")],
+    report_count: Annotated[int, typer.Option(help="Samples with errors to show.")] = 10,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Also write the report as JSON here.")
+    ] = None,
+) -> None:
+    """Evaluate a checkpoint on manifests with greedy decoding and print the WER report."""
+    from deepspeech.checkpoint import restore_inference_model
+    from deepspeech.evaluate import evaluate_set, make_eval_step
+    from deepspeech.features import featurize
+    from deepspeech.manifest import read_manifests
+
+    model, info = restore_inference_model(checkpoint_dir)
+    utterances = read_manifests(test_files, info.alphabet)
+    with progress_bar("features", len(utterances)) as advance:
+        data = featurize(utterances, info.features, info.alphabet, progress=advance)
+    eval_step = make_eval_step(model, info.model.n_input)
+    with progress_bar("evaluate", len(data)) as advance:
+        report = evaluate_set(
+            eval_step, data, info.alphabet, "test", report_count, progress=advance
+        )
+    typer.echo(report.to_text())
+    if json_path:
+        json_path.write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")

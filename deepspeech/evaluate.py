@@ -1,0 +1,59 @@
+"""A model on a featurized set -> loss, greedy transcripts and the WER report.
+
+Used for dev and test sets during training and by `deepspeech evaluate` on a checkpoint, so a
+reported WER always comes from the same code. Evaluation runs on one device: sets are small
+next to training, and it avoids handing some replica an empty final batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import keras
+import tensorflow as tf
+
+from deepspeech.data import batch_signature
+from deepspeech.decode import greedy_decode_batch
+from deepspeech.features import FeaturizedSet, evaluation_batches, pad_batch
+from deepspeech.model import ctc_loss
+from deepspeech.report import WerReport, calculate_report, make_sample
+from deepspeech.text import Alphabet
+
+EVAL_BATCH_SIZE = 32
+
+
+def make_eval_step(model: keras.Model, n_input: int) -> Callable[..., tuple[tf.Tensor, tf.Tensor]]:
+    """One compiled forward pass: (per-utterance loss (B,), logits (B, T, n_classes))."""
+
+    @tf.function(input_signature=batch_signature(n_input))
+    def eval_step(features, feature_lengths, labels, label_lengths):
+        logits = model(features, feature_lengths, training=False)
+        return ctc_loss(labels, label_lengths, logits, feature_lengths), logits
+
+    return eval_step
+
+
+def evaluate_set(
+    eval_step: Callable[..., tuple[tf.Tensor, tf.Tensor]],
+    data: FeaturizedSet,
+    alphabet: Alphabet,
+    set_name: str,
+    report_count: int,
+    *,
+    batch_size: int = EVAL_BATCH_SIZE,
+    progress: Callable[..., None] | None = None,
+) -> WerReport:
+    """Decode every utterance of `data` greedily and report WER/CER and loss."""
+    samples = []
+    for indices in evaluation_batches(data.frame_counts, batch_size):
+        batch = pad_batch(data, indices)
+        losses, logits = eval_step(
+            batch.features, batch.feature_lengths, batch.labels, batch.label_lengths
+        )
+        texts = greedy_decode_batch(logits.numpy(), batch.feature_lengths, alphabet)
+        for i, text, loss in zip(indices, texts, losses.numpy(), strict=True):
+            utterance = data.utterances[i]
+            samples.append(make_sample(str(utterance.wav_path), utterance.transcript, text, loss))
+        if progress:
+            progress(len(indices))
+    return calculate_report(set_name, samples, report_count)

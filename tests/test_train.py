@@ -1,0 +1,351 @@
+"""Training end to end on the tiny synthetic corpus: sanity overfit, MLflow contents, resume,
+kill -9, bad input, and the same weights on 1 device, 2 logical devices and 2 workers."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from deepspeech.config import TrainConfig
+from deepspeech.errors import ConfigError, ManifestError
+from deepspeech.manifest import read_manifest, write_manifest
+from deepspeech.train import is_plateau, should_stop_early, train
+
+pytestmark = pytest.mark.slow
+
+TINY = {"n_hidden": 32, "feature_stride": 2, "report_count": 3, "seed": 3}
+
+
+def tiny_config(corpus: Path, tmp: Path, **overrides: object) -> TrainConfig:
+    options = {
+        "train_files": str(corpus / "train.csv"),
+        "dev_files": str(corpus / "dev.csv"),
+        "test_files": str(corpus / "test.csv"),
+        "epochs": 2,
+        "batch_size": 8,
+        "stats_every": 5,
+        "checkpoint_dir": str(tmp / "ckpt"),
+        "tracking_uri": f"sqlite:///{tmp / 'mlflow.db'}",
+        "experiment_name": "tests",
+        **TINY,
+        **overrides,
+    }
+    return TrainConfig(**options)
+
+
+def cli_train(corpus: Path, tmp: Path, *extra: str, train_files: Path | None = None) -> list[str]:
+    """The `deepspeech train` command line for the tiny corpus, as a user would type it."""
+    return [
+        sys.executable,
+        "-m",
+        "deepspeech",
+        "train",
+        "--train-files",
+        str(train_files or corpus / "train.csv"),
+        "--checkpoint-dir",
+        str(tmp / "ckpt"),
+        "--tracking-uri",
+        f"sqlite:///{tmp / 'mlflow.db'}",
+        "--n-hidden",
+        "32",
+        "--feature-stride",
+        "2",
+        "--dropout-rate",
+        "0",
+        "--seed",
+        "3",
+        *extra,
+    ]
+
+
+def checkpoint_weights(checkpoint_dir: Path) -> dict[str, np.ndarray]:
+    import tensorflow as tf
+
+    reader = tf.train.load_checkpoint(str(checkpoint_dir))
+    return {
+        name: reader.get_tensor(name)
+        for name in reader.get_variable_to_shape_map()
+        if name.startswith("model/") and "OPTIMIZER_SLOT" not in name
+    }
+
+
+def mlflow_runs(tmp: Path) -> list:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp / 'mlflow.db'}")
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    return client.search_runs(experiments)
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_corpus: Path, tmp_path_factory: pytest.TempPathFactory):
+    tmp = tmp_path_factory.mktemp("train")
+    config = tiny_config(tiny_corpus, tmp)
+    return config, tmp, train(config)
+
+
+def test_mlflow_run_holds_the_contract_names(trained) -> None:
+    from mlflow import MlflowClient
+
+    _, tmp, result = trained
+    (run,) = mlflow_runs(tmp)
+    assert run.info.run_id == result.mlflow_run_id and run.info.status == "FINISHED"
+    params = run.data.params
+    for name in ("n_params", "tf_version", "devices", "git_commit", "n_hidden", "learning_rate"):
+        assert name in params, name
+    assert params["devices"] == "1 x CPU" and int(params["n_params"]) > 0
+    metrics = run.data.metrics
+    for name in (
+        "train_loss",
+        "epoch_train_loss",
+        "dev_loss",
+        "dev_wer",
+        "dev_cer",
+        "test_loss",
+        "test_wer",
+        "test_cer",
+        "learning_rate",
+        "grad_global_norm",
+        "var/h1/kernel/mean",
+        "var/h6/bias/max",
+        "grad/h1/kernel/std",
+        "grad/lstm/forward_lstm/lstm_cell/kernel/min",
+    ):
+        assert name in metrics, name
+    client = MlflowClient(f"sqlite:///{tmp / 'mlflow.db'}")
+    steps = [m.step for m in client.get_metric_history(run.info.run_id, "train_loss")]
+    assert steps == list(range(1, result.steps + 1))
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "dev_wer")] == [1, 2]
+    artifacts = {
+        a.path
+        for d in ("reports", "plots", "histograms")
+        for a in client.list_artifacts(run.info.run_id, d)
+    }
+    for name in (
+        "reports/dev_epoch1.json",
+        "reports/dev_epoch2.txt",
+        "reports/test_epoch2.json",
+        "plots/loss.png",
+        "plots/wer.png",
+        "histograms/epoch2.png",
+        "histograms/epoch2.json",
+    ):
+        assert name in artifacts, name
+
+
+def test_rerunning_a_finished_run_trains_no_more(trained) -> None:
+    config, tmp, result = trained
+    again = train(config)
+    assert again.steps == result.steps and again.mlflow_run_id == result.mlflow_run_id
+    assert len(mlflow_runs(tmp)) == 1
+    assert again.test_report.wer == pytest.approx(result.test_report.wer)
+
+
+def test_resume_with_more_epochs_continues_the_same_run(trained, tiny_corpus: Path) -> None:
+    from mlflow import MlflowClient
+
+    _, tmp, result = trained
+    more = train(tiny_config(tiny_corpus, tmp, epochs=3))
+    assert more.epochs == 3 and more.steps == result.steps * 3 // 2
+    (run,) = mlflow_runs(tmp)
+    client = MlflowClient(f"sqlite:///{tmp / 'mlflow.db'}")
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "dev_loss")] == [1, 2, 3]
+
+
+def test_resume_refuses_a_different_model(trained, tiny_corpus: Path) -> None:
+    _, tmp, _ = trained
+    with pytest.raises(ConfigError, match="use another --checkpoint-dir"):
+        train(tiny_config(tiny_corpus, tmp, n_hidden=48))
+
+
+def test_overfits_one_utterance_to_wer_zero(tiny_corpus: Path, tmp_path: Path) -> None:
+    """The 2017 sanity check: a model that cannot learn one utterance by heart is broken."""
+    (first, *_) = read_manifest(tiny_corpus / "train.csv")
+    manifest = tmp_path / "one.csv"
+    write_manifest(manifest, [first] * 64)
+    config = TrainConfig(
+        train_files=str(manifest),
+        test_files=str(manifest),
+        epochs=12,
+        batch_size=8,
+        n_hidden=64,
+        feature_stride=2,
+        dropout_rate=0.0,
+        learning_rate=3e-3,
+        early_stop=False,
+        checkpoint_dir=str(tmp_path / "ckpt"),
+        tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+        seed=1,
+    )
+    result = train(config)
+    assert result.test_report.wer == 0.0, result.test_report.to_text()
+
+
+def test_bad_manifest_fails_before_training(tiny_corpus: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    rows = list(csv.reader((tiny_corpus / "train.csv").open()))
+    rows[3][2] = "naïve résumé"
+    with bad.open("w", newline="") as f:
+        csv.writer(f).writerows(rows)
+    for row in rows[1:]:
+        target = tmp_path / row[0]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(tiny_corpus / row[0], target)
+    with pytest.raises(ManifestError, match=r"bad\.csv:4: .*'ï'"):
+        train(tiny_config(tiny_corpus, tmp_path, train_files=str(bad)))
+    assert not (tmp_path / "ckpt").exists()
+
+
+def test_cli_bad_manifest_exit_code(tiny_corpus: Path, tmp_path: Path) -> None:
+    result = subprocess.run(
+        cli_train(tiny_corpus, tmp_path, train_files=tmp_path / "missing.csv"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "manifest not found" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_early_stopping_rule() -> None:
+    config = TrainConfig(es_epochs=4, es_mean_threshold=0.5, es_std_threshold=0.5)
+    assert not should_stop_early([10, 8, 6], config)  # too few epochs
+    assert should_stop_early([10, 8, 6, 11], config)  # worse than all before
+    assert should_stop_early([5.0, 5.1, 5.05, 5.02], config)  # flat
+    assert not should_stop_early([10, 8, 6, 4], config)  # still improving
+    assert not should_stop_early([10, 8, 6, 11], TrainConfig(early_stop=False))
+    assert is_plateau([5, 4, 4.1, 4.2], patience=2)
+    assert not is_plateau([5, 4, 3.9, 4.2], patience=2)
+
+
+def _wait_for_checkpoint(checkpoint_dir: Path, process: subprocess.Popen, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (checkpoint_dir / "checkpoint").exists():
+            return
+        if process.poll() is not None:
+            raise AssertionError(f"training ended early: {process.stderr.read()}")
+        time.sleep(0.2)
+    raise AssertionError("no checkpoint appeared")
+
+
+def test_kill_9_then_resume_finishes_one_consistent_run(tiny_corpus: Path, tmp_path: Path) -> None:
+    from mlflow import MlflowClient
+
+    command = cli_train(
+        tiny_corpus,
+        tmp_path,
+        "--dev-files",
+        str(tiny_corpus / "dev.csv"),
+        "--epochs",
+        "3",
+        "--batch-size",
+        "4",
+        "--checkpoint-secs",
+        "0",
+        "--no-early-stop",
+    )
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for_checkpoint(tmp_path / "ckpt", process, timeout=300)
+        time.sleep(1.5)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    assert process.returncode == -signal.SIGKILL
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "resuming from" in result.stderr
+    (run,) = mlflow_runs(tmp_path)
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "dev_loss")] == [1, 2, 3]
+    params = run.data.params
+    expected_steps = 3 * int(params["steps_per_epoch"])
+    assert f"step {expected_steps}, epoch 3" in result.stdout
+    assert run.info.status == "FINISHED"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _assert_same_weights(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> None:
+    assert a.keys() == b.keys() and a
+    for name in a:
+        np.testing.assert_allclose(a[name], b[name], rtol=1e-4, atol=2e-5, err_msg=name)
+
+
+@pytest.fixture(scope="module")
+def one_device_weights(tiny_corpus: Path, tmp_path_factory: pytest.TempPathFactory):
+    tmp = tmp_path_factory.mktemp("one-device")
+    command = cli_train(tiny_corpus, tmp, "--epochs", "1", "--batch-size", "8", "--devices", "1")
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    return checkpoint_weights(tmp / "ckpt")
+
+
+def test_two_logical_devices_give_the_same_weights(
+    one_device_weights, tiny_corpus: Path, tmp_path: Path
+) -> None:
+    command = cli_train(
+        tiny_corpus, tmp_path, "--epochs", "1", "--batch-size", "4", "--devices", "2"
+    )
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    (run,) = mlflow_runs(tmp_path)
+    assert run.data.params["devices"] == "2 x CPU (logical), mirrored"
+    assert run.data.params["global_batch_size"] == "8"
+    _assert_same_weights(one_device_weights, checkpoint_weights(tmp_path / "ckpt"))
+
+
+def _network_namespace_prefix() -> list[str]:
+    """TensorFlow's gRPC server binds every interface: keep it in a private network namespace."""
+    if shutil.which("unshare") and shutil.which("ip"):
+        probe = subprocess.run(
+            ["unshare", "-n", "ip", "link", "set", "lo", "up"], capture_output=True, timeout=10
+        )
+        if probe.returncode == 0:
+            return ["unshare", "-n", "sh", "-c"]
+    return ["sh", "-c"]
+
+
+def test_two_workers_give_the_same_weights(
+    one_device_weights, tiny_corpus: Path, tmp_path: Path
+) -> None:
+    ports = [_free_port(), _free_port()]
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    env_file = tmp_path / "cluster.sh"
+    lines = ["ip link set lo up 2>/dev/null || true"]
+    for index in range(2):
+        tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+        command = " ".join(
+            f"'{a}'" for a in cli_train(tiny_corpus, tmp_path, "--epochs", "1", "--batch-size", "4")
+        )
+        lines.append(f"TF_CONFIG='{tf_config}' {command} > {tmp_path}/worker{index}.log 2>&1 &")
+    lines.append("wait %1 && wait %2")
+    env_file.write_text("\n".join(lines) + "\n")
+    result = subprocess.run(
+        [*_network_namespace_prefix(), f"sh {env_file}"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    logs = "\n".join((tmp_path / f"worker{i}.log").read_text() for i in range(2))
+    assert result.returncode == 0, logs
+    (run,) = mlflow_runs(tmp_path)  # only the chief logs
+    assert run.data.params["devices"] == "2 workers x 1 device(s)"
+    _assert_same_weights(one_device_weights, checkpoint_weights(tmp_path / "ckpt"))
