@@ -40,6 +40,7 @@ lint: setup
 
 bench: setup
 	$(BIN)/python benchmarks/features.py --markdown
+	$(BIN)/python benchmarks/training.py --markdown
 
 clean:
 	rm -rf $(RUNS) mlruns mlflow.db .pytest_cache .ruff_cache

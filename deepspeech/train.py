@@ -108,8 +108,9 @@ def train(
     from deepspeech.distribute import make_placement
     from deepspeech.evaluate import evaluate_set, make_eval_step
     from deepspeech.features import featurize, global_batches
-    from deepspeech.model import build_birnn, count_parameters, ctc_loss
+    from deepspeech.model import build_birnn, count_parameters
     from deepspeech.tracking import MlflowCallback, git_commit, resolve_tracking_uri
+    from deepspeech.train_step import make_train_step
 
     placement = make_placement(config.devices)
     strategy = placement.strategy
@@ -184,34 +185,6 @@ def train(
         )
 
     variables = model.trainable_variables
-    clip = config.grad_clip_norm
-
-    def replica_step(features, feature_lengths, labels, label_lengths):
-        with tf.GradientTape() as tape:
-            logits = model(features, feature_lengths, training=True)
-            per_example = ctc_loss(labels, label_lengths, logits, feature_lengths)
-            loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
-        grads = tape.gradient(loss, variables)
-        # The gradient of the whole global batch, identical on every replica: its norm drives
-        # clipping, and it is what the statistics describe.
-        total = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, grads)
-        norm = tf.linalg.global_norm(total)
-        if clip > 0:
-            scale = tf.minimum(1.0, clip / tf.maximum(norm, 1e-12))
-            grads = [g * scale for g in grads]
-        optimizer.apply_gradients(zip(grads, variables, strict=True))
-        return loss, norm, total
-
-    def make_step(with_gradients: bool) -> Callable:
-        def step(element):
-            loss, norm, total = strategy.run(replica_step, args=element)
-            loss = strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
-            norm = strategy.experimental_local_results(norm)[0]
-            if not with_gradients:
-                return loss, norm, []
-            return loss, norm, [strategy.experimental_local_results(g)[0] for g in total]
-
-        return step
 
     def agree_any(flag: bool) -> bool:
         """True on every worker when any worker's flag is true."""
@@ -291,8 +264,14 @@ def train(
             if dataset_spec is None:
                 dataset_spec = dataset.element_spec
                 for with_gradients in (False, True):
-                    step_fns[with_gradients] = tf.function(
-                        make_step(with_gradients), input_signature=[dataset_spec]
+                    step_fns[with_gradients] = make_train_step(
+                        strategy,
+                        model,
+                        optimizer,
+                        global_batch,
+                        config.grad_clip_norm,
+                        dataset_spec,
+                        with_gradients=with_gradients,
                     )
             loss_sum, loss_steps = 0.0, 0
             last_save = last_tick = time.monotonic()

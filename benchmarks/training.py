@@ -1,0 +1,212 @@
+"""Training throughput on 1 vs 2 logical CPU devices, and input pipeline vs compute time.
+
+Run: .venv/bin/python benchmarks/training.py [--corpus DIR] [--steps 30] [--repeats 2] [--markdown]
+
+TensorFlow fixes its devices once per process, so every configuration runs in a child process;
+children run interleaved (1, 2, 1, 2, ...) so machine noise hits both alike. The global batch is
+the same for both (the per-device batch halves on 2 devices), as in a real multi-device run.
+Each child first iterates the distributed dataset alone (pure input pipeline time), then runs
+the same batches through the compiled train step: their ratio says whether the pipeline keeps up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+GLOBAL_BATCH = 32
+N_HIDDEN = 256
+FEATURE_STRIDE = 2
+WARMUP_STEPS = 3
+
+
+def child(corpus: Path, devices: int, steps: int) -> dict[str, float]:
+    """One configuration, in its own process: returns throughput and pipeline figures."""
+    from deepspeech.config import TrainConfig
+    from deepspeech.distribute import make_placement
+    from deepspeech.manifest import read_manifest
+    from deepspeech.text import Alphabet
+
+    placement = make_placement(str(devices))  # before TensorFlow's first operation
+    import keras
+
+    from deepspeech.data import distributed_dataset
+    from deepspeech.features import featurize, global_batches
+    from deepspeech.model import build_birnn
+    from deepspeech.train_step import make_train_step
+
+    keras.utils.set_random_seed(0)
+    alphabet = Alphabet.default()
+    config = TrainConfig(n_hidden=N_HIDDEN, feature_stride=FEATURE_STRIDE)
+    utterances = read_manifest(corpus / "train.csv", alphabet)
+    started = time.perf_counter()
+    data = featurize(utterances, config.features, alphabet)
+    feature_seconds = time.perf_counter() - started
+    batches = global_batches(data.frame_counts, GLOBAL_BATCH, seed=0, epoch=0)
+    needed = WARMUP_STEPS + steps
+    if len(batches) < needed:
+        raise SystemExit(f"corpus has {len(batches)} batches, {needed} needed; use more data")
+    batches = batches[:needed]
+    frames_per_second = 100 / FEATURE_STRIDE
+    audio_seconds = sum(data.frame_counts[b].sum() for b in batches[WARMUP_STEPS:]) / (
+        frames_per_second
+    )
+
+    strategy = placement.strategy
+    with strategy.scope():
+        model = build_birnn(config.model(alphabet.num_classes))
+        optimizer = keras.optimizers.Adam(1e-3)
+        optimizer.build(model.trainable_variables)
+
+    dataset = distributed_dataset(strategy, data, batches)
+    iterator = iter(dataset)
+    for _ in range(WARMUP_STEPS):
+        next(iterator)
+    started = time.perf_counter()
+    for _ in range(steps):
+        next(iterator)
+    pipeline_seconds = time.perf_counter() - started
+
+    step = make_train_step(
+        strategy, model, optimizer, GLOBAL_BATCH, 5.0, dataset.element_spec, with_gradients=False
+    )
+    iterator = iter(distributed_dataset(strategy, data, batches))
+    for _ in range(WARMUP_STEPS):
+        float(step(next(iterator))[0])
+    started = time.perf_counter()
+    for _ in range(steps):
+        float(step(next(iterator))[0])
+    train_seconds = time.perf_counter() - started
+    return {
+        "devices": devices,
+        "steps": steps,
+        "samples_per_second": steps * GLOBAL_BATCH / train_seconds,
+        "audio_seconds_per_second": audio_seconds / train_seconds,
+        "step_seconds": train_seconds / steps,
+        "pipeline_seconds_per_step": pipeline_seconds / steps,
+        "pipeline_share": pipeline_seconds / train_seconds,
+        "feature_real_time": float(data.frame_counts.sum() / frames_per_second / feature_seconds),
+    }
+
+
+def make_corpus(utterances: int) -> Path:
+    from deepspeech.corpus.sample import SampleCorpusConfig, make_sample_corpus
+
+    out = Path(tempfile.mkdtemp(prefix="bench-corpus-"))
+    make_sample_corpus(out, SampleCorpusConfig(utterances=utterances, seed=0))
+    return out
+
+
+def cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown CPU"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", type=Path, help="sample corpus folder (default: make one)")
+    parser.add_argument("--steps", type=int, default=30, help="timed steps per configuration")
+    parser.add_argument("--repeats", type=int, default=2, help="interleaved runs of each")
+    parser.add_argument("--markdown", action="store_true", help="print a RESULTS.md section")
+    parser.add_argument("--child-devices", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.child_devices:
+        print(json.dumps(child(args.corpus, args.child_devices, args.steps)))
+        return
+
+    corpus = args.corpus or make_corpus(utterances=(WARMUP_STEPS + args.steps) * GLOBAL_BATCH + 200)
+    results: dict[int, list[dict[str, float]]] = {1: [], 2: []}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    for _ in range(args.repeats):
+        for devices in (1, 2):
+            command = [
+                sys.executable,
+                __file__,
+                "--corpus",
+                str(corpus),
+                "--steps",
+                str(args.steps),
+            ]
+            output = subprocess.run(
+                [*command, "--child-devices", str(devices)],
+                check=True,
+                capture_output=True,
+                text=True,
+                env=env,
+            ).stdout
+            results[devices].append(json.loads(output.strip().splitlines()[-1]))
+
+    def best(devices: int, key: str) -> float:
+        return max(r[key] for r in results[devices])
+
+    def median(devices: int, key: str) -> float:
+        return statistics.median(r[key] for r in results[devices])
+
+    ratio = best(2, "samples_per_second") / best(1, "samples_per_second")
+    rows = [
+        (
+            f"{d} device{'s' if d > 1 else ''}",
+            best(d, "samples_per_second"),
+            best(d, "audio_seconds_per_second"),
+            median(d, "step_seconds"),
+            median(d, "pipeline_seconds_per_step"),
+            median(d, "pipeline_share"),
+        )
+        for d in (1, 2)
+    ]
+    header = (
+        "| configuration | samples/s (best) | audio s/s (best) | step (median) "
+        "| input pipeline per step (median) | pipeline / step |"
+    )
+    table = [header, "|---|---:|---:|---:|---:|---:|"] + [
+        f"| {name} | {sps:.1f} | {aps:.1f} | {step * 1e3:.0f} ms | {pipe * 1e3:.1f} ms "
+        f"| {share:.1%} |"
+        for name, sps, aps, step, pipe, share in rows
+    ]
+    summary = (
+        f"2 logical devices / 1 device: {ratio:.2f}× samples/s. The input pipeline needs "
+        f"{rows[0][5]:.1%} of a step's time on one device, so it does not starve the model "
+        "(it is prefetched, and runs while the step computes). Logical CPU devices share the "
+        "same 2 cores, so no speed-up is expected here: they exist to test the mirrored code "
+        "path; on GPUs each device adds its own compute."
+    )
+    if not args.markdown:
+        print("\n".join(table))
+        print(summary)
+        return
+    command = ".venv/bin/python benchmarks/training.py --markdown"
+    if args.corpus:
+        command += f" --corpus {args.corpus}"
+    print("## Training\n")
+    print(
+        f"BiRNN n_hidden {N_HIDDEN}, feature stride {FEATURE_STRIDE}, global batch {GLOBAL_BATCH}, "
+        f"sample corpus, {args.steps} timed steps after {WARMUP_STEPS} warm-up steps, "
+        f"{args.repeats} interleaved runs per configuration (each in its own process).\n"
+    )
+    print(f"- Command: `{command}`")
+    print(f"- Date: {datetime.date.today().isoformat()}")
+    import tensorflow as tf
+
+    print(
+        f"- Machine: {cpu_model()}, nproc {os.cpu_count()}, Python {platform.python_version()}, "
+        f"TensorFlow {tf.__version__}\n"
+    )
+    print("\n".join(table))
+    feature_rt = median(1, "feature_real_time")
+    print(f"\n{summary} Features for training were computed at {feature_rt:.0f}× real time.")
+
+
+if __name__ == "__main__":
+    main()
