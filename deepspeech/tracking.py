@@ -19,29 +19,15 @@ from typing import Any
 import keras
 import numpy as np
 
+from deepspeech.mlflow_store import artifact_location
 from deepspeech.report import WerReport
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 STEP_FLUSH_EVERY = 25  # buffered per-step metrics are written in batches of this many steps
 HISTOGRAM_BINS = 50
 EPOCH_METRICS = ("epoch_train_loss", "dev_loss", "dev_wer", "dev_cer")
 TEST_METRICS = ("test_loss", "test_wer", "test_cer")
-
-
-def resolve_tracking_uri(flag: str | None) -> str:
-    """The contract's order: the flag, else MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here."""
-    return flag or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
-
-
-def _artifact_location(tracking_uri: str) -> str | None:
-    """Keep artifacts beside a SQLite store instead of in whatever folder MLflow picks."""
-    prefix = "sqlite:///"
-    if not tracking_uri.startswith(prefix):
-        return None
-    db_path = Path(tracking_uri[len(prefix) :]).resolve()
-    return (db_path.parent / "mlartifacts").as_uri()
 
 
 def git_commit() -> str:
@@ -102,7 +88,7 @@ class MlflowCallback(keras.callbacks.Callback):
                 experiment.experiment_id
                 if experiment
                 else self.client.create_experiment(
-                    experiment_name, artifact_location=_artifact_location(tracking_uri)
+                    experiment_name, artifact_location=artifact_location(tracking_uri)
                 )
             )
             run_id = self.client.create_run(experiment_id, run_name=run_name).info.run_id

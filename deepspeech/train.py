@@ -108,8 +108,9 @@ def train(
     from deepspeech.distribute import make_placement
     from deepspeech.evaluate import evaluate_set, make_eval_step
     from deepspeech.features import featurize, global_batches
+    from deepspeech.mlflow_store import resolve_tracking_uri
     from deepspeech.model import build_birnn, count_parameters
-    from deepspeech.tracking import MlflowCallback, git_commit, resolve_tracking_uri
+    from deepspeech.tracking import MlflowCallback, git_commit
     from deepspeech.train_step import make_train_step
 
     placement = make_placement(config.devices)
@@ -165,7 +166,8 @@ def train(
     if placement.is_chief:
         uri = resolve_tracking_uri(config.tracking_uri or None)
         run_id = existing.mlflow_run_id if existing and existing.tracking_uri == uri else None
-        tracker = MlflowCallback(uri, config.experiment_name, run_id, run_name=checkpoint_dir.name)
+        run_name = "/".join(checkpoint_dir.resolve().parts[-2:])  # e.g. "sample/checkpoints"
+        tracker = MlflowCallback(uri, config.experiment_name, run_id, run_name=run_name)
         tracker.set_model(model)
         tracker.log_params(
             {

@@ -349,3 +349,24 @@ def test_two_workers_give_the_same_weights(
     (run,) = mlflow_runs(tmp_path)  # only the chief logs
     assert run.data.params["devices"] == "2 workers x 1 device(s)"
     _assert_same_weights(one_device_weights, checkpoint_weights(tmp_path / "ckpt"))
+
+
+def test_runs_compare_tables_and_plots_the_run(trained, tmp_path: Path) -> None:
+    _, tmp, result = trained
+    output = tmp_path / "compare.png"
+    command = [sys.executable, "-m", "deepspeech", "runs", "compare", "--experiment-name"]
+    command += [
+        "tests",
+        "--tracking-uri",
+        f"sqlite:///{tmp / 'mlflow.db'}",
+        "--output",
+        str(output),
+    ]
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 0, completed.stderr
+    assert result.mlflow_run_id[:8] in completed.stdout and "test_wer" in completed.stdout
+    assert output.read_bytes()[:4] == b"\x89PNG"
+    missing = subprocess.run(
+        [*command[:6], "nope", *command[7:]], capture_output=True, text=True, timeout=120
+    )
+    assert missing.returncode == 2 and "no experiment 'nope'" in missing.stderr

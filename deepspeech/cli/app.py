@@ -74,11 +74,13 @@ def configure_logging(debug: bool) -> None:
 def _register_commands() -> None:
     import deepspeech.cli.importers  # noqa: F401  (registers librispeech, tedlium, commonvoice)
     from deepspeech.cli.data import data_app
+    from deepspeech.cli.runs import runs_app
     from deepspeech.cli.train import evaluate, train
 
     app.add_typer(data_app, name="data")
     app.command("train")(train)
     app.command("evaluate")(evaluate)
+    app.add_typer(runs_app, name="runs")
 
 
 _register_commands()
