@@ -188,6 +188,13 @@ def train(
 
     variables = model.trainable_variables
 
+    def save_checkpoint() -> None:
+        """Metrics first, then the checkpoint: a resumed run must not have lost the logged
+        steps that the checkpoint says are done."""
+        if tracker:
+            tracker.flush()
+        manager.save(checkpoint_number=int(state["step"]))
+
     def agree_any(flag: bool) -> bool:
         """True on every worker when any worker's flag is true."""
         value = strategy.run(lambda: tf.constant(1.0 if flag else 0.0))
@@ -245,7 +252,7 @@ def train(
             optimizer.learning_rate.assign(new_lr)
             logger.info("dev loss plateaued: learning rate now %.3g", new_lr)
         state["evaluated"].assign(epoch)
-        manager.save(checkpoint_number=int(state["step"]))
+        save_checkpoint()
 
     budget_seconds = config.max_train_minutes * 60
     # An epoch whose training finished before a crash, but whose dev evaluation did not.
@@ -314,7 +321,7 @@ def train(
                             float(state["trained_seconds"]) >= budget_seconds
                         )
                         if agree_any(save_due) or out_of_time:
-                            manager.save(checkpoint_number=step)
+                            save_checkpoint()
                             last_save = now
                         if out_of_time:
                             logger.info("time budget spent during epoch %d", epoch + 1)
@@ -322,7 +329,7 @@ def train(
             epoch_logs = {"epoch_train_loss": loss_sum / max(loss_steps, 1)}
             state["epoch"].assign(epoch + 1)
             state["epoch_step"].assign(0)
-            manager.save(checkpoint_number=int(state["step"]))
+            save_checkpoint()
             if "dev" in data:
                 evaluate_dev(epoch + 1, epoch_logs)
             elif tracker:

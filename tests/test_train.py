@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -240,40 +241,67 @@ def _wait_for_checkpoint(checkpoint_dir: Path, process: subprocess.Popen, timeou
     raise AssertionError("no checkpoint appeared")
 
 
-def test_kill_9_then_resume_finishes_one_consistent_run(tiny_corpus: Path, tmp_path: Path) -> None:
+def test_killed_at_random_points_finishes_one_consistent_run(
+    tiny_corpus: Path, tmp_path: Path
+) -> None:
+    """kill -9 several times (in steps, checkpoint writes, dev evaluation: wherever the random
+    moment falls), resume each time: one MLflow run, each epoch logged once, all steps done."""
     from mlflow import MlflowClient
 
+    from deepspeech.checkpoint import restore_inference_model
+
+    seed = int(os.environ.get("KILL_SEED", time.time_ns() % 10_000))
+    rng = random.Random(seed)
+    epochs = 4
     command = cli_train(
         tiny_corpus,
         tmp_path,
         "--dev-files",
         str(tiny_corpus / "dev.csv"),
+        "--test-files",
+        str(tiny_corpus / "test.csv"),
         "--epochs",
-        "3",
+        str(epochs),
         "--batch-size",
         "4",
         "--checkpoint-secs",
         "0",
         "--no-early-stop",
     )
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        _wait_for_checkpoint(tmp_path / "ckpt", process, timeout=300)
-        time.sleep(1.5)
-    finally:
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-    assert process.returncode == -signal.SIGKILL
+    kills = []
+    for attempt in range(4):
+        process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
+        if attempt == 0:
+            _wait_for_checkpoint(tmp_path / "ckpt", process, timeout=300)
+        delay = rng.uniform(0.5, 6.0)
+        try:
+            process.wait(timeout=delay)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            kills.append(round(delay, 2))
+        if process.returncode == 0:
+            break
+        assert process.returncode == -signal.SIGKILL, process.stderr.read()
+    assert kills, f"KILL_SEED={seed}: the run finished before any kill"
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr
-    assert "resuming from" in result.stderr
+    assert result.returncode == 0, f"KILL_SEED={seed}, kills {kills}: {result.stderr}"
     (run,) = mlflow_runs(tmp_path)
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    assert [m.step for m in client.get_metric_history(run.info.run_id, "dev_loss")] == [1, 2, 3]
-    params = run.data.params
-    expected_steps = 3 * int(params["steps_per_epoch"])
-    assert f"step {expected_steps}, epoch 3" in result.stdout
+    expected_epochs = list(range(1, epochs + 1))
+    for key in ("dev_loss", "dev_wer", "epoch_train_loss"):
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, key)]
+        assert steps == expected_epochs, f"KILL_SEED={seed}, kills {kills}: {key} at {steps}"
+    assert len(client.get_metric_history(run.info.run_id, "test_wer")) == 1
+    expected_steps = epochs * int(run.data.params["steps_per_epoch"])
+    assert f"step {expected_steps}, epoch {epochs}" in result.stdout
+    train_steps = {m.step for m in client.get_metric_history(run.info.run_id, "train_loss")}
+    assert train_steps == set(range(1, expected_steps + 1)), "a step was never logged"
     assert run.info.status == "FINISHED"
+    model, info = restore_inference_model(tmp_path / "ckpt")
+    assert info.mlflow_run_id == run.info.run_id and model.count_params() > 0
 
 
 def _free_port() -> int:
