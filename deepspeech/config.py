@@ -15,6 +15,7 @@ from typing import Any, get_type_hints
 import yaml
 
 from deepspeech.audio import N_CEPSTRUM, N_CONTEXT
+from deepspeech.decode import DecoderConfig
 from deepspeech.errors import ConfigError
 
 
@@ -63,6 +64,10 @@ class TrainConfig:
     checkpoint_keep: int = 5
     devices: str = "1"  # a count of devices, or "all"
     report_count: int = 10
+    lm: str = ""  # ARPA file: dev/test reports use beam search with it (greedy when empty)
+    beam_width: int = 64
+    lm_alpha: float = 0.75  # LM weight
+    lm_beta: float = 1.0  # word bonus
     early_stop: bool = True
     es_epochs: int = 4  # 2017 rule: window of dev losses examined
     es_mean_threshold: float = 0.5
@@ -97,6 +102,18 @@ class TrainConfig:
             n_hidden=self.n_hidden,
             dropout_rate=self.dropout_rate,
             relu_clip=self.relu_clip,
+        )
+
+    def decoder(self) -> DecoderConfig:
+        """How dev and test reports decode: beam search with the LM when one is given."""
+        if not self.lm:
+            return DecoderConfig()
+        return DecoderConfig(
+            decoder="beam",
+            beam_width=self.beam_width,
+            alpha=self.lm_alpha,
+            beta=self.lm_beta,
+            lm_path=Path(self.lm),
         )
 
     def to_dict(self) -> dict[str, Any]:

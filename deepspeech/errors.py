@@ -31,3 +31,19 @@ class ConfigError(DeepSpeechError):
 
 class CorpusError(DeepSpeechError):
     """A corpus source folder that does not look like the corpus it claims to be."""
+
+
+class ExportError(DeepSpeechError):
+    """An ONNX export that cannot be made or that disagrees with the trained Keras model."""
+
+
+class ModelLoadError(DeepSpeechError):
+    """An ONNX model (file or registry URI) that cannot be found, opened or understood."""
+
+
+class AudioTooLongError(DeepSpeechError):
+    """Audio longer than a configured limit (the server answers 413)."""
+
+
+class LanguageModelError(DeepSpeechError):
+    """An n-gram language model that cannot be built, read or loaded, or text too poor for one."""

@@ -7,13 +7,14 @@ next to training, and it avoids handing some replica an empty final batch.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from deepspeech.data import batch_signature
-from deepspeech.decode import greedy_decode_batch
+from deepspeech.decode import Decoder, GreedyDecoder
 from deepspeech.features import FeaturizedSet, evaluation_batches, pad_batch
 from deepspeech.model import ctc_loss
 from deepspeech.report import WerReport, calculate_report, make_sample
@@ -33,6 +34,20 @@ def make_eval_step(model: keras.Model, n_input: int) -> Callable[..., tuple[tf.T
     return eval_step
 
 
+def model_outputs(
+    eval_step: Callable[..., tuple[tf.Tensor, tf.Tensor]],
+    data: FeaturizedSet,
+    batch_size: int = EVAL_BATCH_SIZE,
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """Per batch: (indices into data (B,), losses (B,), logits (B, T, C), lengths (B,))."""
+    for indices in evaluation_batches(data.frame_counts, batch_size):
+        batch = pad_batch(data, indices)
+        losses, logits = eval_step(
+            batch.features, batch.feature_lengths, batch.labels, batch.label_lengths
+        )
+        yield indices, losses.numpy(), logits.numpy(), batch.feature_lengths
+
+
 def evaluate_set(
     eval_step: Callable[..., tuple[tf.Tensor, tf.Tensor]],
     data: FeaturizedSet,
@@ -40,18 +55,16 @@ def evaluate_set(
     set_name: str,
     report_count: int,
     *,
+    decoder: Decoder | None = None,
     batch_size: int = EVAL_BATCH_SIZE,
     progress: Callable[..., None] | None = None,
 ) -> WerReport:
-    """Decode every utterance of `data` greedily and report WER/CER and loss."""
+    """Decode every utterance of `data` (greedily unless a decoder is given); report WER/CER."""
+    decoder = decoder or GreedyDecoder(alphabet)
     samples = []
-    for indices in evaluation_batches(data.frame_counts, batch_size):
-        batch = pad_batch(data, indices)
-        losses, logits = eval_step(
-            batch.features, batch.feature_lengths, batch.labels, batch.label_lengths
-        )
-        texts = greedy_decode_batch(logits.numpy(), batch.feature_lengths, alphabet)
-        for i, text, loss in zip(indices, texts, losses.numpy(), strict=True):
+    for indices, losses, logits, lengths in model_outputs(eval_step, data, batch_size):
+        texts = decoder.decode_batch(logits, lengths)
+        for i, text, loss in zip(indices, texts, losses, strict=True):
             utterance = data.utterances[i]
             samples.append(make_sample(str(utterance.wav_path), utterance.transcript, text, loss))
         if progress:

@@ -246,3 +246,37 @@ class MlflowCallback(keras.callbacks.Callback):
     def mark_failed(self) -> None:
         self.flush()
         self.client.set_terminated(self.run_id, "FAILED")
+
+
+def log_tuning_run(
+    tracking_uri: str,
+    experiment_name: str,
+    params: Mapping[str, Any],
+    rows: list[dict[str, float]],
+    best: Mapping[str, float],
+    figure: Any,
+) -> str:
+    """One MLflow run for an alpha/beta search: the grid as a table, the best point as
+    metrics, the WER heatmap as `plots/tuning.png`. Returns the run id."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    mlflow.set_tracking_uri(tracking_uri)
+    client = MlflowClient(tracking_uri)
+    experiment = client.get_experiment_by_name(experiment_name)
+    experiment_id = (
+        experiment.experiment_id
+        if experiment
+        else client.create_experiment(
+            experiment_name, artifact_location=artifact_location(tracking_uri)
+        )
+    )
+    run_id = client.create_run(experiment_id, run_name="lm-tune").info.run_id
+    for key, value in params.items():
+        client.log_param(run_id, key, str(value))
+    for key, value in best.items():
+        client.log_metric(run_id, key, float(value))
+    client.log_dict(run_id, {"grid": rows}, "tuning/grid.json")
+    client.log_figure(run_id, figure, "plots/tuning.png")
+    client.set_terminated(run_id, "FINISHED")
+    return run_id

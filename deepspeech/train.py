@@ -86,6 +86,10 @@ def train(
     alphabet = load_alphabet(config.alphabet)
     if not config.train_files:
         raise ConfigError("no training data: give --train-files (or train_files in --config)")
+    if config.lm and not Path(config.lm).is_file():
+        raise ConfigError(
+            f"language model {config.lm} not found; build one with `deepspeech lm build`"
+        )
     # Validate every manifest before anything slow starts.
     sets: dict[str, list[Utterance]] = {"train": read_manifests(config.train_files, alphabet)}
     for name, spec in (("dev", config.dev_files), ("test", config.test_files)):
@@ -105,6 +109,7 @@ def train(
     import tensorflow as tf
 
     from deepspeech.data import distributed_dataset
+    from deepspeech.decode import make_decoder
     from deepspeech.distribute import make_placement
     from deepspeech.evaluate import evaluate_set, make_eval_step
     from deepspeech.features import featurize, global_batches
@@ -201,11 +206,18 @@ def train(
         return bool(strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None) > 0)
 
     eval_step = make_eval_step(model, model_config.n_input)
+    decoder = make_decoder(config.decoder(), alphabet, kind="logits")
 
     def evaluate(name: str, epoch: int | None) -> WerReport:
         with progress(f"evaluate {name}", len(data[name])) as advance:
             report = evaluate_set(
-                eval_step, data[name], alphabet, name, config.report_count, progress=advance
+                eval_step,
+                data[name],
+                alphabet,
+                name,
+                config.report_count,
+                decoder=decoder,
+                progress=advance,
             )
         logger.info(
             "%s: WER %.2f%%, CER %.2f%%, loss %.3f",

@@ -398,3 +398,92 @@ def test_runs_compare_tables_and_plots_the_run(trained, tmp_path: Path) -> None:
         [*command[:6], "nope", *command[7:]], capture_output=True, text=True, timeout=120
     )
     assert missing.returncode == 2 and "no experiment 'nope'" in missing.stderr
+
+
+def test_evaluate_and_tune_with_a_language_model(
+    trained, tiny_corpus: Path, tmp_path: Path
+) -> None:
+    """The LM path end to end: build an LM from training text, evaluate with beam + LM, tune."""
+    from mlflow import MlflowClient
+
+    config, _tmp, _ = trained
+    text = tmp_path / "train.txt"
+    text.write_text("\n".join(u.transcript for u in read_manifest(tiny_corpus / "train.csv")))
+    lm = tmp_path / "lm.arpa"
+    deepspeech = [sys.executable, "-m", "deepspeech"]
+    built = subprocess.run(
+        [*deepspeech, "lm", "build", "--text", str(text), "--output", str(lm)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert built.returncode == 0, built.stderr
+    report_json = tmp_path / "report.json"
+    evaluated = subprocess.run(
+        [
+            *deepspeech,
+            "evaluate",
+            "--checkpoint-dir",
+            config.checkpoint_dir,
+            "--test-files",
+            str(tiny_corpus / "test.csv"),
+            "--decoder",
+            "beam",
+            "--lm",
+            str(lm),
+            "--json",
+            str(report_json),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert json.loads(report_json.read_text())["n_samples"] > 0
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tuned = subprocess.run(
+        [
+            *deepspeech,
+            "lm",
+            "tune",
+            "--checkpoint-dir",
+            config.checkpoint_dir,
+            "--dev-files",
+            str(tiny_corpus / "dev.csv"),
+            "--lm",
+            str(lm),
+            "--alphas",
+            "0,1",
+            "--betas",
+            "0,1",
+            "--beam-width",
+            "8",
+            "--tracking-uri",
+            uri,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert tuned.returncode == 0, tuned.stderr
+    assert "best alpha" in tuned.stdout
+    client = MlflowClient(uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("lm-tune").experiment_id])
+    assert {"best_alpha", "best_beta", "best_wer"} <= set(run.data.metrics)
+    assert "plots/tuning.png" in {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
+    greedy_lm = subprocess.run(
+        [
+            *deepspeech,
+            "evaluate",
+            "--checkpoint-dir",
+            config.checkpoint_dir,
+            "--test-files",
+            str(tiny_corpus / "test.csv"),
+            "--lm",
+            str(lm),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert greedy_lm.returncode == 2 and "needs the beam decoder" in greedy_lm.stderr

@@ -74,10 +74,12 @@ def configure_logging(debug: bool) -> None:
 def _register_commands() -> None:
     import deepspeech.cli.importers  # noqa: F401  (registers librispeech, tedlium, commonvoice)
     from deepspeech.cli.data import data_app
+    from deepspeech.cli.lm import lm_app
     from deepspeech.cli.runs import runs_app
     from deepspeech.cli.train import evaluate, train
 
     app.add_typer(data_app, name="data")
+    app.add_typer(lm_app, name="lm")
     app.command("train")(train)
     app.command("evaluate")(evaluate)
     app.add_typer(runs_app, name="runs")

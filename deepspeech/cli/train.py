@@ -9,6 +9,15 @@ from typing import Annotated
 import typer
 
 from deepspeech.cli.console import progress_bar
+from deepspeech.cli.lm import (
+    AlphaOption,
+    BeamWidthOption,
+    BetaOption,
+    DecoderOption,
+    LmOption,
+    decoder_config,
+)
+from deepspeech.decode import DEFAULT_ALPHA, DEFAULT_BEAM_WIDTH, DEFAULT_BETA
 
 
 def train(
@@ -123,17 +132,28 @@ def evaluate(
         Path, typer.Option(help="A folder written by `deepspeech train`.", file_okay=False)
     ],
     test_files: Annotated[str, typer.Option(help="Manifest CSV(s) to evaluate, comma-separated.")],
+    decoder: DecoderOption = "greedy",
+    beam_width: BeamWidthOption = DEFAULT_BEAM_WIDTH,
+    lm: LmOption = None,
+    alpha: AlphaOption = DEFAULT_ALPHA,
+    beta: BetaOption = DEFAULT_BETA,
     report_count: Annotated[int, typer.Option(help="Samples with errors to show.")] = 10,
     json_path: Annotated[
         Path | None, typer.Option("--json", help="Also write the report as JSON here.")
     ] = None,
 ) -> None:
-    """Evaluate a checkpoint on manifests with greedy decoding and print the WER report."""
+    """Evaluate a checkpoint on manifests and print the WER report.
+
+    Greedy decoding by default; `--decoder beam --lm LM.arpa` adds beam search with an n-gram
+    language model (`deepspeech lm build`).
+    """
     from deepspeech.checkpoint import restore_inference_model
+    from deepspeech.decode import make_decoder
     from deepspeech.evaluate import evaluate_set, make_eval_step
     from deepspeech.features import featurize
     from deepspeech.manifest import read_manifests
 
+    decoding = decoder_config(decoder, beam_width, lm, alpha, beta)
     model, info = restore_inference_model(checkpoint_dir)
     utterances = read_manifests(test_files, info.alphabet)
     with progress_bar("features", len(utterances)) as advance:
@@ -141,7 +161,13 @@ def evaluate(
     eval_step = make_eval_step(model, info.model.n_input)
     with progress_bar("evaluate", len(data)) as advance:
         report = evaluate_set(
-            eval_step, data, info.alphabet, "test", report_count, progress=advance
+            eval_step,
+            data,
+            info.alphabet,
+            "test",
+            report_count,
+            decoder=make_decoder(decoding, info.alphabet, kind="logits"),
+            progress=advance,
         )
     typer.echo(report.to_text())
     if json_path:
