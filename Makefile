@@ -21,11 +21,17 @@ $(STAMP): pyproject.toml
 # Everything make run writes stays under runs/, its MLflow store included.
 export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/$(RUNS)/mlflow.db
 
+SAMPLE := $(RUNS)/sample
+
 run: setup
 	$(BIN)/deepspeech data sample $(CORPUS)
 	$(BIN)/deepspeech train --config experiments/sample.yaml
-	@echo "make run: export to ONNX and transcription through it are not built yet (issue 6)."
-	@echo "          Compare runs with: make ui"
+	tail -n +2 $(CORPUS)/train.csv | cut -d, -f3 > $(SAMPLE)/train-text.txt
+	$(BIN)/deepspeech lm build --text $(SAMPLE)/train-text.txt --order 3 --output $(SAMPLE)/lm.arpa
+	$(BIN)/deepspeech export --checkpoint-dir $(SAMPLE)/checkpoints --output $(SAMPLE)/model.onnx
+	$(BIN)/deepspeech transcribe --model $(SAMPLE)/model.onnx --manifest $(CORPUS)/test.csv
+	@echo "Beam search with the LM: $(BIN)/deepspeech evaluate --checkpoint-dir $(SAMPLE)/checkpoints --test-files $(CORPUS)/test.csv --decoder beam --lm $(SAMPLE)/lm.arpa"
+	@echo "Serve the model: $(BIN)/deepspeech serve --model $(SAMPLE)/model.onnx   Compare runs: make ui"
 
 ui: setup
 	mkdir -p $(RUNS)
@@ -41,6 +47,9 @@ lint: setup
 bench: setup
 	$(BIN)/python benchmarks/features.py --markdown
 	$(BIN)/python benchmarks/training.py --markdown
+	$(BIN)/python benchmarks/decoding.py --markdown
+	$(BIN)/python benchmarks/inference.py --markdown
+	$(BIN)/python benchmarks/serving.py --markdown
 
 clean:
 	rm -rf $(RUNS) mlruns mlflow.db .pytest_cache .ruff_cache

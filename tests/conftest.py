@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 TINY_CORPUS_UTTERANCES = 160
@@ -17,3 +18,78 @@ def tiny_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("tiny-corpus")
     make_sample_corpus(out, SampleCorpusConfig(utterances=TINY_CORPUS_UTTERANCES, seed=7))
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tiny_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A checkpoint folder: the BiRNN (n_hidden 32, stride 2, no dropout) after one epoch on
+    `tiny_corpus`, tracked in a temporary MLflow store (`mlflow.db` beside the folder)."""
+    from deepspeech.config import TrainConfig
+    from deepspeech.train import train
+
+    tmp = tmp_path_factory.mktemp("tiny-checkpoint")
+    train(
+        TrainConfig(
+            train_files=str(tiny_corpus / "train.csv"),
+            test_files=str(tiny_corpus / "test.csv"),
+            epochs=1,
+            batch_size=8,
+            n_hidden=32,
+            feature_stride=2,
+            dropout_rate=0.0,
+            report_count=3,
+            checkpoint_dir=str(tmp / "ckpt"),
+            tracking_uri=f"sqlite:///{tmp / 'mlflow.db'}",
+            experiment_name="tests",
+            seed=3,
+        )
+    )
+    return tmp / "ckpt"
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory):
+    """`deepspeech.export.export_model` of `tiny_checkpoint` (its ExportResult)."""
+    from deepspeech.export import export_model
+
+    return export_model(tiny_checkpoint, tmp_path_factory.mktemp("tiny-onnx") / "model.onnx")
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tiny_export) -> Path:
+    """The exported tiny model file."""
+    return tiny_export.output
+
+
+@pytest.fixture(scope="session")
+def random_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An exported BiRNN with random weights (n_hidden 32, stride 2).
+
+    One epoch of training only teaches the tiny model to emit blanks; random weights emit
+    varied characters, so tests comparing transcripts compare more than empty strings. Biases
+    are random too: with Keras' zero biases, zero padding stays zero through every layer and
+    a padding bug would go unseen.
+    """
+    import keras
+    import onnx
+
+    from deepspeech.config import FeatureConfig, ModelConfig
+    from deepspeech.export import ModelMetadata, convert_to_onnx, write_metadata
+    from deepspeech.model import build_birnn
+    from deepspeech.text import Alphabet
+
+    keras.utils.set_random_seed(5)
+    alphabet, features = Alphabet.default(), FeatureConfig(stride=2)
+    model = build_birnn(ModelConfig(features.n_input, alphabet.num_classes, n_hidden=32))
+    rng = np.random.default_rng(5)
+    for variable in model.weights:  # zero biases would hide padding bugs: zeros stay zeros
+        if "bias" in variable.path:
+            variable.assign(rng.normal(0.0, 0.5, variable.shape).astype(np.float32))
+    proto, _ = convert_to_onnx(model)
+    write_metadata(
+        proto,
+        ModelMetadata(alphabet, features, n_hidden=32, model_name="random", model_version="0"),
+    )
+    path = tmp_path_factory.mktemp("random-onnx") / "random.onnx"
+    onnx.save(proto, path)
+    return path

@@ -76,12 +76,16 @@ def _register_commands() -> None:
     from deepspeech.cli.data import data_app
     from deepspeech.cli.lm import lm_app
     from deepspeech.cli.runs import runs_app
+    from deepspeech.cli.serve import export, serve, transcribe
     from deepspeech.cli.train import evaluate, train
 
     app.add_typer(data_app, name="data")
     app.add_typer(lm_app, name="lm")
     app.command("train")(train)
     app.command("evaluate")(evaluate)
+    app.command("export")(export)
+    app.command("transcribe")(transcribe)
+    app.command("serve")(serve)
     app.add_typer(runs_app, name="runs")
 
 

@@ -1,0 +1,253 @@
+"""Server throughput and latency, with and without micro-batching, on a real server process.
+
+Run: .venv/bin/python benchmarks/serving.py [--model MODEL.onnx | --n-hidden 1024]
+     [--requests 48] [--seconds 4] [--concurrency 1,8,16] [--markdown]
+
+Starts `deepspeech serve` on 127.0.0.1 twice, with `--max-batch 1` (every request its own
+onnxruntime call) and `--max-batch 8`, and sends a bounded number of WAV uploads at each
+concurrency from client threads in this process. Throughput counts completed requests per
+second; latency is per request, upload to answer. The client shares the machine's cores with
+the server, as a load balancer or a co-located caller would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import io
+import os
+import platform
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+
+# This script shares its name with the `serving` package it measures: keep its own folder
+# off the import path, or `import serving` would import this file.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import httpx  # noqa: E402
+import numpy as np  # noqa: E402
+import soundfile  # noqa: E402
+
+from deepspeech.audio import SAMPLE_RATE  # noqa: E402
+from serving.process import run_server_process  # noqa: E402
+
+TARGET_SPEEDUP = 2.0  # throughput with batching over without, at concurrency 8
+WARMUP_REQUESTS = 4
+
+
+@dataclass(frozen=True)
+class Measurement:
+    max_batch: int
+    concurrency: int
+    requests: int
+    seconds: float
+    latencies: list[float]
+    mean_batch: float
+
+    @property
+    def throughput(self) -> float:
+        return self.requests / self.seconds
+
+    def percentile(self, q: float) -> float:
+        return float(np.percentile(self.latencies, q))
+
+
+def speech_like_wav(seconds: float, seed: int) -> bytes:
+    """A 16 kHz PCM_16 WAV of voiced-sounding noise (content does not matter for speed)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(round(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    pitch = 110 + 30 * np.sin(2 * np.pi * 0.5 * t)
+    voiced = sum(np.sin(k * 2 * np.pi * np.cumsum(pitch) / SAMPLE_RATE) / k for k in range(1, 12))
+    audio = 0.2 * voiced * np.sin(np.pi * 3 * t) ** 2 + 0.01 * rng.standard_normal(len(t))
+    buffer = io.BytesIO()
+    soundfile.write(buffer, (0.9 * audio / np.abs(audio).max()).astype(np.float32), SAMPLE_RATE,
+                    format="WAV", subtype="PCM_16")  # fmt: skip
+    return buffer.getvalue()
+
+
+def random_weights_model(n_hidden: int, folder: Path) -> Path:
+    """Export a BiRNN with random weights (stride 1 features) with the real export code."""
+    import keras
+    import onnx
+
+    from deepspeech.config import FeatureConfig, ModelConfig
+    from deepspeech.export import ModelMetadata, convert_to_onnx, write_metadata
+    from deepspeech.model import build_birnn
+    from deepspeech.text import Alphabet
+
+    keras.utils.set_random_seed(0)
+    alphabet, features = Alphabet.default(), FeatureConfig()
+    model = build_birnn(ModelConfig(features.n_input, alphabet.num_classes, n_hidden=n_hidden))
+    proto, _ = convert_to_onnx(model)
+    write_metadata(
+        proto, ModelMetadata(alphabet, features, n_hidden, model_name=f"random-{n_hidden}")
+    )
+    path = folder / f"random-{n_hidden}.onnx"
+    onnx.save(proto, path)
+    return path
+
+
+def batch_totals(client: httpx.Client) -> tuple[float, float]:
+    """(batches run, utterances in them) so far, from /metrics."""
+    values = {}
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith(("deepspeech_batch_size_count", "deepspeech_batch_size_sum")):
+            name, value = line.split()
+            values[name] = float(value)
+    return values["deepspeech_batch_size_count"], values["deepspeech_batch_size_sum"]
+
+
+def load(url: str, wavs: list[bytes], concurrency: int, requests: int, max_batch: int):
+    """Send `requests` uploads from `concurrency` threads; each thread waits for its answer."""
+    latencies: list[float] = []
+    failures: list[str] = []
+    next_index = iter(range(requests))
+    lock = threading.Lock()
+
+    def worker() -> None:
+        with httpx.Client(base_url=url, timeout=300) as client:
+            while True:
+                with lock:
+                    index = next(next_index, None)
+                if index is None:
+                    return
+                start = time.perf_counter()
+                response = client.post(
+                    "/v1/transcribe",
+                    content=wavs[index % len(wavs)],
+                    headers={"Content-Type": "audio/wav"},
+                )
+                elapsed = time.perf_counter() - start
+                with lock:
+                    if response.status_code == 200:
+                        latencies.append(elapsed)
+                    else:
+                        failures.append(response.text)
+
+    with httpx.Client(base_url=url, timeout=60) as client:
+        batches_before, utterances_before = batch_totals(client)
+        threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+        start = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        seconds = time.perf_counter() - start
+        batches_after, utterances_after = batch_totals(client)
+    if failures:
+        raise RuntimeError(f"{len(failures)} requests failed, e.g. {failures[0]}")
+    mean_batch = (utterances_after - utterances_before) / max(batches_after - batches_before, 1)
+    return Measurement(max_batch, concurrency, requests, seconds, latencies, mean_batch)
+
+
+def cpu_model() -> str:
+    with open("/proc/cpuinfo") as cpuinfo:
+        for line in cpuinfo:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, help="an exported model (default: random weights)")
+    parser.add_argument("--n-hidden", type=int, default=1024, help="width of the random model")
+    parser.add_argument("--requests", type=int, default=48, help="requests per measurement")
+    parser.add_argument("--seconds", type=float, default=4.0, help="audio per request")
+    parser.add_argument("--concurrency", default="1,8,16", help="client threads, comma-separated")
+    parser.add_argument("--batch-wait-ms", type=float, default=5.0, help="server batch window")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="server's onnxruntime threads (0 = all CPUs)"
+    )
+    parser.add_argument("--markdown", action="store_true", help="print a RESULTS.md section")
+    args = parser.parse_args()
+    levels = [int(c) for c in args.concurrency.split(",")]
+    wavs = [speech_like_wav(args.seconds, seed) for seed in range(8)]
+
+    with tempfile.TemporaryDirectory() as folder:
+        model = args.model or random_weights_model(args.n_hidden, Path(folder))
+        results: list[Measurement] = []
+        for max_batch in (1, 8):
+            options = (
+                *("--max-batch", str(max_batch), "--batch-wait-ms", str(args.batch_wait_ms)),
+                *("--threads", str(args.threads)),
+            )
+            with run_server_process(model, *options) as server:
+                load(server.url, wavs, 2, WARMUP_REQUESTS, max_batch)
+                for concurrency in levels:
+                    measurement = load(server.url, wavs, concurrency, args.requests, max_batch)
+                    results.append(measurement)
+                    if not args.markdown:
+                        print(
+                            f"max-batch {max_batch:2d}, concurrency {concurrency:2d}: "
+                            f"{measurement.throughput:6.2f} req/s, "
+                            f"p50 {measurement.percentile(50) * 1e3:7.0f} ms, "
+                            f"p99 {measurement.percentile(99) * 1e3:7.0f} ms, "
+                            f"mean batch {measurement.mean_batch:.1f}"
+                        )
+
+    by_key = {(m.max_batch, m.concurrency): m for m in results}
+    speedups = {
+        c: by_key[(8, c)].throughput / by_key[(1, c)].throughput
+        for c in levels
+        if (8, c) in by_key and (1, c) in by_key
+    }
+    at_8 = speedups.get(8)
+    verdict = "n/a" if at_8 is None else ("met" if at_8 >= TARGET_SPEEDUP else "NOT met")
+    if not args.markdown:
+        for concurrency, ratio in speedups.items():
+            print(f"batching speed-up at concurrency {concurrency}: {ratio:.2f}×")
+        print(f"target ≥ {TARGET_SPEEDUP:g}× at concurrency 8: {verdict}")
+        return
+
+    described = f"`{args.model}`" if args.model else f"random weights, n_hidden {args.n_hidden}"
+    command = ".venv/bin/python benchmarks/serving.py --markdown"
+    defaults = (None, 1024, 48, 4.0, "1,8,16", 5.0, 1)
+    given = (args.model, args.n_hidden, args.requests, args.seconds, args.concurrency,
+             args.batch_wait_ms, args.threads)  # fmt: skip
+    if given != defaults:
+        command += (
+            f" --n-hidden {args.n_hidden} --requests {args.requests} --seconds {args.seconds:g}"
+            f" --concurrency {args.concurrency} --batch-wait-ms {args.batch_wait_ms:g}"
+            f" --threads {args.threads}"
+        )
+        if args.model:
+            command += f" --model {args.model}"
+    print("## Serving\n")
+    print(
+        f"`deepspeech serve` on 127.0.0.1 ({described}, stride 1 features) answering "
+        f"{args.requests} uploads of {args.seconds:g} s WAVs per row from N client threads "
+        "that each wait for their answer;\nwithout micro-batching (`--max-batch 1`) and with "
+        f"it (`--max-batch 8`, `--batch-wait-ms {args.batch_wait_ms:g}`), onnxruntime threads "
+        f"{args.threads or 'all usable CPUs'}. Client and server "
+        "share the machine's cores.\n"
+    )
+    print(f"- Command: `{command}`")
+    print(f"- Date: {datetime.date.today().isoformat()}")
+    print(
+        f"- Machine: {cpu_model()}, nproc {os.cpu_count()}, Python {platform.python_version()}, "
+        f"onnxruntime {version('onnxruntime-gpu')}, fastapi {version('fastapi')}, "
+        f"uvicorn {version('uvicorn')}\n"
+    )
+    print("| max batch | concurrency | throughput | p50 latency | p99 latency | mean batch |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    for m in results:
+        print(
+            f"| {m.max_batch} | {m.concurrency} | {m.throughput:.2f} req/s | "
+            f"{m.percentile(50) * 1e3:.0f} ms | {m.percentile(99) * 1e3:.0f} ms | "
+            f"{m.mean_batch:.1f} |"
+        )
+    ratios = ", ".join(f"{ratio:.2f}× at concurrency {c}" for c, ratio in speedups.items())
+    print(
+        f"\nMicro-batching multiplies throughput by {ratios} "
+        f"(target ≥ {TARGET_SPEEDUP:g}× at 8: {verdict})."
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""FastAPI app factory and `serve`: the model opens in `lifespan`, before the first request.
+
+`create_app(settings)` is all a test or an ASGI server needs; `serve(settings)` is what
+`deepspeech serve` runs. It opens the model before binding the port, so a wrong `--model`
+fails in a second with one line instead of after uvicorn has started; the lifespan then uses
+that session. uvicorn turns SIGINT/SIGTERM into a graceful shutdown: in-flight requests finish,
+then the lifespan closes the batcher and the feature threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from deepspeech import __version__
+from deepspeech.features import limit_blas_threads
+from serving.inference import SpeechModel, open_model
+from serving.metrics import MetricsMiddleware, ServerMetrics
+from serving.routes import STATIC_DIR, install_error_handlers, router
+from serving.service import TranscriptionService
+from serving.settings import ServerSettings
+
+logger = logging.getLogger(__name__)
+
+GRACEFUL_SHUTDOWN_SECONDS = 10  # in-flight requests get this long after SIGTERM
+
+
+def open_settings_model(settings: ServerSettings) -> SpeechModel:
+    """The model the settings name, on the device and threads they ask for."""
+    return open_model(
+        settings.model,
+        tracking_uri=settings.tracking_uri,
+        device=settings.device,
+        threads=settings.threads or None,
+    )
+
+
+def create_app(settings: ServerSettings, model: SpeechModel | None = None) -> FastAPI:
+    """The server app; `model` is opened in the lifespan unless an open one is handed in."""
+    metrics = ServerMetrics(settings.max_batch)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # numpy's BLAS threads made the MFCC 5x slower on 2 cores when they competed with
+        # the feature threads and onnxruntime; one BLAS thread per caller is fastest.
+        limit_blas_threads()
+        loaded = model or await asyncio.to_thread(open_settings_model, settings)
+        service = TranscriptionService(loaded, settings, metrics)
+        service.start()
+        app.state.service = service
+        logger.info(
+            "serving %s (%s) on http://%s:%d, batches up to %d",
+            loaded.model_id,
+            ", ".join(loaded.providers),
+            settings.host,
+            settings.port,
+            settings.max_batch,
+        )
+        try:
+            yield
+        finally:
+            app.state.service = None
+            await service.close()
+            logger.info("stopped")
+
+    app = FastAPI(
+        title="DeepSpeech",
+        version=__version__,
+        summary="Speech to text with an exported DeepSpeech model (onnxruntime).",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.service = None
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    install_error_handlers(app)
+    app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app
+
+
+def serve(settings: ServerSettings) -> None:
+    """Open the model, then serve HTTP until SIGINT/SIGTERM (blocking)."""
+    import uvicorn
+
+    model = open_settings_model(settings)
+    uvicorn.run(
+        create_app(settings, model),
+        host=settings.host,
+        port=settings.port,
+        log_level=logging.getLevelName(logging.getLogger().getEffectiveLevel()).lower(),
+        access_log=False,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+    )

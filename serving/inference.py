@@ -1,0 +1,384 @@
+"""The inference core shared by the server and `deepspeech transcribe`: ONNX model -> text.
+
+audio bytes or file -> 16 kHz mono (`load_wav`, any PCM/float WAV converted) -> features with
+the model's own settings (`audio_to_input_vector`, the function training used) -> zero-padded
+batch + lengths -> onnxruntime -> per-frame probabilities -> greedy CTC decoding.
+
+The model describes itself (its ONNX metadata holds alphabet, sample rate and feature
+settings), so nothing here needs the training checkpoint, and nothing imports TensorFlow.
+Sessions use CUDA only where it really works: onnxruntime-gpu lists the CUDA provider on every
+machine, so the providers a session actually got are what is reported.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime
+
+from deepspeech.audio import (
+    SAMPLE_RATE,
+    AudioSource,
+    audio_to_input_vector,
+    load_wav,
+    read_wav_info,
+)
+from deepspeech.decode import greedy_decode_batch
+from deepspeech.errors import AudioTooLongError, DeepSpeechError, ModelLoadError
+from deepspeech.export import (
+    FEATURES_INPUT,
+    LENGTHS_INPUT,
+    PROBABILITIES_OUTPUT,
+    ModelMetadata,
+    pad_features,
+)
+from deepspeech.parallel import available_cpus
+
+logger = logging.getLogger(__name__)
+
+CPU_PROVIDER = "CPUExecutionProvider"
+CUDA_PROVIDER = "CUDAExecutionProvider"
+REGISTRY_SCHEME = "models:/"
+_REGISTRY_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>[^/]+)|@(?P<alias>[^/]+))$")
+_NVIDIA_DEVICE_FILES = ("/dev/nvidiactl", "/proc/driver/nvidia/version")
+WARMUP_FRAMES = 16  # a first run allocates buffers; done at load so no request pays for it
+TRANSCRIBE_CHUNK = 64  # files featurized at a time by `transcribe_files` (bounds memory)
+
+
+def gpu_present() -> bool:
+    """An NVIDIA driver is loaded; without one, trying CUDA only prints loader errors."""
+    return any(os.path.exists(path) for path in _NVIDIA_DEVICE_FILES)
+
+
+def _session_options(threads: int | None) -> onnxruntime.SessionOptions:
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads or available_cpus()
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3  # errors only: provider fallbacks are reported by us
+    return options
+
+
+def _warm_up(session: onnxruntime.InferenceSession) -> None:
+    """Run a tiny batch: proves the providers work and allocates before the first request."""
+    shapes = {i.name: i.shape for i in session.get_inputs()}
+    n_input = shapes.get(FEATURES_INPUT, [None])[-1]
+    if not isinstance(n_input, int):
+        raise ModelLoadError(f"inputs {shapes}: not a DeepSpeech model (no {FEATURES_INPUT!r})")
+    session.run(
+        None,
+        {
+            FEATURES_INPUT: np.zeros((1, WARMUP_FRAMES, n_input), np.float32),
+            LENGTHS_INPUT: np.array([WARMUP_FRAMES], np.int32),
+        },
+    )
+
+
+def open_session(
+    model_path: Path, device: str = "auto", threads: int | None = None
+) -> onnxruntime.InferenceSession:
+    """An onnxruntime session on CUDA when asked for (or 'auto') and it really runs, else CPU.
+
+    'Really runs' means the session reports the CUDA provider and a warm-up batch succeeds;
+    otherwise the CPU session is used ('auto') or ModelLoadError is raised ('cuda').
+    """
+    want_cuda = device == "cuda" or (
+        device == "auto"
+        and CUDA_PROVIDER in onnxruntime.get_available_providers()
+        and gpu_present()
+    )
+    if want_cuda:
+        try:
+            if hasattr(onnxruntime, "preload_dlls"):
+                onnxruntime.preload_dlls()  # CUDA libraries from pip's nvidia-* wheels, if any
+            session = onnxruntime.InferenceSession(
+                str(model_path), _session_options(threads), providers=[CUDA_PROVIDER, CPU_PROVIDER]
+            )
+            if CUDA_PROVIDER in session.get_providers():
+                _warm_up(session)
+                return session
+            problem = "onnxruntime fell back to CPU (CUDA or cuDNN libraries missing?)"
+        except Exception as e:  # onnxruntime raises its own untyped errors
+            problem = f"CUDA session failed: {e}"
+        if device == "cuda":
+            raise ModelLoadError(f"{model_path}: --device cuda, but {problem}")
+        logger.warning("%s; using CPU", problem)
+    try:
+        session = onnxruntime.InferenceSession(
+            str(model_path), _session_options(threads), providers=[CPU_PROVIDER]
+        )
+        _warm_up(session)
+    except ModelLoadError:
+        raise
+    except Exception as e:
+        raise ModelLoadError(f"{model_path}: onnxruntime cannot run this model: {e}") from e
+    return session
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a model file is and what to call it: a path, or a registry version downloaded."""
+
+    path: Path
+    name: str | None  # from the registry URI; None means "ask the model's metadata"
+    version: str | None
+
+
+def resolve_model_source(source: str | os.PathLike[str], tracking_uri: str | None) -> ModelSource:
+    """A path, or `models:/NAME/VERSION` (also `models:/NAME/latest`, `models:/NAME@alias`).
+
+    Registry models are downloaded through MLflow (tracking URI: the argument, else
+    $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db, MLflow's own order).
+    """
+    text = os.fspath(source)
+    if not text.startswith(REGISTRY_SCHEME):
+        path = Path(text)
+        if not path.is_file():
+            raise ModelLoadError(f"{path}: no such model file; export one with `deepspeech export`")
+        return ModelSource(path, None, None)
+    match = _REGISTRY_URI.match(text)
+    if not match:
+        raise ModelLoadError(
+            f"{text}: not a registry URI; write models:/NAME/VERSION, models:/NAME/latest "
+            "or models:/NAME@ALIAS"
+        )
+    import mlflow
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+    from mlflow.models import Model
+
+    if tracking_uri:
+        mlflow.set_tracking_uri(tracking_uri)
+    uri = mlflow.get_tracking_uri()
+    name, version, alias = match["name"], match["version"], match["alias"]
+    client = MlflowClient(uri)
+    try:
+        if alias:
+            version = client.get_model_version_by_alias(name, alias).version
+        elif version == "latest":
+            versions = client.search_model_versions(f"name = '{name}'")
+            if not versions:
+                raise ModelLoadError(f"{text}: model {name!r} has no versions in {uri}")
+            version = str(max(int(v.version) for v in versions))
+        local = Path(
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=f"{REGISTRY_SCHEME}{name}/{version}", tracking_uri=uri
+            )
+        )
+        data = Model.load(local).flavors["onnx"]["data"]
+    except MlflowException as e:
+        raise ModelLoadError(f"{text}: not found in the MLflow registry at {uri}: {e}") from e
+    except KeyError as e:
+        raise ModelLoadError(f"{text}: the registered model has no ONNX flavor") from e
+    return ModelSource(local / data, name, str(version))
+
+
+class SpeechModel:
+    """An onnxruntime session with the metadata needed to turn audio into text.
+
+    `session.run` is thread-safe and releases the GIL, so callers may use one model from
+    several threads; the server still runs one batch at a time to keep batches large.
+    """
+
+    def __init__(
+        self,
+        session: onnxruntime.InferenceSession,
+        metadata: ModelMetadata,
+        *,
+        name: str | None = None,
+        version: str | None = None,
+        source: str = "",
+    ) -> None:
+        self.session = session
+        self.metadata = metadata
+        self.name = name or metadata.model_name
+        self.version = version or metadata.model_version
+        self.source = source
+
+    @property
+    def model_id(self) -> str:
+        """NAME/VERSION: what responses name as the model that answered."""
+        return f"{self.name}/{self.version}"
+
+    @property
+    def providers(self) -> list[str]:
+        """The execution providers the session really uses, best first."""
+        return list(self.session.get_providers())
+
+    def describe(self) -> dict[str, Any]:
+        """What `GET /v1/model` returns."""
+        m = self.metadata
+        return {
+            "name": self.name,
+            "version": self.version,
+            "model": self.model_id,
+            "sample_rate": m.sample_rate,
+            "alphabet": list(m.alphabet.labels),
+            "execution_providers": self.providers,
+            "opset": m.opset,
+            "features": {
+                "numcep": m.features.numcep,
+                "numcontext": m.features.numcontext,
+                "stride": m.features.stride,
+                "n_input": m.n_input,
+            },
+            "n_hidden": m.n_hidden,
+            "n_classes": m.alphabet.num_classes,
+            "mlflow_run_id": m.mlflow_run_id or None,
+            "git_commit": m.git_commit or None,
+            "test_wer": m.test_wer,
+        }
+
+    def features(self, audio: np.ndarray) -> np.ndarray:
+        """16 kHz mono (n_samples,) float -> (T, n_input) float32, as the model was trained."""
+        f = self.metadata.features
+        return audio_to_input_vector(audio, f.numcep, f.numcontext, f.stride)
+
+    def probabilities(self, features: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """One padded onnxruntime batch: [(T_i, n_input)] -> [(T_i, n_classes)] probabilities."""
+        probs, lengths = self._run(features)
+        return [p[:n] for p, n in zip(probs, lengths, strict=True)]
+
+    def transcribe_features(self, features: Sequence[np.ndarray]) -> list[str]:
+        """Greedy transcripts of one padded batch; padding does not change any of them."""
+        probs, lengths = self._run(features)
+        return greedy_decode_batch(probs, lengths, self.metadata.alphabet)
+
+    def _run(self, features: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        batch, lengths = pad_features(features)  # (B, T_max, n_input), (B,)
+        (probs,) = self.session.run(
+            [PROBABILITIES_OUTPUT], {FEATURES_INPUT: batch, LENGTHS_INPUT: lengths}
+        )
+        return probs, lengths  # (B, T_max, n_classes), (B,)
+
+
+def open_model(
+    source: str | os.PathLike[str],
+    *,
+    tracking_uri: str | None = None,
+    device: str = "auto",
+    threads: int | None = None,
+) -> SpeechModel:
+    """Open an exported model file or registry version, ready to transcribe."""
+    resolved = resolve_model_source(source, tracking_uri)
+    session = open_session(resolved.path, device, threads)
+    props = session.get_modelmeta().custom_metadata_map
+    metadata = ModelMetadata.from_props(props, os.fspath(source))
+    _check_signature(session, metadata, os.fspath(source))
+    if metadata.sample_rate != SAMPLE_RATE:
+        raise ModelLoadError(
+            f"{source}: model expects {metadata.sample_rate} Hz audio; this code reads "
+            f"{SAMPLE_RATE} Hz"
+        )
+    model = SpeechModel(
+        session, metadata, name=resolved.name, version=resolved.version, source=os.fspath(source)
+    )
+    logger.info("model %s from %s on %s", model.model_id, source, ", ".join(model.providers))
+    return model
+
+
+def _check_signature(
+    session: onnxruntime.InferenceSession, metadata: ModelMetadata, source: str
+) -> None:
+    inputs = {i.name: i for i in session.get_inputs()}
+    outputs = {o.name for o in session.get_outputs()}
+    if set(inputs) != {FEATURES_INPUT, LENGTHS_INPUT} or PROBABILITIES_OUTPUT not in outputs:
+        raise ModelLoadError(
+            f"{source}: inputs {sorted(inputs)} / outputs {sorted(outputs)}, expected "
+            f"{FEATURES_INPUT}, {LENGTHS_INPUT} -> {PROBABILITIES_OUTPUT}; re-export the model"
+        )
+    width = inputs[FEATURES_INPUT].shape[-1]
+    if isinstance(width, int) and width != metadata.n_input:
+        raise ModelLoadError(
+            f"{source}: features input is {width} wide but the metadata implies "
+            f"{metadata.n_input}; the model file is inconsistent"
+        )
+
+
+def read_audio(
+    source: AudioSource, *, max_seconds: float | None = None, name: str | None = None
+) -> np.ndarray:
+    """A WAV (path, bytes or file) -> (n_samples,) float32 16 kHz mono, within `max_seconds`.
+
+    The header is checked before anything is decoded, so an hour-long upload is refused
+    cheaply; the decoded length is checked too, since a header may lie. Raises
+    `AudioFormatError` (undecodable) or `AudioTooLongError`.
+    """
+    label = name or (os.fspath(source) if isinstance(source, (str, os.PathLike)) else "<upload>")
+    if max_seconds is not None:
+        info = read_wav_info(source, name=label)
+        _check_duration(info.duration_seconds, max_seconds, label)
+    audio = load_wav(source, convert=True, name=label)
+    if max_seconds is not None:
+        _check_duration(len(audio) / SAMPLE_RATE, max_seconds, label)
+    return audio
+
+
+def _check_duration(seconds: float, max_seconds: float, label: str) -> None:
+    if seconds > max_seconds:
+        raise AudioTooLongError(
+            f"{label}: {seconds:.1f} s of audio, longer than the {max_seconds:g} s limit; "
+            "split it into shorter clips"
+        )
+
+
+@dataclass(frozen=True)
+class FileTranscript:
+    """One file's outcome in `transcribe_files`: a transcript, or the error that stopped it."""
+
+    path: str
+    text: str | None
+    duration_s: float
+    error: DeepSpeechError | None = None
+
+
+def transcribe_files(
+    model: SpeechModel,
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    batch_size: int = 8,
+    workers: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Iterator[FileTranscript]:
+    """Transcribe files in order; a bad file yields its error and the others go on.
+
+    Files are read and featurized by a thread pool, TRANSCRIBE_CHUNK at a time, sorted by
+    length into batches of `batch_size` (little padding), and yielded in the order given.
+    """
+    with ThreadPoolExecutor(workers or available_cpus()) as pool:
+        for start in range(0, len(paths), TRANSCRIBE_CHUNK):
+            chunk = [os.fspath(p) for p in paths[start : start + TRANSCRIBE_CHUNK]]
+            prepared = list(pool.map(lambda p: _prepare_file(model, p), chunk))
+            good = [i for i, item in enumerate(prepared) if not isinstance(item, FileTranscript)]
+            good.sort(key=lambda i: prepared[i][1].shape[0])
+            texts: dict[int, str] = {}
+            for batch in _batches(good, batch_size):
+                results = model.transcribe_features([prepared[i][1] for i in batch])
+                texts.update(zip(batch, results, strict=True))
+            for i, item in enumerate(prepared):
+                if isinstance(item, FileTranscript):
+                    yield item
+                else:
+                    yield FileTranscript(chunk[i], texts[i], item[0])
+                if progress:
+                    progress(1)
+
+
+def _prepare_file(model: SpeechModel, path: str) -> tuple[float, np.ndarray] | FileTranscript:
+    try:
+        audio = read_audio(path)
+        return len(audio) / SAMPLE_RATE, model.features(audio)
+    except DeepSpeechError as e:
+        return FileTranscript(path, None, 0.0, e)
+
+
+def _batches(items: list[int], size: int) -> Iterable[list[int]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

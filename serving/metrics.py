@@ -1,0 +1,113 @@
+"""Prometheus metrics of one server app, in its own registry (tests create several apps).
+
+Requests are labelled by route template (never by raw path, which a client controls), method
+and status; batches by size, so the effect of micro-batching can be read off `/metrics`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+UNMATCHED_ROUTE = "unmatched"  # label for paths no route serves (404s)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class ServerMetrics:
+    """The server's counters and histograms, and their Prometheus text rendering."""
+
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self, max_batch: int) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "deepspeech_http_requests",
+            "HTTP requests answered, by route template, method and status code.",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "deepspeech_http_request_duration_seconds",
+            "Time from request start to the end of the response, by route template.",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.batch_size = Histogram(
+            "deepspeech_batch_size",
+            "Utterances per onnxruntime call (micro-batching).",
+            buckets=sorted({1, 2, 4, 8, 16, 32, 64, max_batch}),
+            registry=self.registry,
+        )
+        self.batch_seconds = Histogram(
+            "deepspeech_batch_inference_seconds",
+            "Time of one onnxruntime call plus greedy decoding.",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.audio_seconds = Counter(
+            "deepspeech_audio_seconds",
+            "Seconds of audio transcribed.",
+            registry=self.registry,
+        )
+        self.queued = Gauge(
+            "deepspeech_queued_requests",
+            "Requests waiting for a batch.",
+            registry=self.registry,
+        )
+
+    def observe_batch(self, size: int, seconds: float) -> None:
+        self.batch_size.observe(size)
+        self.batch_seconds.observe(seconds)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class MetricsMiddleware:
+    """Pure ASGI middleware: counts every HTTP response by route template and status.
+
+    Pure ASGI (not BaseHTTPMiddleware) so request bodies stream through untouched and the
+    route the router matched is visible in the scope afterwards.
+    """
+
+    def __init__(self, app: ASGIApp, metrics: ServerMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500  # what the client gets if the app raises before responding
+
+        async def send_and_record(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_record)
+        finally:
+            route = scope.get("route")
+            label = getattr(route, "path", None) or UNMATCHED_ROUTE
+            self.metrics.requests.labels(label, scope["method"], str(status)).inc()
+            self.metrics.latency.labels(label).observe(time.perf_counter() - start)

@@ -1,0 +1,245 @@
+"""HTTP routes: POST /v1/transcribe, GET /healthz, /v1/model, /metrics, / (the web page).
+
+Every error is JSON `{"error": CODE, "detail": MESSAGE}`: bad input gets 400 (undecodable
+audio), 413 (body or duration over the limit), 415 (media type) or 422 (missing field), and
+never a 5xx. Bodies are read as a stream and counted, so an oversized upload is refused at the
+limit instead of after it has been buffered whole.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.formparsers import MultiPartException, MultiPartParser
+
+from deepspeech.errors import AudioFormatError, AudioTooLongError
+from serving.batching import BatcherClosedError, QueueFullError
+from serving.service import TranscriptionService
+
+logger = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+WAV_MEDIA_TYPES = frozenset({"audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave"})
+MULTIPART_MEDIA_TYPE = "multipart/form-data"
+AUDIO_FIELD = "audio"
+MULTIPART_MAX_FIELDS = 16  # a browser form sends one or two; more is not a transcription request
+
+router = APIRouter()
+
+
+class ApiError(Exception):
+    """An error answer: HTTP status, machine-readable code and a message naming the fix."""
+
+    def __init__(
+        self, status: int, code: str, detail: str, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(detail)
+        self.status, self.code, self.detail, self.headers = status, code, detail, headers
+
+
+class _BodyTooLargeError(Exception):
+    pass
+
+
+def error_response(
+    status: int, code: str, detail: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers)
+
+
+def _service(request: Request) -> TranscriptionService:
+    service = getattr(request.app.state, "service", None)
+    if service is None:
+        raise ApiError(503, "not_ready", "the model is not loaded yet; retry in a moment")
+    return service
+
+
+def _too_large(limit: int, size: str) -> ApiError:
+    # The rest of the body is never read, so the connection cannot be reused.
+    return ApiError(
+        413,
+        "body_too_large",
+        f"request body is {size}; the limit is {limit} bytes ({limit / 2**20:g} MB)",
+        headers={"Connection": "close"},
+    )
+
+
+async def _limited_stream(request: Request, limit: int) -> AsyncIterator[bytes]:
+    """The request body chunk by chunk, failing as soon as more than `limit` bytes arrived."""
+    received = 0
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > limit:
+            raise _BodyTooLargeError
+        yield chunk
+
+
+async def _read_wav_body(request: Request, limit: int) -> bytes:
+    chunks = [chunk async for chunk in _limited_stream(request, limit)]
+    return b"".join(chunks)
+
+
+async def _read_multipart_audio(request: Request, limit: int) -> tuple[bytes, str]:
+    """The `audio` file part: (its bytes, its filename for error messages)."""
+    parser = MultiPartParser(
+        request.headers,
+        _limited_stream(request, limit),
+        max_files=MULTIPART_MAX_FIELDS,
+        max_fields=MULTIPART_MAX_FIELDS,
+    )
+    try:
+        form = await parser.parse()
+    except MultiPartException as e:
+        raise ApiError(400, "invalid_multipart", f"cannot parse the multipart body: {e}") from e
+    try:
+        field = form.get(AUDIO_FIELD)
+        if field is None:
+            raise ApiError(
+                422,
+                "missing_field",
+                f"multipart field {AUDIO_FIELD!r} is missing (got {sorted(form.keys())}); "
+                f"send the WAV file as field {AUDIO_FIELD!r}",
+            )
+        if not isinstance(field, UploadFile):
+            raise ApiError(
+                422,
+                "missing_field",
+                f"multipart field {AUDIO_FIELD!r} is text, not a file; upload the WAV file "
+                "as a file part (with a filename)",
+            )
+        return await field.read(), field.filename or AUDIO_FIELD
+    finally:
+        await form.close()
+
+
+@router.post(
+    "/v1/transcribe",
+    summary="Transcribe a WAV file",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "audio/wav": {"schema": {"type": "string", "format": "binary"}},
+                MULTIPART_MEDIA_TYPE: {
+                    "schema": {
+                        "type": "object",
+                        "properties": {AUDIO_FIELD: {"type": "string", "format": "binary"}},
+                        "required": [AUDIO_FIELD],
+                    }
+                },
+            },
+        }
+    },
+)
+async def transcribe(request: Request) -> dict[str, Any]:
+    """A WAV file (any PCM or float encoding, rate and channel count) -> its transcript.
+
+    Send it raw with `Content-Type: audio/wav` or as multipart field `audio`.
+    """
+    service = _service(request)
+    limit = service.settings.max_body_bytes
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type not in WAV_MEDIA_TYPES and media_type != MULTIPART_MEDIA_TYPE:
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"Content-Type {media_type or '(none)'!r} is not accepted; send a WAV file with "
+            f"Content-Type audio/wav, or as multipart/form-data field {AUDIO_FIELD!r}",
+        )
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit, f"{int(declared)} bytes (Content-Length)")
+    try:
+        if media_type == MULTIPART_MEDIA_TYPE:
+            wav, name = await _read_multipart_audio(request, limit)
+        else:
+            wav, name = await _read_wav_body(request, limit), "request body"
+    except _BodyTooLargeError:
+        raise _too_large(limit, "over the limit") from None
+    if not wav:
+        raise ApiError(400, "invalid_audio", "the audio is empty (0 bytes); send a WAV file")
+    try:
+        result = await service.transcribe(wav, name)
+    except AudioTooLongError as e:
+        raise ApiError(413, "audio_too_long", str(e)) from e
+    except AudioFormatError as e:
+        raise ApiError(400, "invalid_audio", str(e)) from e
+    except QueueFullError as e:
+        raise ApiError(503, "overloaded", str(e), headers={"Retry-After": "1"}) from e
+    except BatcherClosedError as e:
+        raise ApiError(503, "shutting_down", str(e)) from e
+    return result.to_dict()
+
+
+@router.get("/healthz", summary="Liveness and readiness")
+async def healthz(request: Request) -> dict[str, str]:
+    """200 once the model is loaded and the server takes requests."""
+    _service(request)
+    return {"status": "ok"}
+
+
+@router.get("/v1/model", summary="The model being served")
+async def model_info(request: Request) -> dict[str, Any]:
+    """Name, version, sample rate, alphabet, execution providers in use, opset, features."""
+    service = _service(request)
+    settings = service.settings
+    return {
+        **service.model.describe(),
+        "limits": {
+            "max_batch": settings.max_batch,
+            "batch_wait_ms": settings.batch_wait_ms,
+            "max_audio_seconds": settings.max_audio_seconds,
+            "max_body_bytes": settings.max_body_bytes,
+        },
+    }
+
+
+@router.get("/metrics", summary="Prometheus metrics")
+async def metrics(request: Request) -> Response:
+    server_metrics = request.app.state.metrics
+    return Response(server_metrics.render(), media_type=server_metrics.content_type)
+
+
+@router.get("/", include_in_schema=False)
+async def index() -> FileResponse:
+    """The web page: pick a WAV file, see its transcript."""
+    return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Every error as {"error", "detail"} JSON, FastAPI's and Starlette's own included."""
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return error_response(exc.status, exc.code, exc.detail, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}"
+            for e in exc.errors()
+        )
+        return error_response(422, "validation_error", problems or "invalid request")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        codes = {404: "not_found", 405: "method_not_allowed"}
+        return error_response(
+            exc.status_code,
+            codes.get(exc.status_code, f"http_{exc.status_code}"),
+            str(exc.detail),
+            dict(exc.headers) if exc.headers else None,
+        )
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(500, "internal_error", "internal error; see the server log")
