@@ -37,6 +37,7 @@ def open_settings_model(settings: ServerSettings) -> SpeechModel:
         tracking_uri=settings.tracking_uri,
         device=settings.device,
         threads=settings.threads or None,
+        decoder=settings.decoder,
     )
 
 

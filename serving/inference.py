@@ -31,7 +31,7 @@ from deepspeech.audio import (
     load_wav,
     read_wav_info,
 )
-from deepspeech.decode import greedy_decode_batch
+from deepspeech.decode import Decoder, DecoderConfig, GreedyDecoder, make_decoder
 from deepspeech.errors import AudioTooLongError, DeepSpeechError, ModelLoadError
 from deepspeech.export import (
     FEATURES_INPUT,
@@ -195,9 +195,13 @@ class SpeechModel:
         name: str | None = None,
         version: str | None = None,
         source: str = "",
+        decoder: Decoder | None = None,
+        decoder_config: DecoderConfig | None = None,
     ) -> None:
         self.session = session
         self.metadata = metadata
+        self.decoder = decoder or GreedyDecoder(metadata.alphabet)
+        self.decoder_config = decoder_config or DecoderConfig()
         self.name = name or metadata.model_name
         self.version = version or metadata.model_version
         self.source = source
@@ -234,6 +238,13 @@ class SpeechModel:
             "mlflow_run_id": m.mlflow_run_id or None,
             "git_commit": m.git_commit or None,
             "test_wer": m.test_wer,
+            "decoder": {
+                "decoder": self.decoder_config.decoder,
+                "beam_width": self.decoder_config.beam_width,
+                "lm": str(self.decoder_config.lm_path) if self.decoder_config.lm_path else None,
+                "alpha": self.decoder_config.alpha,
+                "beta": self.decoder_config.beta,
+            },
         }
 
     def features(self, audio: np.ndarray) -> np.ndarray:
@@ -247,9 +258,10 @@ class SpeechModel:
         return [p[:n] for p, n in zip(probs, lengths, strict=True)]
 
     def transcribe_features(self, features: Sequence[np.ndarray]) -> list[str]:
-        """Greedy transcripts of one padded batch; padding does not change any of them."""
+        """Transcripts of one padded batch (greedy, or beam + LM as opened); padding does not
+        change any of them."""
         probs, lengths = self._run(features)
-        return greedy_decode_batch(probs, lengths, self.metadata.alphabet)
+        return self.decoder.decode_batch(probs, lengths)
 
     def _run(self, features: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         batch, lengths = pad_features(features)  # (B, T_max, n_input), (B,)
@@ -265,8 +277,10 @@ def open_model(
     tracking_uri: str | None = None,
     device: str = "auto",
     threads: int | None = None,
+    decoder: DecoderConfig | None = None,
 ) -> SpeechModel:
-    """Open an exported model file or registry version, ready to transcribe."""
+    """Open an exported model file or registry version, ready to transcribe (greedy decoding
+    unless `decoder` asks for beam search; its LM is loaded here, once)."""
     resolved = resolve_model_source(source, tracking_uri)
     session = open_session(resolved.path, device, threads)
     props = session.get_modelmeta().custom_metadata_map
@@ -277,8 +291,15 @@ def open_model(
             f"{source}: model expects {metadata.sample_rate} Hz audio; this code reads "
             f"{SAMPLE_RATE} Hz"
         )
+    decoder = decoder or DecoderConfig()
     model = SpeechModel(
-        session, metadata, name=resolved.name, version=resolved.version, source=os.fspath(source)
+        session,
+        metadata,
+        name=resolved.name,
+        version=resolved.version,
+        source=os.fspath(source),
+        decoder=make_decoder(decoder, metadata.alphabet, kind="probabilities"),
+        decoder_config=decoder,
     )
     logger.info("model %s from %s on %s", model.model_id, source, ", ".join(model.providers))
     return model

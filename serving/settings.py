@@ -6,8 +6,9 @@ see and change what the server refuses, and tests can start servers with small l
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from deepspeech.decode import DecoderConfig
 from deepspeech.errors import ConfigError
 
 DEFAULT_HOST = "127.0.0.1"  # loopback unless told otherwise: a model server is not a public service
@@ -41,6 +42,7 @@ class ServerSettings:
     device: str = "auto"  # auto: CUDA when it really works, else CPU
     feature_workers: int = 0  # threads decoding audio and computing features; 0 = usable CPUs
     threads: int = DEFAULT_THREADS  # onnxruntime intra-op threads per batch; 0 = usable CPUs
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)  # greedy unless told
 
     def __post_init__(self) -> None:
         if not self.model:

@@ -126,3 +126,29 @@ def test_read_audio_limits(tmp_path: Path) -> None:
         read_audio(path, max_seconds=2)
     with pytest.raises(AudioFormatError, match="no such file"):
         read_audio(tmp_path / "missing.wav")
+
+
+def test_beam_search_with_a_language_model(
+    random_onnx: Path, tiny_corpus: Path, wavs: list[str], tmp_path: Path
+) -> None:
+    """transcribe and the inference core take the same decoder settings as evaluate."""
+    from deepspeech.decode import DecoderConfig
+    from deepspeech.lm import build_arpa
+
+    text = tmp_path / "train.txt"
+    text.write_text("\n".join(u.transcript for u in read_manifest(tiny_corpus / "train.csv")))
+    lm = tmp_path / "lm.arpa"
+    build_arpa(text, lm, order=3)
+    model = open_model(random_onnx, decoder=DecoderConfig(decoder="beam", lm_path=lm))
+    assert model.describe()["decoder"]["lm"] == str(lm)
+    features = [model.features(read_audio(path)) for path in wavs[:3]]
+    texts = model.transcribe_features(features)
+    assert len(texts) == 3
+    assert texts == [model.decoder(model.probabilities([f])[0]) for f in features]
+    result = run_cli(
+        "transcribe", "--model", str(random_onnx), "--decoder", "beam", "--lm", str(lm), *wavs[:3]
+    )
+    assert result.returncode == 0, result.stderr
+    assert [line.split("\t", 1)[1] for line in result.stdout.splitlines()] == texts
+    refused = run_cli("transcribe", "--model", str(random_onnx), "--lm", str(lm), wavs[0])
+    assert refused.returncode == 2 and "needs the beam decoder" in refused.stderr

@@ -14,6 +14,16 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from deepspeech.cli.lm import (
+    AlphaOption,
+    BeamWidthOption,
+    BetaOption,
+    DecoderOption,
+    LmOption,
+    decoder_config,
+)
+from deepspeech.decode import DEFAULT_ALPHA, DEFAULT_BEAM_WIDTH, DEFAULT_BETA
+
 if TYPE_CHECKING:
     from serving.inference import FileTranscript
 
@@ -132,6 +142,11 @@ def transcribe(
     ] = 5,
     tracking_uri: TrackingUriOption = None,
     device: DeviceOption = "auto",
+    decoder: DecoderOption = "greedy",
+    beam_width: BeamWidthOption = DEFAULT_BEAM_WIDTH,
+    lm: LmOption = None,
+    alpha: AlphaOption = DEFAULT_ALPHA,
+    beta: BetaOption = DEFAULT_BETA,
 ) -> None:
     """Transcribe WAV files with an exported model: one `path<TAB>transcript` line per file.
 
@@ -145,7 +160,8 @@ def transcribe(
     if not files and not manifest:
         raise typer.BadParameter("give WAV files or --manifest CSV", param_hint="FILES")
     limit_blas_threads()
-    speech_model = open_model(model, tracking_uri=tracking_uri, device=device)
+    decoding = decoder_config(decoder, beam_width, lm, alpha, beta)
+    speech_model = open_model(model, tracking_uri=tracking_uri, device=device, decoder=decoding)
     references: dict[str, str] = {}
     paths = [str(f) for f in files or []]
     if manifest:
@@ -253,6 +269,11 @@ def serve(
     ] = DEFAULT_THREADS,
     tracking_uri: TrackingUriOption = None,
     device: DeviceOption = "auto",
+    decoder: DecoderOption = "greedy",
+    beam_width: BeamWidthOption = DEFAULT_BEAM_WIDTH,
+    lm: LmOption = None,
+    alpha: AlphaOption = DEFAULT_ALPHA,
+    beta: BetaOption = DEFAULT_BETA,
 ) -> None:
     """Serve the model over HTTP: POST /v1/transcribe, GET /healthz, /v1/model, /metrics, /.
 
@@ -273,5 +294,6 @@ def serve(
             tracking_uri=tracking_uri,
             device=device,
             threads=threads,
+            decoder=decoder_config(decoder, beam_width, lm, alpha, beta),
         )
     )
