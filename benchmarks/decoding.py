@@ -30,6 +30,7 @@ from importlib.metadata import version  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
+from machine import cpu_model  # noqa: E402
 
 from deepspeech.corpus.grammar import SentenceShares, draw_sentence, vocabulary  # noqa: E402
 from deepspeech.decode import (  # noqa: E402
@@ -150,14 +151,6 @@ def evaluate(
         if word in unseen
     )
     return Row(name, seconds / audio_seconds, *corpus_error_rates(references, hypotheses), kept)
-
-
-def cpu_model() -> str:
-    with open("/proc/cpuinfo") as cpuinfo:
-        for line in cpuinfo:
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
 
 
 def main() -> None:

@@ -24,6 +24,7 @@ from importlib.metadata import version  # noqa: E402
 
 import numpy as np  # noqa: E402
 import python_speech_features  # noqa: E402
+from machine import cpu_model  # noqa: E402
 
 from deepspeech.audio import (  # noqa: E402
     N_CEPSTRUM,
@@ -87,14 +88,6 @@ def time_interleaved(
             function(audio, N_CEPSTRUM, N_CONTEXT)
             times[name].append(time.perf_counter() - start)
     return times
-
-
-def cpu_model() -> str:
-    with open("/proc/cpuinfo") as cpuinfo:
-        for line in cpuinfo:
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
 
 
 def main() -> None:

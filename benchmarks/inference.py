@@ -25,6 +25,7 @@ from importlib.metadata import version
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
+from machine import cpu_model
 
 from deepspeech.audio import N_INPUT, n_feature_frames
 from deepspeech.export import (
@@ -41,14 +42,6 @@ ORT_ONE_THREAD = "onnxruntime, 1 thread"  # the server's default (see serving/se
 TF_TRAINED = "TensorFlow, masked (as trained)"
 TF_EXPORTED = "TensorFlow, unmasked (as exported)"
 N_CLASSES = 29  # default alphabet + blank
-
-
-def cpu_model() -> str:
-    with open("/proc/cpuinfo") as cpuinfo:
-        for line in cpuinfo:
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
 
 
 def build_runners(

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 
+from machine import cpu_model  # before the import path loses this folder, below
+
 # This script shares its name with the `serving` package it measures: keep its own folder
 # off the import path, or `import serving` would import this file.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
@@ -143,14 +145,6 @@ def load(url: str, wavs: list[bytes], concurrency: int, requests: int, max_batch
         raise RuntimeError(f"{len(failures)} requests failed, e.g. {failures[0]}")
     mean_batch = (utterances_after - utterances_before) / max(batches_after - batches_before, 1)
     return Measurement(max_batch, concurrency, requests, seconds, latencies, mean_batch)
-
-
-def cpu_model() -> str:
-    with open("/proc/cpuinfo") as cpuinfo:
-        for line in cpuinfo:
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
 
 
 def main() -> None:

@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from machine import cpu_model
+
 GLOBAL_BATCH = 32
 N_HIDDEN = 256
 FEATURE_STRIDE = 2
@@ -104,13 +106,6 @@ def make_corpus(utterances: int) -> Path:
     out = Path(tempfile.mkdtemp(prefix="bench-corpus-"))
     make_sample_corpus(out, SampleCorpusConfig(utterances=utterances, seed=0))
     return out
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown CPU"
 
 
 def main() -> None:
