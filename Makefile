@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 RUNS := runs
 CORPUS := $(RUNS)/sample-corpus
 
-.PHONY: setup run test lint bench ui clean
+.PHONY: setup run test browser lint bench ui clean
 
 setup: $(STAMP)
 
@@ -37,8 +37,18 @@ ui: setup
 	mkdir -p $(RUNS)
 	$(BIN)/mlflow ui --host 127.0.0.1 --port 5000 --workers 1 --backend-store-uri $(MLFLOW_TRACKING_URI)
 
-test: setup
+test: setup browser
 	$(BIN)/python -m pytest
+
+# tests/test_web_page.py drives Debian's headless Chromium; as root with apt-get it is installed
+# here, otherwise this says what to install (and that test fails with the same message).
+browser:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+	else \
+		echo "The browser test needs Debian's chromium and chromium-driver: sudo apt-get install chromium chromium-driver"; \
+	fi
 
 lint: setup
 	$(BIN)/ruff check .

@@ -24,7 +24,9 @@ class BiRNN(keras.Model):
         self.h2 = keras.layers.Dense(config.n_hidden, name="h2")
         self.h3 = keras.layers.Dense(config.n_hidden, name="h3")
         self.lstm = keras.layers.Bidirectional(
-            keras.layers.LSTM(config.n_hidden, return_sequences=True),
+            # Named, or Keras numbers it per process (lstm_1, ...) and the tracked statistics
+            # names would depend on how many models the process built before.
+            keras.layers.LSTM(config.n_hidden, return_sequences=True, name="lstm"),
             merge_mode="concat",
             name="lstm",
         )
