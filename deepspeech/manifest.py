@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import logging
 import os
+import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,16 +50,24 @@ def read_manifest(
     utterances: list[Utterance] = []
     with csv_path.open(newline="", encoding="utf-8") as f:
         reader = csv.reader(f)
-        header = next(reader, None)
-        if header is None or tuple(h.strip() for h in header) != MANIFEST_HEADER:
+        try:
+            header = next(reader, None)
+            if header is None or tuple(h.strip() for h in header) != MANIFEST_HEADER:
+                raise ManifestError(
+                    f"{csv_path}:1: header is {header!r}, expected {','.join(MANIFEST_HEADER)}"
+                )
+            for row in reader:
+                if not row or row == [""]:
+                    continue
+                where = f"{csv_path}:{reader.line_num}"
+                utterances.append(_parse_row(row, where, base, alphabet, check_files))
+        except UnicodeDecodeError as e:
             raise ManifestError(
-                f"{csv_path}:1: header is {header!r}, expected {','.join(MANIFEST_HEADER)}"
-            )
-        for row in reader:
-            line = reader.line_num
-            if not row or row == [""]:
-                continue
-            utterances.append(_parse_row(row, f"{csv_path}:{line}", base, alphabet, check_files))
+                f"{csv_path}: not UTF-8 text (byte {e.start} of a read block is "
+                f"{e.object[e.start : e.start + 1]!r}); save the manifest as UTF-8"
+            ) from None
+        except csv.Error as e:
+            raise ManifestError(f"{csv_path}:{reader.line_num}: not valid CSV ({e})") from None
     if not utterances:
         raise ManifestError(f"{csv_path}: manifest has a header but no rows")
     return utterances
@@ -88,9 +97,14 @@ def _parse_row(
         wav_path = base / wav_path
     if check_files:
         try:
-            actual = os.stat(wav_path).st_size
+            status = os.stat(wav_path)
         except FileNotFoundError:
             raise ManifestError(f"{where}: audio file {wav_path} does not exist") from None
+        except (OSError, ValueError) as e:  # a NUL in the name, a name too long, no permission
+            raise ManifestError(f"{where}: cannot read audio file {wav_path!r}: {e}") from None
+        if not stat.S_ISREG(status.st_mode):
+            raise ManifestError(f"{where}: audio file {wav_path} is not a regular file")
+        actual = status.st_size
         if actual != wav_filesize:
             raise ManifestError(
                 f"{where}: {wav_path} is {actual} bytes, manifest says {wav_filesize}; "

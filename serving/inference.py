@@ -241,7 +241,8 @@ class SpeechModel:
             "decoder": {
                 "decoder": self.decoder_config.decoder,
                 "beam_width": self.decoder_config.beam_width,
-                "lm": str(self.decoder_config.lm_path) if self.decoder_config.lm_path else None,
+                # The file name only: the server's directory layout is not the clients' business.
+                "lm": self.decoder_config.lm_path.name if self.decoder_config.lm_path else None,
                 "alpha": self.decoder_config.alpha,
                 "beta": self.decoder_config.beta,
             },

@@ -38,6 +38,19 @@ class ServerProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def rss_bytes(self) -> int:
+        """The server's resident memory now (Linux /proc), to check that it stays bounded."""
+        return resident_memory_bytes(self.process.pid)
+
+
+def resident_memory_bytes(pid: int) -> int:
+    """VmRSS of a process, from /proc/PID/status (Linux)."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
 
 def free_port() -> int:
     """A TCP port nobody listens on right now (the server binds it a moment later)."""
@@ -63,10 +76,15 @@ def _wait_healthy(server: ServerProcess, timeout: float) -> None:
 
 @contextmanager
 def run_server_process(
-    model: str | os.PathLike[str], *options: str, startup_timeout: float = STARTUP_TIMEOUT_SECONDS
+    model: str | os.PathLike[str],
+    *options: str,
+    startup_timeout: float = STARTUP_TIMEOUT_SECONDS,
+    host: str | None = LOOPBACK,
 ) -> Iterator[ServerProcess]:
     """Start `python -m deepspeech serve --model MODEL OPTIONS...` on 127.0.0.1, yield it
-    once /healthz answers 200, then stop it with SIGTERM and record its exit code."""
+    once /healthz answers 200, then stop it with SIGTERM and record its exit code.
+
+    `host=None` leaves `--host` out, to test the server's own default."""
     port = free_port()
     with tempfile.NamedTemporaryFile(prefix="deepspeech-serve-", suffix=".log", delete=False) as f:
         log_path = Path(f.name)
@@ -77,8 +95,7 @@ def run_server_process(
         "serve",
         "--model",
         os.fspath(model),
-        "--host",
-        LOOPBACK,
+        *(["--host", host] if host is not None else []),
         "--port",
         str(port),
         *options,

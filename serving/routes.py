@@ -3,7 +3,7 @@
 Every error is JSON `{"error": CODE, "detail": MESSAGE}`: bad input gets 400 (undecodable
 audio), 413 (body or duration over the limit), 415 (media type) or 422 (missing field), and
 never a 5xx. Bodies are read as a stream and counted, so an oversized upload is refused at the
-limit instead of after it has been buffered whole.
+limit instead of after it has been buffered whole, and no uploaded byte is written to disk.
 """
 
 from __future__ import annotations
@@ -95,6 +95,9 @@ async def _read_multipart_audio(request: Request, limit: int) -> tuple[bytes, st
         max_files=MULTIPART_MAX_FIELDS,
         max_fields=MULTIPART_MAX_FIELDS,
     )
+    # Starlette spools file parts over 1 MB to a temporary file; uploads must never touch the
+    # disk, and the body limit already bounds a part, so keep every part in memory.
+    parser.spool_max_size = limit
     try:
         form = await parser.parse()
     except MultiPartException as e:

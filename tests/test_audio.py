@@ -8,10 +8,13 @@ import time
 import tracemalloc
 from pathlib import Path
 
+import malformed
 import numpy as np
 import pytest
 import python_speech_features
 import soundfile
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from deepspeech.audio import (
     N_INPUT,
@@ -482,3 +485,42 @@ def test_write_wav_rejects_bad_arrays(tmp_path, audio):
     with pytest.raises(ValueError, match="audio"):
         write_wav(tmp_path / "q.wav", audio)
     assert list(tmp_path.iterdir()) == []
+
+
+MALFORMED_BASE = malformed.wav(malformed.speech_like_pcm16(0.5))
+
+
+def _decodes_or_refuses(data: bytes) -> np.ndarray | None:
+    """load_wav's whole contract on bad bytes: finite 16 kHz mono audio, or AudioFormatError."""
+    try:
+        audio = load_wav(data, convert=True, name="upload.wav")
+    except AudioFormatError as e:
+        assert str(e).startswith("upload.wav: "), e
+        return None
+    assert audio.ndim == 1 and audio.dtype == np.float32 and len(audio) > 0
+    assert np.isfinite(audio).all() and np.abs(audio).max() <= 1.0
+    return audio
+
+
+@pytest.mark.parametrize("case", malformed.malformed_wavs(MALFORMED_BASE), ids=lambda c: c.name)
+def test_malformed_corpus_is_refused_or_decoded(case: malformed.BadWav) -> None:
+    audio = _decodes_or_refuses(case.data)
+    if case.refuse:
+        assert audio is None, f"{case.name}: decoded {len(audio)} samples"
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    offset=st.integers(0, malformed.HEADER_BYTES + 8),
+    junk=st.binary(min_size=1, max_size=8),
+    cut=st.none() | st.integers(0, len(MALFORMED_BASE)),
+)
+def test_any_header_damage_is_refused_or_decoded(offset: int, junk: bytes, cut: int | None):
+    damaged = MALFORMED_BASE[:offset] + junk + MALFORMED_BASE[offset + len(junk) :]
+    _decodes_or_refuses(damaged[:cut])
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.binary(max_size=2000))
+def test_any_bytes_are_refused_or_decoded(data: bytes) -> None:
+    _decodes_or_refuses(data)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from deepspeech.errors import ManifestError
 from deepspeech.manifest import (
@@ -136,3 +138,41 @@ def test_validates_a_100k_row_manifest(tmp_path: Path) -> None:
     rows = read_manifest(csv_path)
     assert len(rows) == 100_000
     assert rows[-1].wav_path.name == f"{(100_000 - 1) % n_files}.wav"
+
+
+VALID_MANIFEST = b"wav_filename,wav_filesize,transcript\nwav/0.wav,44,hello\n"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    data=st.one_of(
+        st.binary(max_size=300),
+        st.builds(  # a valid manifest with some of its bytes replaced or cut short
+            lambda cut, at, junk: (VALID_MANIFEST[:at] + junk + VALID_MANIFEST[at:])[:cut],
+            st.integers(0, len(VALID_MANIFEST) + 40),
+            st.integers(0, len(VALID_MANIFEST)),
+            st.binary(max_size=8) | st.sampled_from([b"\0", b"\xff", b'"', b"\r", b",,", b"\n"]),
+        ),
+    )
+)
+def test_any_bytes_read_as_rows_or_one_manifest_error(tmp_path_factory, data: bytes) -> None:
+    """Whatever bytes a manifest holds, reading it returns rows or raises ManifestError naming
+    the file: never a UnicodeDecodeError, csv.Error or other traceback."""
+    folder = tmp_path_factory.mktemp("fuzz")
+    (folder / "wav").mkdir()
+    (folder / "wav" / "0.wav").write_bytes(bytes(44))
+    csv_path = folder / "m.csv"
+    csv_path.write_bytes(data)
+    try:
+        rows = read_manifest(csv_path)
+    except ManifestError as e:
+        assert str(csv_path) in str(e)
+    else:
+        assert rows and all(r.wav_path.is_file() and r.transcript.strip() for r in rows)
+
+
+def test_a_huge_field_is_a_manifest_error(tmp_path: Path) -> None:
+    csv_path = tmp_path / "m.csv"
+    csv_path.write_text("wav_filename,wav_filesize,transcript\na.wav,1," + "a" * 200_000 + "\n")
+    with pytest.raises(ManifestError, match=r"m\.csv:2: "):
+        read_manifest(csv_path)
