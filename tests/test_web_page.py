@@ -17,9 +17,10 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
+from servers import clean_server
 
 from deepspeech.manifest import read_manifest
-from serving.process import ServerProcess, run_server_process
+from serving.process import ServerProcess
 
 pytestmark = pytest.mark.slow
 
@@ -46,9 +47,8 @@ DriverFactory = Callable[..., WebDriver]
 
 @pytest.fixture(scope="module")
 def server(random_onnx: Path) -> Iterator[ServerProcess]:
-    with run_server_process(random_onnx) as process:
+    with clean_server(random_onnx) as process:
         yield process
-    assert "Traceback" not in process.log(), process.log()
 
 
 @pytest.fixture(scope="module")
