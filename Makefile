@@ -54,12 +54,9 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# Every benchmark in benchmarks/, one after another; rewrites benchmarks/RESULTS.md (~30 min).
 bench: setup
-	$(BIN)/python benchmarks/features.py --markdown
-	$(BIN)/python benchmarks/training.py --markdown
-	$(BIN)/python benchmarks/decoding.py --markdown
-	$(BIN)/python benchmarks/inference.py --markdown
-	$(BIN)/python benchmarks/serving.py --markdown
+	$(BIN)/python benchmarks/run_all.py
 
 clean:
 	rm -rf $(RUNS) mlruns mlflow.db .pytest_cache .ruff_cache

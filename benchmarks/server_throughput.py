@@ -1,11 +1,11 @@
 """Server throughput and latency, with and without micro-batching, on a real server process.
 
-Run: .venv/bin/python benchmarks/serving.py [--model MODEL.onnx | --n-hidden 1024]
+Run: .venv/bin/python benchmarks/server_throughput.py [--model MODEL.onnx | --n-hidden 1024]
      [--requests 48] [--seconds 4] [--concurrency 1,8,16] [--markdown]
 
 Starts `deepspeech serve` on 127.0.0.1 twice, with `--max-batch 1` (every request its own
 onnxruntime call) and `--max-batch 8`, and sends a bounded number of WAV uploads at each
-concurrency from client threads in this process. Throughput counts completed requests per
+concurrency from asyncio clients in this process. Throughput counts completed requests per
 second; latency is per request, upload to answer. The client shares the machine's cores with
 the server, as a load balancer or a co-located caller would.
 """
@@ -14,29 +14,20 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import io
 import os
 import platform
-import sys
 import tempfile
-import threading
-import time
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 
-from machine import cpu_model  # before the import path loses this folder, below
+import httpx
+import numpy as np
+from inputs import random_weights_model, speech_like_wav
+from machine import cpu_model
 
-# This script shares its name with the `serving` package it measures: keep its own folder
-# off the import path, or `import serving` would import this file.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
-import httpx  # noqa: E402
-import numpy as np  # noqa: E402
-import soundfile  # noqa: E402
-
-from deepspeech.audio import SAMPLE_RATE  # noqa: E402
-from serving.process import run_server_process  # noqa: E402
+from serving.load import generate_load
+from serving.process import run_server_process
 
 TARGET_SPEEDUP = 2.0  # throughput with batching over without, at concurrency 8
 WARMUP_REQUESTS = 4
@@ -59,41 +50,6 @@ class Measurement:
         return float(np.percentile(self.latencies, q))
 
 
-def speech_like_wav(seconds: float, seed: int) -> bytes:
-    """A 16 kHz PCM_16 WAV of voiced-sounding noise (content does not matter for speed)."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(round(seconds * SAMPLE_RATE)) / SAMPLE_RATE
-    pitch = 110 + 30 * np.sin(2 * np.pi * 0.5 * t)
-    voiced = sum(np.sin(k * 2 * np.pi * np.cumsum(pitch) / SAMPLE_RATE) / k for k in range(1, 12))
-    audio = 0.2 * voiced * np.sin(np.pi * 3 * t) ** 2 + 0.01 * rng.standard_normal(len(t))
-    buffer = io.BytesIO()
-    soundfile.write(buffer, (0.9 * audio / np.abs(audio).max()).astype(np.float32), SAMPLE_RATE,
-                    format="WAV", subtype="PCM_16")  # fmt: skip
-    return buffer.getvalue()
-
-
-def random_weights_model(n_hidden: int, folder: Path) -> Path:
-    """Export a BiRNN with random weights (stride 1 features) with the real export code."""
-    import keras
-    import onnx
-
-    from deepspeech.config import FeatureConfig, ModelConfig
-    from deepspeech.export import ModelMetadata, convert_to_onnx, write_metadata
-    from deepspeech.model import build_birnn
-    from deepspeech.text import Alphabet
-
-    keras.utils.set_random_seed(0)
-    alphabet, features = Alphabet.default(), FeatureConfig()
-    model = build_birnn(ModelConfig(features.n_input, alphabet.num_classes, n_hidden=n_hidden))
-    proto, _ = convert_to_onnx(model)
-    write_metadata(
-        proto, ModelMetadata(alphabet, features, n_hidden, model_name=f"random-{n_hidden}")
-    )
-    path = folder / f"random-{n_hidden}.onnx"
-    onnx.save(proto, path)
-    return path
-
-
 def batch_totals(client: httpx.Client) -> tuple[float, float]:
     """(batches run, utterances in them) so far, from /metrics."""
     values = {}
@@ -105,46 +61,15 @@ def batch_totals(client: httpx.Client) -> tuple[float, float]:
 
 
 def load(url: str, wavs: list[bytes], concurrency: int, requests: int, max_batch: int):
-    """Send `requests` uploads from `concurrency` threads; each thread waits for its answer."""
-    latencies: list[float] = []
-    failures: list[str] = []
-    next_index = iter(range(requests))
-    lock = threading.Lock()
-
-    def worker() -> None:
-        with httpx.Client(base_url=url, timeout=300) as client:
-            while True:
-                with lock:
-                    index = next(next_index, None)
-                if index is None:
-                    return
-                start = time.perf_counter()
-                response = client.post(
-                    "/v1/transcribe",
-                    content=wavs[index % len(wavs)],
-                    headers={"Content-Type": "audio/wav"},
-                )
-                elapsed = time.perf_counter() - start
-                with lock:
-                    if response.status_code == 200:
-                        latencies.append(elapsed)
-                    else:
-                        failures.append(response.text)
-
+    """Send `requests` uploads from `concurrency` clients; each waits for its answer."""
     with httpx.Client(base_url=url, timeout=60) as client:
         batches_before, utterances_before = batch_totals(client)
-        threads = [threading.Thread(target=worker) for _ in range(concurrency)]
-        start = time.perf_counter()
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        seconds = time.perf_counter() - start
+        run = generate_load(url, wavs, concurrency, requests=requests)
         batches_after, utterances_after = batch_totals(client)
-    if failures:
-        raise RuntimeError(f"{len(failures)} requests failed, e.g. {failures[0]}")
+    if run.errors:
+        raise RuntimeError(f"{len(run.errors)} requests failed, e.g. {run.errors[0]}")
     mean_batch = (utterances_after - utterances_before) / max(batches_after - batches_before, 1)
-    return Measurement(max_batch, concurrency, requests, seconds, latencies, mean_batch)
+    return Measurement(max_batch, concurrency, requests, run.seconds, run.latencies, mean_batch)
 
 
 def main() -> None:
@@ -153,7 +78,9 @@ def main() -> None:
     parser.add_argument("--n-hidden", type=int, default=1024, help="width of the random model")
     parser.add_argument("--requests", type=int, default=48, help="requests per measurement")
     parser.add_argument("--seconds", type=float, default=4.0, help="audio per request")
-    parser.add_argument("--concurrency", default="1,8,16", help="client threads, comma-separated")
+    parser.add_argument(
+        "--concurrency", default="1,8,16", help="concurrent clients, comma-separated"
+    )
     parser.add_argument("--batch-wait-ms", type=float, default=5.0, help="server batch window")
     parser.add_argument(
         "--threads", type=int, default=1, help="server's onnxruntime threads (0 = all CPUs)"
@@ -200,7 +127,7 @@ def main() -> None:
         return
 
     described = f"`{args.model}`" if args.model else f"random weights, n_hidden {args.n_hidden}"
-    command = ".venv/bin/python benchmarks/serving.py --markdown"
+    command = ".venv/bin/python benchmarks/server_throughput.py --markdown"
     defaults = (None, 1024, 48, 4.0, "1,8,16", 5.0, 1)
     given = (args.model, args.n_hidden, args.requests, args.seconds, args.concurrency,
              args.batch_wait_ms, args.threads)  # fmt: skip
@@ -215,7 +142,7 @@ def main() -> None:
     print("## Serving\n")
     print(
         f"`deepspeech serve` on 127.0.0.1 ({described}, stride 1 features) answering "
-        f"{args.requests} uploads of {args.seconds:g} s WAVs per row from N client threads "
+        f"{args.requests} uploads of {args.seconds:g} s WAVs per row from N concurrent clients "
         "that each wait for their answer;\nwithout micro-batching (`--max-batch 1`) and with "
         f"it (`--max-batch 8`, `--batch-wait-ms {args.batch_wait_ms:g}`), onnxruntime threads "
         f"{args.threads or 'all usable CPUs'}. Client and server "
