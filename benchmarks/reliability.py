@@ -146,8 +146,8 @@ def main() -> None:
         f"{args.seconds:g} s of closed-loop load from {args.concurrency} concurrent clients "
         f"({'/'.join(f'{s:g}' for s in CLIP_SECONDS)} s WAVs, after {WARMUP_SECONDS:g} s of "
         f"warm-up), then the malformed-input corpus of `tests/malformed.py` ({len(corpus)} "
-        f"WAVs, {refused} of which must be refused) sent {args.passes} times, then a request "
-        "claiming an 8 GB body.\n"
+        f"WAVs, {refused} of which must be refused) sent in {args.passes} "
+        f"pass{'es' * (args.passes != 1)}, then a request claiming an 8 GB body.\n"
     )
     print(f"- Command: `{command}`")
     print(f"- Date: {datetime.date.today().isoformat()}")
