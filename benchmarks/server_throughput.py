@@ -22,11 +22,10 @@ from importlib.metadata import version
 from pathlib import Path
 
 import httpx
-import numpy as np
 from inputs import random_weights_model, speech_like_wav
 from machine import cpu_model
 
-from serving.load import generate_load
+from serving.load import LoadResult, batch_totals, generate_load
 from serving.process import run_server_process
 
 TARGET_SPEEDUP = 2.0  # throughput with batching over without, at concurrency 8
@@ -36,28 +35,8 @@ WARMUP_REQUESTS = 4
 @dataclass(frozen=True)
 class Measurement:
     max_batch: int
-    concurrency: int
-    requests: int
-    seconds: float
-    latencies: list[float]
+    run: LoadResult
     mean_batch: float
-
-    @property
-    def throughput(self) -> float:
-        return self.requests / self.seconds
-
-    def percentile(self, q: float) -> float:
-        return float(np.percentile(self.latencies, q))
-
-
-def batch_totals(client: httpx.Client) -> tuple[float, float]:
-    """(batches run, utterances in them) so far, from /metrics."""
-    values = {}
-    for line in client.get("/metrics").text.splitlines():
-        if line.startswith(("deepspeech_batch_size_count", "deepspeech_batch_size_sum")):
-            name, value = line.split()
-            values[name] = float(value)
-    return values["deepspeech_batch_size_count"], values["deepspeech_batch_size_sum"]
 
 
 def load(url: str, wavs: list[bytes], concurrency: int, requests: int, max_batch: int):
@@ -69,7 +48,7 @@ def load(url: str, wavs: list[bytes], concurrency: int, requests: int, max_batch
     if run.errors:
         raise RuntimeError(f"{len(run.errors)} requests failed, e.g. {run.errors[0]}")
     mean_batch = (utterances_after - utterances_before) / max(batches_after - batches_before, 1)
-    return Measurement(max_batch, concurrency, requests, run.seconds, run.latencies, mean_batch)
+    return Measurement(max_batch, run, mean_batch)
 
 
 def main() -> None:
@@ -106,15 +85,15 @@ def main() -> None:
                     if not args.markdown:
                         print(
                             f"max-batch {max_batch:2d}, concurrency {concurrency:2d}: "
-                            f"{measurement.throughput:6.2f} req/s, "
-                            f"p50 {measurement.percentile(50) * 1e3:7.0f} ms, "
-                            f"p99 {measurement.percentile(99) * 1e3:7.0f} ms, "
+                            f"{measurement.run.throughput:6.2f} req/s, "
+                            f"p50 {measurement.run.percentile(50) * 1e3:7.0f} ms, "
+                            f"p99 {measurement.run.percentile(99) * 1e3:7.0f} ms, "
                             f"mean batch {measurement.mean_batch:.1f}"
                         )
 
-    by_key = {(m.max_batch, m.concurrency): m for m in results}
+    by_key = {(m.max_batch, m.run.concurrency): m for m in results}
     speedups = {
-        c: by_key[(8, c)].throughput / by_key[(1, c)].throughput
+        c: by_key[(8, c)].run.throughput / by_key[(1, c)].run.throughput
         for c in levels
         if (8, c) in by_key and (1, c) in by_key
     }
@@ -159,8 +138,8 @@ def main() -> None:
     print("|---:|---:|---:|---:|---:|---:|")
     for m in results:
         print(
-            f"| {m.max_batch} | {m.concurrency} | {m.throughput:.2f} req/s | "
-            f"{m.percentile(50) * 1e3:.0f} ms | {m.percentile(99) * 1e3:.0f} ms | "
+            f"| {m.max_batch} | {m.run.concurrency} | {m.run.throughput:.2f} req/s | "
+            f"{m.run.percentile(50) * 1e3:.0f} ms | {m.run.percentile(99) * 1e3:.0f} ms | "
             f"{m.mean_batch:.1f} |"
         )
     ratios = ", ".join(f"{ratio:.2f}× at concurrency {c}" for c, ratio in speedups.items())

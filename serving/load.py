@@ -19,6 +19,7 @@ import httpx
 import numpy as np
 
 TRANSCRIBE_ROUTE = "/v1/transcribe"
+BATCH_SIZE_METRICS = ("deepspeech_batch_size_count", "deepspeech_batch_size_sum")
 
 
 @dataclass
@@ -101,3 +102,13 @@ def generate_load(
     if concurrency < 1 or not wavs:
         raise ValueError("need concurrency >= 1 and at least one WAV")
     return asyncio.run(_generate_load(url, wavs, concurrency, requests, seconds, timeout))
+
+
+def batch_totals(client: httpx.Client) -> tuple[float, float]:
+    """(batches run, utterances in them) so far, from the server's /metrics."""
+    values = {}
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith(BATCH_SIZE_METRICS):
+            name, value = line.split()
+            values[name] = float(value)
+    return values[BATCH_SIZE_METRICS[0]], values[BATCH_SIZE_METRICS[1]]

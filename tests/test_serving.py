@@ -20,6 +20,7 @@ from servers import clean_server
 from deepspeech.audio import SAMPLE_RATE, load_wav
 from deepspeech.manifest import read_manifest
 from serving.inference import open_model
+from serving.load import batch_totals
 from serving.process import ServerProcess
 
 pytestmark = pytest.mark.slow
@@ -137,7 +138,7 @@ def test_concurrent_requests_match_transcribe(
 ) -> None:
     """16 requests at once get the same answers as `deepspeech transcribe`, batched."""
     files = [test_wavs[i % len(test_wavs)] for i in range(CONCURRENT_REQUESTS)]
-    before = batch_counts(client)
+    before = batch_totals(client)
 
     def send(path: Path) -> httpx.Response:
         return post_wav(client, path.read_bytes())
@@ -161,21 +162,11 @@ def test_concurrent_requests_match_transcribe(
         assert body["model"] == "random/0" and body["inference_ms"] > 0
         assert body["duration_s"] == pytest.approx(len(load_wav(path)) / SAMPLE_RATE, abs=1e-3)
 
-    after = batch_counts(client)
+    after = batch_totals(client)
     batches = after[0] - before[0]
     utterances = after[1] - before[1]
     assert utterances == CONCURRENT_REQUESTS
     assert batches < CONCURRENT_REQUESTS, "requests arriving together were not batched"
-
-
-def batch_counts(client: httpx.Client) -> tuple[float, float]:
-    """(batches run, utterances in them) from /metrics."""
-    values = {}
-    for line in client.get("/metrics").text.splitlines():
-        if line.startswith(("deepspeech_batch_size_count", "deepspeech_batch_size_sum")):
-            name, value = line.split()
-            values[name] = float(value)
-    return values["deepspeech_batch_size_count"], values["deepspeech_batch_size_sum"]
 
 
 def _converted(audio: np.ndarray, rate: int, subtype: str, channels: int = 1) -> bytes:
