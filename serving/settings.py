@@ -20,7 +20,7 @@ DEFAULT_MAX_BODY_MB = 32.0  # 60 s of 96 kHz 24-bit stereo is about 35 MB; 16 kH
 DEFAULT_MAX_QUEUE = 256  # requests waiting for the model before new ones get 503
 # onnxruntime threads per batch. One: the LSTM synchronises its threads at every frame, so a
 # second thread stalls whenever feature threads (or anything else) take its core; on 2 shared
-# cores one thread gave 1.6x the throughput of two (benchmarks/server_throughput.py --threads).
+# cores one thread gave 1.6x the throughput of two (benchmarks/serving.py --threads).
 DEFAULT_THREADS = 1
 DEVICES = ("auto", "cpu", "cuda")
 BYTES_PER_MB = 1024 * 1024

@@ -1,6 +1,6 @@
 """Server throughput and latency, with and without micro-batching, on a real server process.
 
-Run: .venv/bin/python benchmarks/server_throughput.py [--model MODEL.onnx | --n-hidden 1024]
+Run: .venv/bin/python benchmarks/serving.py [--model MODEL.onnx | --n-hidden 1024]
      [--requests 48] [--seconds 4] [--concurrency 1,8,16] [--markdown]
 
 Starts `deepspeech serve` on 127.0.0.1 twice, with `--max-batch 1` (every request its own
@@ -16,6 +16,7 @@ import argparse
 import datetime
 import os
 import platform
+import sys
 import tempfile
 from dataclasses import dataclass
 from importlib.metadata import version
@@ -25,8 +26,12 @@ import httpx
 from inputs import random_weights_model, speech_like_wav
 from machine import cpu_model
 
-from serving.load import LoadResult, batch_totals, generate_load
-from serving.process import run_server_process
+# This script is benchmarks/serving.py: while its folder is on the path, `import serving`
+# imports it instead of the server package. Its helpers are imported; drop the folder.
+del sys.path[0]
+
+from serving.load import LoadResult, batch_totals, generate_load  # noqa: E402
+from serving.process import run_server_process  # noqa: E402
 
 TARGET_SPEEDUP = 2.0  # throughput with batching over without, at concurrency 8
 WARMUP_REQUESTS = 4
@@ -106,7 +111,7 @@ def main() -> None:
         return
 
     described = f"`{args.model}`" if args.model else f"random weights, n_hidden {args.n_hidden}"
-    command = ".venv/bin/python benchmarks/server_throughput.py --markdown"
+    command = ".venv/bin/python benchmarks/serving.py --markdown"
     defaults = (None, 1024, 48, 4.0, "1,8,16", 5.0, 1)
     given = (args.model, args.n_hidden, args.requests, args.seconds, args.concurrency,
              args.batch_wait_ms, args.threads)  # fmt: skip
