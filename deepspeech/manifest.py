@@ -61,16 +61,25 @@ def read_manifest(
                     continue
                 where = f"{csv_path}:{reader.line_num}"
                 utterances.append(_parse_row(row, where, base, alphabet, check_files))
-        except UnicodeDecodeError as e:
-            raise ManifestError(
-                f"{csv_path}: not UTF-8 text (byte {e.start} of a read block is "
-                f"{e.object[e.start : e.start + 1]!r}); save the manifest as UTF-8"
-            ) from None
+        except UnicodeDecodeError:
+            raise ManifestError(_not_utf8(csv_path)) from None
         except csv.Error as e:
             raise ManifestError(f"{csv_path}:{reader.line_num}: not valid CSV ({e})") from None
     if not utterances:
         raise ManifestError(f"{csv_path}: manifest has a header but no rows")
     return utterances
+
+
+def _not_utf8(csv_path: Path) -> str:
+    """Where the first non-UTF-8 byte is: the decoder saw a block, the user needs a line."""
+    data = csv_path.read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        bad = data[e.start : e.start + 1]
+        return f"{csv_path}:{line}: byte {bad!r} is not UTF-8; save the manifest as UTF-8"
+    return f"{csv_path}: not UTF-8 text; save the manifest as UTF-8"
 
 
 def _parse_row(

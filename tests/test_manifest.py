@@ -176,3 +176,13 @@ def test_a_huge_field_is_a_manifest_error(tmp_path: Path) -> None:
     csv_path.write_text("wav_filename,wav_filesize,transcript\na.wav,1," + "a" * 200_000 + "\n")
     with pytest.raises(ManifestError, match=r"m\.csv:2: "):
         read_manifest(csv_path)
+
+
+def test_a_non_utf8_byte_is_named_with_its_line(tmp_path: Path) -> None:
+    (tmp_path / "a.wav").write_bytes(bytes(10))
+    rows = ["wav_filename,wav_filesize,transcript"] + ["a.wav,10,fine"] * 2000
+    csv_path = tmp_path / "m.csv"
+    text = "\n".join(rows).encode() + b"\na.wav,10,caf\xe9\n"  # Latin-1, past the first block
+    csv_path.write_bytes(text)
+    with pytest.raises(ManifestError, match=r"m\.csv:2002: byte b'\\xe9' is not UTF-8"):
+        read_manifest(csv_path)
