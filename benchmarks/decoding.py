@@ -33,7 +33,7 @@ import numpy as np  # noqa: E402
 from machine import cpu_model  # noqa: E402
 
 from deepspeech.corpus.grammar import SentenceShares, draw_sentence, vocabulary  # noqa: E402
-from deepspeech.decode import (  # noqa: E402
+from deepspeech.decoding.decoders import (  # noqa: E402
     DEFAULT_ALPHA,
     DEFAULT_BEAM_WIDTH,
     DEFAULT_BETA,
@@ -41,9 +41,9 @@ from deepspeech.decode import (  # noqa: E402
     Decoder,
     GreedyDecoder,
 )
-from deepspeech.lm import build_kneser_ney, load_language_model  # noqa: E402
+from deepspeech.decoding.lm import build_kneser_ney, load_language_model  # noqa: E402
+from deepspeech.decoding.tuning import corpus_error_rates  # noqa: E402
 from deepspeech.text import Alphabet  # noqa: E402
-from deepspeech.tuning import corpus_error_rates  # noqa: E402
 
 FRAMES_PER_SECOND = 50  # 100 feature frames/s (10 ms step), model stride 2
 SHARES = SentenceShares(dev=0.1, test=0.1)  # as the sample corpus splits sentences

@@ -4,7 +4,7 @@ Run: .venv/bin/python benchmarks/inference.py [--sizes 256,1024,2048] [--seconds
      [--repeats 5] [--markdown]
 
 For each width, a BiRNN with random weights is exported with the real export code
-(`deepspeech.export.convert_to_onnx`) and timed on the features of `--seconds` of audio:
+(`deepspeech.model.export.convert_to_onnx`) and timed on the features of `--seconds` of audio:
 TensorFlow running the model as trained (masked LSTM, what `evaluate` runs), TensorFlow running
 the unmasked graph that is exported, and onnxruntime on the exported file. The three run in
 interleaved repetitions in one process, so machine noise hits them alike; the ratios are the
@@ -28,7 +28,7 @@ import numpy as np
 from machine import cpu_model
 
 from deepspeech.audio import N_INPUT, n_feature_frames
-from deepspeech.export import (
+from deepspeech.model.export import (
     FEATURES_INPUT,
     LENGTHS_INPUT,
     PROBABILITIES_OUTPUT,
@@ -53,7 +53,7 @@ def build_runners(
     import tensorflow as tf
 
     from deepspeech.config import ModelConfig
-    from deepspeech.model import build_birnn
+    from deepspeech.model.birnn import build_birnn
 
     keras.utils.set_random_seed(0)
     model = build_birnn(ModelConfig(N_INPUT, N_CLASSES, n_hidden=n_hidden, dropout_rate=0.0))

@@ -33,8 +33,8 @@ def random_weights_model(n_hidden: int, folder: Path) -> Path:
     import onnx
 
     from deepspeech.config import FeatureConfig, ModelConfig
-    from deepspeech.export import ModelMetadata, convert_to_onnx, write_metadata
-    from deepspeech.model import build_birnn
+    from deepspeech.model.birnn import build_birnn
+    from deepspeech.model.export import ModelMetadata, convert_to_onnx, write_metadata
     from deepspeech.text import Alphabet
 
     keras.utils.set_random_seed(0)

@@ -34,17 +34,17 @@ WARMUP_STEPS = 3
 def child(corpus: Path, devices: int, steps: int) -> dict[str, float]:
     """One configuration, in its own process: returns throughput and pipeline figures."""
     from deepspeech.config import TrainConfig
-    from deepspeech.distribute import make_placement
-    from deepspeech.manifest import read_manifest
+    from deepspeech.data.manifest import read_manifest
     from deepspeech.text import Alphabet
+    from deepspeech.training.placement import make_placement
 
     placement = make_placement(str(devices))  # before TensorFlow's first operation
     import keras
 
-    from deepspeech.data import distributed_dataset
-    from deepspeech.features import featurize, global_batches
-    from deepspeech.model import build_birnn
-    from deepspeech.train_step import make_train_step
+    from deepspeech.data.batching import featurize, global_batches
+    from deepspeech.data.pipeline import distributed_dataset
+    from deepspeech.model.birnn import build_birnn
+    from deepspeech.training.step import make_train_step
 
     keras.utils.set_random_seed(0)
     alphabet = Alphabet.default()

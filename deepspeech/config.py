@@ -15,7 +15,7 @@ from typing import Any, get_type_hints
 import yaml
 
 from deepspeech.audio import N_CEPSTRUM, N_CONTEXT
-from deepspeech.decode import DecoderConfig
+from deepspeech.decoding.decoders import DecoderConfig
 from deepspeech.errors import ConfigError
 
 

@@ -31,9 +31,9 @@ from deepspeech.audio import (
     load_wav,
     read_wav_info,
 )
-from deepspeech.decode import Decoder, DecoderConfig, GreedyDecoder, make_decoder
+from deepspeech.decoding.decoders import Decoder, DecoderConfig, GreedyDecoder, make_decoder
 from deepspeech.errors import AudioTooLongError, DeepSpeechError, ModelLoadError
-from deepspeech.export import (
+from deepspeech.model.export import (
     FEATURES_INPUT,
     LENGTHS_INPUT,
     PROBABILITIES_OUTPUT,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from deepspeech.decode import DecoderConfig
+from deepspeech.decoding.decoders import DecoderConfig
 from deepspeech.errors import ConfigError
 
 DEFAULT_HOST = "127.0.0.1"  # loopback unless told otherwise: a model server is not a public service

@@ -25,7 +25,7 @@ def tiny_checkpoint(tiny_corpus: Path, tmp_path_factory: pytest.TempPathFactory)
     """A checkpoint folder: the BiRNN (n_hidden 32, stride 2, no dropout) after one epoch on
     `tiny_corpus`, tracked in a temporary MLflow store (`mlflow.db` beside the folder)."""
     from deepspeech.config import TrainConfig
-    from deepspeech.train import train
+    from deepspeech.training.loop import train
 
     tmp = tmp_path_factory.mktemp("tiny-checkpoint")
     train(
@@ -49,8 +49,8 @@ def tiny_checkpoint(tiny_corpus: Path, tmp_path_factory: pytest.TempPathFactory)
 
 @pytest.fixture(scope="session")
 def tiny_export(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory):
-    """`deepspeech.export.export_model` of `tiny_checkpoint` (its ExportResult)."""
-    from deepspeech.export import export_model
+    """`deepspeech.model.export.export_model` of `tiny_checkpoint` (its ExportResult)."""
+    from deepspeech.model.export import export_model
 
     return export_model(tiny_checkpoint, tmp_path_factory.mktemp("tiny-onnx") / "model.onnx")
 
@@ -74,8 +74,8 @@ def random_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import onnx
 
     from deepspeech.config import FeatureConfig, ModelConfig
-    from deepspeech.export import ModelMetadata, convert_to_onnx, write_metadata
-    from deepspeech.model import build_birnn
+    from deepspeech.model.birnn import build_birnn
+    from deepspeech.model.export import ModelMetadata, convert_to_onnx, write_metadata
     from deepspeech.text import Alphabet
 
     keras.utils.set_random_seed(5)

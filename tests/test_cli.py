@@ -12,7 +12,7 @@ import pytest
 from deepspeech import __version__
 from deepspeech.audio import SAMPLE_RATE, write_wav
 from deepspeech.cli import main
-from deepspeech.manifest import Utterance, write_manifest
+from deepspeech.data.manifest import Utterance, write_manifest
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:

@@ -42,8 +42,8 @@ from deepspeech.corpus.tedlium import (
     import_tedlium,
     plan_tedlium,
 )
+from deepspeech.data.manifest import MANIFEST_HEADER, read_manifest
 from deepspeech.errors import ConfigError, CorpusError
-from deepspeech.manifest import MANIFEST_HEADER, read_manifest
 from deepspeech.text import Alphabet
 
 MAX_SECONDS = 3.0  # small, so an "over-long" clip stays tiny

@@ -26,8 +26,8 @@ from deepspeech.corpus.sample import (
     plan_utterances,
 )
 from deepspeech.corpus.voices import is_typical, is_usable, plan_voices
+from deepspeech.data.manifest import MANIFEST_HEADER, read_manifest
 from deepspeech.errors import ConfigError, CorpusError
-from deepspeech.manifest import MANIFEST_HEADER, read_manifest
 from deepspeech.text import Alphabet
 
 UTTERANCES = 40

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deepspeech.decode import (
+from deepspeech.decoding.decoders import (
     BeamDecoder,
     DecoderConfig,
     GreedyDecoder,
@@ -19,8 +19,8 @@ from deepspeech.decode import (
     make_decoder,
     to_log_probs,
 )
+from deepspeech.decoding.lm import build_kneser_ney
 from deepspeech.errors import ConfigError, LanguageModelError
-from deepspeech.lm import build_kneser_ney
 from deepspeech.text import Alphabet
 
 ALPHABET = Alphabet.default()

@@ -14,9 +14,9 @@ import onnx
 import pytest
 
 from deepspeech.audio import audio_to_input_vector, load_wav
-from deepspeech.checkpoint import read_run_info
+from deepspeech.data.manifest import read_manifest
 from deepspeech.errors import ExportError, ManifestError
-from deepspeech.export import (
+from deepspeech.model.export import (
     FEATURES_INPUT,
     LENGTHS_INPUT,
     OPSET,
@@ -26,7 +26,7 @@ from deepspeech.export import (
     pad_features,
     use_sequence_lengths,
 )
-from deepspeech.manifest import read_manifest
+from deepspeech.training.checkpoint import read_run_info
 
 pytestmark = pytest.mark.slow
 
@@ -50,7 +50,7 @@ def run_onnx(path_or_bytes, features: list[np.ndarray]) -> list[np.ndarray]:
 
 def assert_padding_invariant(model: Path | bytes, features: list[np.ndarray]) -> None:
     """Each utterance alone and inside the padded batch: same probabilities and same text."""
-    from deepspeech.decode import greedy_decode
+    from deepspeech.decoding.decoders import greedy_decode
     from deepspeech.text import Alphabet
 
     alphabet = Alphabet.default()
@@ -159,9 +159,9 @@ def test_reverse_sequence_layout_is_made_length_aware(tiny_corpus) -> None:
 def test_export_fails_above_the_parity_limit(
     tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import deepspeech.export
+    import deepspeech.model.export
 
-    monkeypatch.setattr(deepspeech.export, "PARITY_TOLERANCE", 0.0)
+    monkeypatch.setattr(deepspeech.model.export, "PARITY_TOLERANCE", 0.0)
     with pytest.raises(ExportError, match="differs from the Keras model"):
         export_model(tiny_checkpoint, tmp_path / "m.onnx")
     assert not (tmp_path / "m.onnx").exists()

@@ -11,8 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deepspeech.errors import LanguageModelError
-from deepspeech.lm import (
+from deepspeech.decoding.lm import (
     ARPA_LOG10_ZERO,
     BOS,
     EOS,
@@ -26,6 +25,7 @@ from deepspeech.lm import (
     load_language_model,
     read_sentences,
 )
+from deepspeech.errors import LanguageModelError
 from deepspeech.text import Alphabet
 
 # A text small enough to smooth by hand (order 3). Every order's counts-of-counts lack

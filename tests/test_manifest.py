@@ -8,8 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deepspeech.errors import ManifestError
-from deepspeech.manifest import (
+from deepspeech.data.manifest import (
     MANIFEST_HEADER,
     Utterance,
     parse_manifest_list,
@@ -17,6 +16,7 @@ from deepspeech.manifest import (
     read_manifests,
     write_manifest,
 )
+from deepspeech.errors import ManifestError
 from deepspeech.text import Alphabet
 
 WORDS = ("one", "two", "three", "four")

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from deepspeech.report import calculate_report, make_sample
+from deepspeech.training.report import calculate_report, make_sample
 
 
 def test_report_follows_the_2017_rules_and_adds_corpus_figures() -> None:

@@ -18,7 +18,7 @@ import soundfile
 from servers import clean_server
 
 from deepspeech.audio import SAMPLE_RATE, load_wav
-from deepspeech.manifest import read_manifest
+from deepspeech.data.manifest import read_manifest
 from serving.inference import open_model
 from serving.load import batch_totals
 from serving.process import ServerProcess

@@ -19,9 +19,9 @@ import numpy as np
 import pytest
 
 from deepspeech.config import TrainConfig
+from deepspeech.data.manifest import read_manifest, write_manifest
 from deepspeech.errors import ConfigError, ManifestError
-from deepspeech.manifest import read_manifest, write_manifest
-from deepspeech.train import is_plateau, should_stop_early, train
+from deepspeech.training.loop import is_plateau, should_stop_early, train
 
 pytestmark = pytest.mark.slow
 
@@ -248,7 +248,7 @@ def test_killed_at_random_points_finishes_one_consistent_run(
     moment falls), resume each time: one MLflow run, each epoch logged once, all steps done."""
     from mlflow import MlflowClient
 
-    from deepspeech.checkpoint import restore_inference_model
+    from deepspeech.training.checkpoint import restore_inference_model
 
     seed = int(os.environ.get("KILL_SEED", time.time_ns() % 10_000))
     rng = random.Random(seed)

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from deepspeech.audio import SAMPLE_RATE, write_wav
+from deepspeech.data.manifest import read_manifest
 from deepspeech.errors import AudioFormatError, AudioTooLongError, ModelLoadError
-from deepspeech.manifest import read_manifest
-from deepspeech.report import calculate_report, make_sample
+from deepspeech.training.report import calculate_report, make_sample
 from serving.inference import open_model, read_audio, transcribe_files
 
 pytestmark = pytest.mark.slow
@@ -132,8 +132,8 @@ def test_beam_search_with_a_language_model(
     random_onnx: Path, tiny_corpus: Path, wavs: list[str], tmp_path: Path
 ) -> None:
     """transcribe and the inference core take the same decoder settings as evaluate."""
-    from deepspeech.decode import DecoderConfig
-    from deepspeech.lm import build_arpa
+    from deepspeech.decoding.decoders import DecoderConfig
+    from deepspeech.decoding.lm import build_arpa
 
     text = tmp_path / "train.txt"
     text.write_text("\n".join(u.transcript for u in read_manifest(tiny_corpus / "train.csv")))

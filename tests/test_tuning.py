@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 from test_decode import ALPHABET, LM_TEXT, frames, spell
 
-from deepspeech.errors import ConfigError
-from deepspeech.lm import build_kneser_ney
-from deepspeech.tuning import (
+from deepspeech.decoding.lm import build_kneser_ney
+from deepspeech.decoding.tuning import (
     TuneResult,
     corpus_error_rates,
     float_grid,
     plot_tuning,
     tune_alpha_beta,
 )
+from deepspeech.errors import ConfigError
 
 AMBIGUOUS = {"k": 0.55, "c": 0.44}  # the acoustics slightly prefer the non-word "kat"
 REFERENCES = ["the cat sat", "the cat ran", "the dog sat"]

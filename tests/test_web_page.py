@@ -19,7 +19,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 from servers import clean_server
 
-from deepspeech.manifest import read_manifest
+from deepspeech.data.manifest import read_manifest
 from serving.process import ServerProcess
 
 pytestmark = pytest.mark.slow

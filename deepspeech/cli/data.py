@@ -39,7 +39,7 @@ def check(
     Fails on the first bad row with its file and line.
     """
     from deepspeech.audio import read_wav_info
-    from deepspeech.manifest import parse_manifest_list, read_manifest
+    from deepspeech.data.manifest import parse_manifest_list, read_manifest
     from deepspeech.text import Alphabet
 
     chosen = Alphabet.from_file(alphabet) if alphabet else Alphabet.default()

@@ -15,14 +15,14 @@ import typer
 from deepspeech.cli.data import AlphabetOption
 
 if TYPE_CHECKING:
-    from deepspeech.decode import DecoderConfig
+    from deepspeech.decoding.decoders import DecoderConfig
 
 lm_app = typer.Typer(
     help="Build the word n-gram language model for beam search decoding.",
     no_args_is_help=True,
 )
 
-# Defaults belong to each command (deepspeech.decode's DEFAULT_* constants are the usual ones).
+# Defaults belong to each command (the usual ones are DEFAULT_* in deepspeech.decoding.decoders).
 DecoderOption = Annotated[
     str,
     typer.Option(
@@ -61,7 +61,7 @@ def decoder_config(
     decoder: str, beam_width: int, lm: Path | None, alpha: float, beta: float
 ) -> DecoderConfig:
     """The options above -> a checked `DecoderConfig` (errors are one-line ConfigErrors)."""
-    from deepspeech.decode import DecoderConfig
+    from deepspeech.decoding.decoders import DecoderConfig
 
     return DecoderConfig(
         decoder=decoder,  # checked there: "greedy" or "beam"
@@ -92,7 +92,7 @@ def build(
     dropped; characters outside the alphabet removed), so the LM's words are spelt the way the
     acoustic model can spell them. Decode with `--decoder beam --lm OUTPUT`.
     """
-    from deepspeech.lm import build_arpa
+    from deepspeech.decoding.lm import build_arpa
     from deepspeech.text import Alphabet
 
     chosen = Alphabet.from_file(alphabet) if alphabet else Alphabet.default()
@@ -130,14 +130,14 @@ def tune(
     Runs the model once, then beam-decodes the dev set at every grid point; prints the best
     point and logs the grid, the best WER/CER and a heatmap to one MLflow run.
     """
-    from deepspeech.checkpoint import restore_inference_model
     from deepspeech.cli.console import progress_bar
-    from deepspeech.evaluate import make_eval_step, model_outputs
-    from deepspeech.features import featurize
-    from deepspeech.manifest import read_manifests
-    from deepspeech.mlflow_store import resolve_tracking_uri
-    from deepspeech.tracking import log_tuning_run
-    from deepspeech.tuning import float_grid, plot_tuning, tune_alpha_beta
+    from deepspeech.data.batching import featurize
+    from deepspeech.data.manifest import read_manifests
+    from deepspeech.decoding.tuning import float_grid, plot_tuning, tune_alpha_beta
+    from deepspeech.training.checkpoint import restore_inference_model
+    from deepspeech.training.evaluate import make_eval_step, model_outputs
+    from deepspeech.training.mlflow_store import resolve_tracking_uri
+    from deepspeech.training.tracking import log_tuning_run
 
     alpha_grid, beta_grid = float_grid(alphas), float_grid(betas)
     model, info = restore_inference_model(checkpoint_dir)

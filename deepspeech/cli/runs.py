@@ -32,8 +32,8 @@ def compare(
     from rich.console import Console
     from rich.table import Table
 
-    from deepspeech.compare import comparison_table, load_runs, plot_comparison
-    from deepspeech.mlflow_store import resolve_tracking_uri
+    from deepspeech.training.compare import comparison_table, load_runs, plot_comparison
+    from deepspeech.training.mlflow_store import resolve_tracking_uri
 
     runs = load_runs(resolve_tracking_uri(tracking_uri), experiment_name, run_ids)
     rows = comparison_table(runs)

@@ -1,6 +1,6 @@
 """`deepspeech export`, `deepspeech transcribe` and `deepspeech serve`: the model after training.
 
-Thin commands: `export` calls `deepspeech.export.export_model`; `transcribe` and `serve` use
+Thin commands: `export` calls `deepspeech.model.export.export_model`; `transcribe` and `serve` use
 `serving` (onnxruntime, no TensorFlow), so a transcript from the command line and one from the
 server come from the same code.
 """
@@ -22,7 +22,7 @@ from deepspeech.cli.lm import (
     LmOption,
     decoder_config,
 )
-from deepspeech.decode import DEFAULT_ALPHA, DEFAULT_BEAM_WIDTH, DEFAULT_BETA
+from deepspeech.decoding.decoders import DEFAULT_ALPHA, DEFAULT_BEAM_WIDTH, DEFAULT_BETA
 
 if TYPE_CHECKING:
     from serving.inference import FileTranscript
@@ -94,7 +94,7 @@ def export(
     commit and test WER into the model's metadata. The export is checked against the Keras
     model on real utterances and fails (nothing written) if they differ by more than 1e-3.
     """
-    from deepspeech.export import PARITY_TOLERANCE, export_model
+    from deepspeech.model.export import PARITY_TOLERANCE, export_model
 
     result = export_model(
         checkpoint_dir,
@@ -154,7 +154,7 @@ def transcribe(
     exit code is 2 if any file failed. Uses the server's inference code (onnxruntime).
     """
     from deepspeech.cli.console import progress_bar
-    from deepspeech.features import limit_blas_threads
+    from deepspeech.data.batching import limit_blas_threads
     from serving.inference import open_model, transcribe_files
 
     if not files and not manifest:
@@ -165,7 +165,7 @@ def transcribe(
     references: dict[str, str] = {}
     paths = [str(f) for f in files or []]
     if manifest:
-        from deepspeech.manifest import read_manifests
+        from deepspeech.data.manifest import read_manifests
 
         utterances = read_manifests(manifest, speech_model.metadata.alphabet)
         references = {str(u.wav_path): u.transcript for u in utterances}
@@ -211,7 +211,7 @@ def _print_corpus_report(
     as_json: bool,
 ) -> None:
     """Corpus WER/CER of the manifest's files (2017 mean per-sample WER beside it)."""
-    from deepspeech.report import calculate_report, make_sample
+    from deepspeech.training.report import calculate_report, make_sample
 
     samples = [
         make_sample(r.path, references[r.path], r.text or "", 0.0)

@@ -17,7 +17,7 @@ from deepspeech.cli.lm import (
     LmOption,
     decoder_config,
 )
-from deepspeech.decode import DEFAULT_ALPHA, DEFAULT_BEAM_WIDTH, DEFAULT_BETA
+from deepspeech.decoding.decoders import DEFAULT_ALPHA, DEFAULT_BEAM_WIDTH, DEFAULT_BETA
 
 
 def train(
@@ -114,7 +114,7 @@ def train(
     """
     flags = {k: v for k, v in locals().items() if k != "config"}  # before any local is added
     from deepspeech.config import build_train_config
-    from deepspeech.train import train as train_model
+    from deepspeech.training.loop import train as train_model
 
     options = build_train_config(config, flags)
     result = train_model(
@@ -147,11 +147,11 @@ def evaluate(
     Greedy decoding by default; `--decoder beam --lm LM.arpa` adds beam search with an n-gram
     language model (`deepspeech lm build`).
     """
-    from deepspeech.checkpoint import restore_inference_model
-    from deepspeech.decode import make_decoder
-    from deepspeech.evaluate import evaluate_set, make_eval_step
-    from deepspeech.features import featurize
-    from deepspeech.manifest import read_manifests
+    from deepspeech.data.batching import featurize
+    from deepspeech.data.manifest import read_manifests
+    from deepspeech.decoding.decoders import make_decoder
+    from deepspeech.training.checkpoint import restore_inference_model
+    from deepspeech.training.evaluate import evaluate_set, make_eval_step
 
     decoding = decoder_config(decoder, beam_width, lm, alpha, beta)
     model, info = restore_inference_model(checkpoint_dir)

@@ -36,8 +36,8 @@ from pathlib import Path
 import numpy as np
 
 from deepspeech.audio import SAMPLE_RATE, load_audio, n_feature_frames, read_wav_info, write_wav
+from deepspeech.data.manifest import Utterance, write_manifest
 from deepspeech.errors import AudioFormatError, ConfigError, CorpusError
-from deepspeech.manifest import Utterance, write_manifest
 from deepspeech.parallel import available_cpus
 from deepspeech.text import Alphabet, normalize_text
 from deepspeech.timing import format_duration

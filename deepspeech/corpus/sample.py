@@ -37,9 +37,9 @@ from deepspeech.audio import SAMPLE_RATE, read_wav_info, write_wav
 from deepspeech.corpus import DEFAULT_UTTERANCES, grammar
 from deepspeech.corpus.espeak import PITCH_RANGE, RATE_WPM_RANGE, EspeakSynthesizer, list_variants
 from deepspeech.corpus.voices import ACCENTS, VoicePlan, plan_voices
+from deepspeech.data.manifest import Utterance, write_manifest
 from deepspeech.errors import AudioFormatError, ConfigError, CorpusError
 from deepspeech.files import atomic_write
-from deepspeech.manifest import Utterance, write_manifest
 from deepspeech.parallel import available_cpus
 
 logger = logging.getLogger(__name__)

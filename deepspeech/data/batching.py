@@ -20,7 +20,7 @@ from threadpoolctl import threadpool_limits
 
 from deepspeech.audio import audio_to_input_vector, load_wav
 from deepspeech.config import FeatureConfig
-from deepspeech.manifest import Utterance
+from deepspeech.data.manifest import Utterance
 from deepspeech.parallel import available_cpus
 from deepspeech.text import Alphabet
 

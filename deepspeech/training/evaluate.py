@@ -13,12 +13,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from deepspeech.data import batch_signature
-from deepspeech.decode import Decoder, GreedyDecoder
-from deepspeech.features import FeaturizedSet, evaluation_batches, pad_batch
-from deepspeech.model import ctc_loss
-from deepspeech.report import WerReport, calculate_report, make_sample
+from deepspeech.data.batching import FeaturizedSet, evaluation_batches, pad_batch
+from deepspeech.data.pipeline import batch_signature
+from deepspeech.decoding.decoders import Decoder, GreedyDecoder
+from deepspeech.model.birnn import ctc_loss
 from deepspeech.text import Alphabet
+from deepspeech.training.report import WerReport, calculate_report, make_sample
 
 EVAL_BATCH_SIZE = 32
 

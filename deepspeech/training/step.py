@@ -12,7 +12,7 @@ from collections.abc import Callable
 import keras
 import tensorflow as tf
 
-from deepspeech.model import ctc_loss
+from deepspeech.model.birnn import ctc_loss
 
 StepFunction = Callable[[object], tuple[tf.Tensor, tf.Tensor, list[tf.Tensor]]]
 

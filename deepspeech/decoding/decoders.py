@@ -14,7 +14,7 @@ with the same settings:
 
   `alpha` weighs the LM against the acoustic model, `beta` rewards each word, offsetting the
   LM's preference for fewer, longer words; both are in nats (the LM's log10 is converted), so
-  values tuned here carry over. `deepspeech.tuning` searches them on a dev set.
+  values tuned here carry over. `deepspeech.decoding.tuning` searches them on a dev set.
 
   A word the LM does not know gets p(<unk> | history) times a spelling probability, each
   letter 1/(number of letters), times 10^unk_offset. Without the spelling term an unknown
@@ -43,7 +43,7 @@ from deepspeech.errors import ConfigError, LanguageModelError
 from deepspeech.text import Alphabet
 
 if TYPE_CHECKING:
-    from deepspeech.lm import LanguageModel
+    from deepspeech.decoding.lm import LanguageModel
 
 logger = logging.getLogger(__name__)
 
@@ -187,7 +187,7 @@ class BeamDecoder:
     ) -> None:
         from flashlight.lib.text.decoder import CriterionType, LexiconFreeDecoderOptions
 
-        from deepspeech.lm import load_language_model
+        from deepspeech.decoding.lm import load_language_model
 
         _check_beam_settings(beam_width, token_beam, beam_threshold, unk_offset)
         if isinstance(lm, str | Path):

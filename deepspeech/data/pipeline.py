@@ -1,4 +1,4 @@
-"""Batches -> tf.data input pipelines for tf.distribute (see `deepspeech.features` for batching)."""
+"""Batches -> tf.data input pipelines for tf.distribute (batching: `deepspeech.data.batching`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import tensorflow as tf
 
-from deepspeech.features import FeaturizedSet, pad_batch
+from deepspeech.data.batching import FeaturizedSet, pad_batch
 
 
 def batch_signature(n_input: int) -> tuple[tf.TensorSpec, ...]:

@@ -19,8 +19,8 @@ from typing import Any
 import keras
 import numpy as np
 
-from deepspeech.mlflow_store import artifact_location
-from deepspeech.report import WerReport
+from deepspeech.training.mlflow_store import artifact_location
+from deepspeech.training.report import WerReport
 
 logger = logging.getLogger(__name__)
 

@@ -91,7 +91,7 @@ def restore_inference_model(checkpoint_dir: Path) -> tuple[Any, RunInfo]:
     """Rebuild the model from a checkpoint folder with its latest weights (no optimizer)."""
     import tensorflow as tf
 
-    from deepspeech.model import build_birnn
+    from deepspeech.model.birnn import build_birnn
 
     info = read_run_info(checkpoint_dir)
     latest = tf.train.latest_checkpoint(str(checkpoint_dir))

@@ -33,8 +33,8 @@ from deepspeech.text import Alphabet
 if TYPE_CHECKING:
     import onnx
 
-    from deepspeech.checkpoint import RunInfo
-    from deepspeech.model import BiRNN
+    from deepspeech.model.birnn import BiRNN
+    from deepspeech.training.checkpoint import RunInfo
 
 logger = logging.getLogger(__name__)
 
@@ -154,7 +154,7 @@ def export_model(
     PARITY_TOLERANCE. `register` logs the model into the training run with `mlflow.onnx` and
     registers it as a new version of that name. Raises before writing `output` on failure.
     """
-    from deepspeech.checkpoint import restore_inference_model
+    from deepspeech.training.checkpoint import restore_inference_model
 
     start = time.monotonic()
     output = Path(output)
@@ -349,7 +349,7 @@ def _save(proto: onnx.ModelProto, output: Path) -> None:
 
 def _run_facts(info: RunInfo, tracking_uri: str | None) -> dict[str, Any]:
     """Commit and test WER from the training run in MLflow; the current commit otherwise."""
-    from deepspeech.tracking import git_commit
+    from deepspeech.training.tracking import git_commit
 
     facts: dict[str, Any] = {"git_commit": git_commit(), "test_wer": None}
     if not info.mlflow_run_id or not tracking_uri:
@@ -374,7 +374,7 @@ def _parity_features(info: RunInfo, parity_files: str | None) -> tuple[str, list
     Evenly spaced over the first manifest that reads (explicit, else test, dev, train), so
     short and long utterances both get checked.
     """
-    from deepspeech.manifest import read_manifests
+    from deepspeech.data.manifest import read_manifests
 
     candidates = (
         [parity_files]

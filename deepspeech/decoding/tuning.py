@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from deepspeech.decode import (
+from deepspeech.decoding.decoders import (
     DEFAULT_BEAM_THRESHOLD,
     DEFAULT_BEAM_WIDTH,
     DEFAULT_TOKEN_BEAM,
@@ -24,8 +24,8 @@ from deepspeech.decode import (
     ScoreKind,
     to_log_probs,
 )
+from deepspeech.decoding.lm import load_language_model
 from deepspeech.errors import ConfigError
-from deepspeech.lm import load_language_model
 from deepspeech.text import Alphabet, char_errors, word_errors
 
 if TYPE_CHECKING:
@@ -97,8 +97,8 @@ def tune_alpha_beta(
     """Decode the dev set at every (alpha, beta) and score it against the references.
 
     `score_matrices` are per-utterance (n_frames, n_classes) model outputs (logits or
-    probabilities, see `deepspeech.decode.to_log_probs`); `lengths` gives each one's valid
-    frames (None: all). `progress(1, info)` is called after each grid point.
+    probabilities, see `deepspeech.decoding.decoders.to_log_probs`); `lengths` gives the
+    valid frames of each (None: all). `progress(1, info)` is called after each grid point.
     """
     alphas, betas = tuple(float(a) for a in alphas), tuple(float(b) for b in betas)
     if not alphas or not betas:

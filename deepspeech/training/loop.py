@@ -18,12 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from deepspeech.checkpoint import RunInfo, check_resumable, read_run_info, write_run_info
 from deepspeech.config import TrainConfig
+from deepspeech.data.manifest import Utterance, read_manifests
 from deepspeech.errors import ConfigError
-from deepspeech.manifest import Utterance, read_manifests
-from deepspeech.report import WerReport
 from deepspeech.text import Alphabet
+from deepspeech.training.checkpoint import RunInfo, check_resumable, read_run_info, write_run_info
+from deepspeech.training.report import WerReport
 
 logger = logging.getLogger(__name__)
 
@@ -108,15 +108,15 @@ def train(
     import keras
     import tensorflow as tf
 
-    from deepspeech.data import distributed_dataset
-    from deepspeech.decode import make_decoder
-    from deepspeech.distribute import make_placement
-    from deepspeech.evaluate import evaluate_set, make_eval_step
-    from deepspeech.features import featurize, global_batches
-    from deepspeech.mlflow_store import resolve_tracking_uri
-    from deepspeech.model import build_birnn, count_parameters
-    from deepspeech.tracking import MlflowCallback, git_commit
-    from deepspeech.train_step import make_train_step
+    from deepspeech.data.batching import featurize, global_batches
+    from deepspeech.data.pipeline import distributed_dataset
+    from deepspeech.decoding.decoders import make_decoder
+    from deepspeech.model.birnn import build_birnn, count_parameters
+    from deepspeech.training.evaluate import evaluate_set, make_eval_step
+    from deepspeech.training.mlflow_store import resolve_tracking_uri
+    from deepspeech.training.placement import make_placement
+    from deepspeech.training.step import make_train_step
+    from deepspeech.training.tracking import MlflowCallback, git_commit
 
     placement = make_placement(config.devices)
     strategy = placement.strategy

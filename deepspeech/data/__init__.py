@@ -1,0 +1,1 @@
+"""Manifests -> on-disk feature cache -> tf.data pipeline (the data stage of training)."""

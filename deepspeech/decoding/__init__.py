@@ -1,0 +1,1 @@
+"""CTC decoding: greedy and beam search with a KenLM language model, LM building and tuning."""

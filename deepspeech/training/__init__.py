@@ -1,0 +1,1 @@
+"""Placement, the compiled step, the training loop, checkpoints, evaluation and MLflow tracking."""
