@@ -18,6 +18,8 @@ from deepspeech.audio import N_CEPSTRUM, N_CONTEXT
 from deepspeech.decoding.decoders import DecoderConfig
 from deepspeech.errors import ConfigError
 
+OPTIMIZERS = ("adam", "sgd")
+
 
 @dataclass(frozen=True)
 class FeatureConfig:
@@ -55,6 +57,7 @@ class TrainConfig:
     batch_size: int = 16  # per replica; the global batch is this times the replica count
     n_hidden: int = 256
     learning_rate: float = 1e-3
+    optimizer: str = "adam"  # "adam" (the 2017 choice) or "sgd" (plain: checks gradient sums)
     dropout_rate: float = 0.05
     relu_clip: float = 20.0
     feature_stride: int = 1
@@ -88,6 +91,10 @@ class TrainConfig:
             raise ConfigError(f"dropout_rate {self.dropout_rate} must be in [0, 1)")
         if not 0.0 < self.plateau_factor < 1.0:
             raise ConfigError(f"plateau_factor {self.plateau_factor} must be in (0, 1)")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(
+                f"optimizer {self.optimizer!r} must be one of {', '.join(OPTIMIZERS)}"
+            )
         if self.devices != "all" and not (self.devices.isdigit() and int(self.devices) > 0):
             raise ConfigError(f"devices {self.devices!r} must be a positive count or 'all'")
 

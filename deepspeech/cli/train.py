@@ -39,7 +39,16 @@ def train(
     n_hidden: Annotated[
         int | None, typer.Option(help="Width of the dense and LSTM layers. [default: 256]")
     ] = None,
-    learning_rate: Annotated[float | None, typer.Option(help="Adam learning rate.")] = None,
+    learning_rate: Annotated[
+        float | None, typer.Option(help="Optimizer learning rate. [default: 0.001]")
+    ] = None,
+    optimizer: Annotated[
+        str | None,
+        typer.Option(
+            help="adam (the 2017 choice) or sgd (plain SGD: a gradient counted twice shows "
+            "in its update, so it checks multi-device sums). [default: adam]"
+        ),
+    ] = None,
     dropout_rate: Annotated[
         float | None, typer.Option(help="Dropout after the dense layers.")
     ] = None,

@@ -138,7 +138,11 @@ def train(
 
     with strategy.scope():
         model = build_birnn(model_config)
-        optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate)
+        optimizer = (
+            keras.optimizers.SGD(learning_rate=config.learning_rate)
+            if config.optimizer == "sgd"
+            else keras.optimizers.Adam(learning_rate=config.learning_rate)
+        )
         optimizer.build(model.trainable_variables)
     state = {
         "step": tf.Variable(0, dtype=tf.int64, trainable=False),
