@@ -19,11 +19,15 @@ from deepspeech.decoding.decoders import DecoderConfig
 from deepspeech.errors import ConfigError
 
 OPTIMIZERS = ("adam", "sgd")
+DEFAULT_FEATURE_CACHE = "runs/feature-cache"  # beside the default checkpoints, under runs/
 
 
 @dataclass(frozen=True)
 class FeatureConfig:
-    """How audio becomes model input; stored with checkpoints and in the ONNX metadata."""
+    """How audio becomes model input; stored with checkpoints and in the ONNX metadata.
+
+    The model reads `numcep` MFCC per kept frame and builds the context windows itself.
+    """
 
     numcep: int = N_CEPSTRUM
     numcontext: int = N_CONTEXT
@@ -38,11 +42,17 @@ class FeatureConfig:
 class ModelConfig:
     """The BiRNN's shape: everything needed to rebuild it for export or evaluation."""
 
-    n_input: int
     n_classes: int  # alphabet size + 1 for the CTC blank (last)
+    numcep: int = N_CEPSTRUM  # MFCC per input frame
+    numcontext: int = N_CONTEXT  # frames of context each side, stacked inside the model
     n_hidden: int = 2048
     dropout_rate: float = 0.05
     relu_clip: float = 20.0
+
+    @property
+    def n_input(self) -> int:
+        """Width of the context windows the first dense layer reads."""
+        return self.numcep * (2 * self.numcontext + 1)
 
 
 @dataclass(frozen=True)
@@ -63,6 +73,7 @@ class TrainConfig:
     feature_stride: int = 1
     grad_clip_norm: float = 0.0  # 0 disables clipping by global norm
     checkpoint_dir: str = "runs/checkpoints"
+    feature_cache: str = DEFAULT_FEATURE_CACHE  # MFCC shards on disk, built where missing
     checkpoint_secs: int = 600  # also saved at every epoch end
     checkpoint_keep: int = 5
     devices: str = "1"  # a count of devices, or "all"
@@ -104,8 +115,9 @@ class TrainConfig:
 
     def model(self, n_classes: int) -> ModelConfig:
         return ModelConfig(
-            n_input=self.features.n_input,
             n_classes=n_classes,
+            numcep=self.features.numcep,
+            numcontext=self.features.numcontext,
             n_hidden=self.n_hidden,
             dropout_rate=self.dropout_rate,
             relu_clip=self.relu_clip,

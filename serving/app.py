@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from deepspeech import __version__
-from deepspeech.data.batching import limit_blas_threads
+from deepspeech.parallel import limit_blas_threads
 from serving.inference import SpeechModel, open_model
 from serving.metrics import MetricsMiddleware, ServerMetrics
 from serving.routes import STATIC_DIR, install_error_handlers, router

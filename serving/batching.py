@@ -33,14 +33,14 @@ class BatcherClosedError(Exception):
 
 @dataclass
 class _Pending:
-    features: np.ndarray  # (T, n_input)
+    features: np.ndarray  # (T, numcep)
     future: asyncio.Future[str]
 
 
 class MicroBatcher:
     """Queue of featurized requests, run in padded batches of up to `max_batch`.
 
-    `run_batch` maps [(T_i, n_input)] to one text each; `on_batch(size, seconds)` is told
+    `run_batch` maps [(T_i, numcep)] to one text each; `on_batch(size, seconds)` is told
     about every batch run (for metrics).
     """
 
@@ -71,7 +71,7 @@ class MicroBatcher:
         self._task = asyncio.get_running_loop().create_task(self._loop(), name="micro-batcher")
 
     async def submit(self, features: np.ndarray) -> str:
-        """Queue one utterance's features (T, n_input) and wait for its transcript."""
+        """Queue one utterance's features (T, numcep) and wait for its transcript."""
         if self._closed:
             raise BatcherClosedError("the server is shutting down")
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()

@@ -1,8 +1,8 @@
 """The inference core shared by the server and `deepspeech transcribe`: ONNX model -> text.
 
-audio bytes or file -> 16 kHz mono (`load_wav`, any PCM/float WAV converted) -> features with
-the model's own settings (`audio_to_input_vector`, the function training used) -> zero-padded
-batch + lengths -> onnxruntime -> per-frame probabilities -> greedy CTC decoding.
+audio bytes or file -> 16 kHz mono (`load_wav`, any PCM/float WAV converted) -> MFCC frames
+with the model's own settings (`audio_to_features`, what training read from its cache) ->
+zero-padded batch + lengths -> onnxruntime -> per-frame probabilities -> greedy CTC decoding.
 
 The model describes itself (its ONNX metadata holds alphabet, sample rate and feature
 settings), so nothing here needs the training checkpoint, and nothing imports TensorFlow.
@@ -27,7 +27,7 @@ import onnxruntime
 from deepspeech.audio import (
     SAMPLE_RATE,
     AudioSource,
-    audio_to_input_vector,
+    audio_to_features,
     load_wav,
     read_wav_info,
 )
@@ -69,13 +69,13 @@ def _session_options(threads: int | None) -> onnxruntime.SessionOptions:
 def _warm_up(session: onnxruntime.InferenceSession) -> None:
     """Run a tiny batch: proves the providers work and allocates before the first request."""
     shapes = {i.name: i.shape for i in session.get_inputs()}
-    n_input = shapes.get(FEATURES_INPUT, [None])[-1]
-    if not isinstance(n_input, int):
+    width = shapes.get(FEATURES_INPUT, [None])[-1]
+    if not isinstance(width, int):
         raise ModelLoadError(f"inputs {shapes}: not a DeepSpeech model (no {FEATURES_INPUT!r})")
     session.run(
         None,
         {
-            FEATURES_INPUT: np.zeros((1, WARMUP_FRAMES, n_input), np.float32),
+            FEATURES_INPUT: np.zeros((1, WARMUP_FRAMES, width), np.float32),
             LENGTHS_INPUT: np.array([WARMUP_FRAMES], np.int32),
         },
     )
@@ -231,7 +231,6 @@ class SpeechModel:
                 "numcep": m.features.numcep,
                 "numcontext": m.features.numcontext,
                 "stride": m.features.stride,
-                "n_input": m.n_input,
             },
             "n_hidden": m.n_hidden,
             "n_classes": m.alphabet.num_classes,
@@ -249,12 +248,15 @@ class SpeechModel:
         }
 
     def features(self, audio: np.ndarray) -> np.ndarray:
-        """16 kHz mono (n_samples,) float -> (T, n_input) float32, as the model was trained."""
+        """16 kHz mono (n_samples,) float -> (T, numcep) float32 MFCC, as the model was trained.
+
+        Normalisation and context windows are inside the model's graph.
+        """
         f = self.metadata.features
-        return audio_to_input_vector(audio, f.numcep, f.numcontext, f.stride)
+        return audio_to_features(audio, f.numcep, f.stride)
 
     def probabilities(self, features: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """One padded onnxruntime batch: [(T_i, n_input)] -> [(T_i, n_classes)] probabilities."""
+        """One padded onnxruntime batch: [(T_i, numcep)] -> [(T_i, n_classes)] probabilities."""
         probs, lengths = self._run(features)
         return [p[:n] for p, n in zip(probs, lengths, strict=True)]
 
@@ -265,7 +267,7 @@ class SpeechModel:
         return self.decoder.decode_batch(probs, lengths)
 
     def _run(self, features: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        batch, lengths = pad_features(features)  # (B, T_max, n_input), (B,)
+        batch, lengths = pad_features(features)  # (B, T_max, numcep), (B,)
         (probs,) = self.session.run(
             [PROBABILITIES_OUTPUT], {FEATURES_INPUT: batch, LENGTHS_INPUT: lengths}
         )
@@ -317,10 +319,10 @@ def _check_signature(
             f"{FEATURES_INPUT}, {LENGTHS_INPUT} -> {PROBABILITIES_OUTPUT}; re-export the model"
         )
     width = inputs[FEATURES_INPUT].shape[-1]
-    if isinstance(width, int) and width != metadata.n_input:
+    if isinstance(width, int) and width != metadata.input_width:
         raise ModelLoadError(
             f"{source}: features input is {width} wide but the metadata implies "
-            f"{metadata.n_input}; the model file is inconsistent"
+            f"{metadata.input_width}; the model file is inconsistent"
         )
 
 

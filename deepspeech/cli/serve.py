@@ -154,7 +154,7 @@ def transcribe(
     exit code is 2 if any file failed. Uses the server's inference code (onnxruntime).
     """
     from deepspeech.cli.console import progress_bar
-    from deepspeech.data.batching import limit_blas_threads
+    from deepspeech.parallel import limit_blas_threads
     from serving.inference import open_model, transcribe_files
 
     if not files and not manifest:

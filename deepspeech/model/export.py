@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from deepspeech.audio import SAMPLE_RATE, audio_to_input_vector, load_wav
+from deepspeech.audio import SAMPLE_RATE, audio_to_features, load_wav
 from deepspeech.config import FeatureConfig
 from deepspeech.errors import DeepSpeechError, ExportError, ModelLoadError
 from deepspeech.text import Alphabet
@@ -39,14 +39,14 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 OPSET = 17  # the lowest opset whose LSTM/ReverseSequence/Softmax semantics we rely on, tested
-FEATURES_INPUT = "features"  # (batch, time, n_input) float32
+FEATURES_INPUT = "features"  # (batch, time, numcep) float32 MFCC frames
 LENGTHS_INPUT = "lengths"  # (batch,) int32: real frames per utterance
 PROBABILITIES_OUTPUT = "probabilities"  # (batch, time, n_classes) float32 softmax, blank last
 PARITY_TOLERANCE = 1e-3  # max |Keras - onnxruntime| probability allowed on real frames
 PARITY_UTTERANCES = 8  # real utterances the export is checked on
 DEFAULT_MODEL_NAME = "deepspeech"
 MLFLOW_ARTIFACT_NAME = "onnx-model"  # name of the logged model inside the training run
-METADATA_FORMAT = "1"  # bump when the metadata keys change meaning
+METADATA_FORMAT = "2"  # bump when the metadata keys change meaning (2: MFCC input)
 EXTERNAL_DATA_BYTES = 1 << 30  # above this, MLflow stores weights beside the graph (2 GB limit)
 
 
@@ -80,7 +80,7 @@ class ModelMetadata:
             "model_version": self.model_version,
             "mlflow_run_id": self.mlflow_run_id,
             "git_commit": self.git_commit,
-            "inputs": f"{FEATURES_INPUT} (batch, time, n_input) float32, "
+            "inputs": f"{FEATURES_INPUT} (batch, time, numcep) float32 MFCC, "
             f"{LENGTHS_INPUT} (batch,) int32",
             "outputs": f"{PROBABILITIES_OUTPUT} (batch, time, n_classes) softmax, blank last",
         }
@@ -95,6 +95,12 @@ class ModelMetadata:
             raise ModelLoadError(
                 f"{source}: no DeepSpeech metadata (alphabet, feature settings) in the model; "
                 "export it with `deepspeech export`"
+            )
+        if props.get("format") != METADATA_FORMAT:
+            raise ModelLoadError(
+                f"{source}: exported in metadata format {props.get('format')!r} (before the "
+                f"model took MFCC input), this version reads format {METADATA_FORMAT}; "
+                "re-export it with `deepspeech export`"
             )
         try:
             test_wer = props.get("test_wer")
@@ -118,8 +124,9 @@ class ModelMetadata:
             raise ModelLoadError(f"{source}: unreadable DeepSpeech metadata ({e!r})") from e
 
     @property
-    def n_input(self) -> int:
-        return self.features.n_input
+    def input_width(self) -> int:
+        """MFCC per frame: the model normalises and builds context windows itself."""
+        return self.features.numcep
 
 
 @dataclass(frozen=True)
@@ -214,22 +221,18 @@ def convert_to_onnx(model: BiRNN, opset: int = OPSET) -> tuple[onnx.ModelProto, 
     import tensorflow as tf
     import tf2onnx
 
-    n_input = model.config.n_input
+    numcep = model.config.numcep
 
     @tf.function(
         input_signature=[
-            tf.TensorSpec((None, None, n_input), tf.float32, name=FEATURES_INPUT),
+            tf.TensorSpec((None, None, numcep), tf.float32, name=FEATURES_INPUT),
             tf.TensorSpec((None,), tf.int32, name=LENGTHS_INPUT),
         ]
     )
     def probabilities(features: tf.Tensor, lengths: tf.Tensor) -> dict[str, tf.Tensor]:
-        # lengths reach the graph after conversion (sequence_lens); unused here on purpose.
-        x = model._clipped_relu(model.h1(features), training=False)  # (B, T, n_hidden)
-        x = model._clipped_relu(model.h2(x), training=False)
-        x = model._clipped_relu(model.h3(x), training=False)
-        x = model.lstm(x, training=False)  # (B, T, 2 * n_hidden), unmasked: the fused op
-        x = model._clipped_relu(model.h5(x), training=False)
-        return {PROBABILITIES_OUTPUT: tf.nn.softmax(model.h6(x), axis=-1)}
+        # The LSTM unmasked (the fused op); lengths reach it after conversion (sequence_lens).
+        logits = model.forward(features, lengths, training=False, mask_lstm=False)
+        return {PROBABILITIES_OUTPUT: tf.nn.softmax(logits, axis=-1)}
 
     try:
         proto, _ = tf2onnx.convert.from_function(
@@ -238,7 +241,7 @@ def convert_to_onnx(model: BiRNN, opset: int = OPSET) -> tuple[onnx.ModelProto, 
     except Exception as e:  # tf2onnx raises bare exceptions of many types
         raise ExportError(f"tf2onnx could not convert the model: {e}") from e
     layout = use_sequence_lengths(proto)
-    _name_dynamic_axes(proto, n_input, model.config.n_classes)
+    _name_dynamic_axes(proto, numcep, model.config.n_classes)
     return proto, layout
 
 
@@ -297,10 +300,10 @@ def use_sequence_lengths(proto: onnx.ModelProto, lengths_input: str = LENGTHS_IN
     return layout
 
 
-def _name_dynamic_axes(proto: onnx.ModelProto, n_input: int, n_classes: int) -> None:
+def _name_dynamic_axes(proto: onnx.ModelProto, numcep: int, n_classes: int) -> None:
     """Name the dynamic axes 'batch' and 'time' (tf2onnx calls them unk__N) for readers."""
     shapes = {
-        FEATURES_INPUT: ("batch", "time", n_input),
+        FEATURES_INPUT: ("batch", "time", numcep),
         LENGTHS_INPUT: ("batch",),
         PROBABILITIES_OUTPUT: ("batch", "time", n_classes),
     }
@@ -369,7 +372,7 @@ def _run_facts(info: RunInfo, tracking_uri: str | None) -> dict[str, Any]:
 
 
 def _parity_features(info: RunInfo, parity_files: str | None) -> tuple[str, list[np.ndarray]]:
-    """Features of a few real utterances: (manifest used, [(T, n_input) float32, ...]).
+    """Features of a few real utterances: (manifest used, [(T, numcep) float32, ...]).
 
     Evenly spaced over the first manifest that reads (explicit, else test, dev, train), so
     short and long utterances both get checked.
@@ -393,10 +396,7 @@ def _parity_features(info: RunInfo, parity_files: str | None) -> tuple[str, list
         picks = np.unique(np.linspace(0, len(utterances) - 1, PARITY_UTTERANCES).round())
         chosen = [utterances[int(i)] for i in picks]
         f = info.features
-        return spec, [
-            audio_to_input_vector(load_wav(u.wav_path), f.numcep, f.numcontext, f.stride)
-            for u in chosen
-        ]
+        return spec, [audio_to_features(load_wav(u.wav_path), f.numcep, f.stride) for u in chosen]
     raise ExportError(
         "no manifest to check the export on ("
         + ("; ".join(problems) or "the run names none")
@@ -405,7 +405,7 @@ def _parity_features(info: RunInfo, parity_files: str | None) -> tuple[str, list
 
 
 def pad_features(features: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Stack utterances: [(T_i, n_input), ...] -> ((B, T_max, n_input) zero-padded, (B,) int32)."""
+    """Stack utterances: [(T_i, width), ...] -> ((B, T_max, width) zero-padded, (B,) int32)."""
     lengths = np.array([f.shape[0] for f in features], dtype=np.int32)
     batch = np.zeros((len(features), int(lengths.max()), features[0].shape[1]), np.float32)
     for row, f in enumerate(features):
@@ -471,12 +471,12 @@ def register_model(
     if tracking_uri:
         mlflow.set_tracking_uri(tracking_uri)
     uri = mlflow.get_tracking_uri()
-    n_input = int(proto.graph.input[0].type.tensor_type.shape.dim[2].dim_value)
+    numcep = int(proto.graph.input[0].type.tensor_type.shape.dim[2].dim_value)
     n_classes = int(proto.graph.output[0].type.tensor_type.shape.dim[2].dim_value)
     signature = ModelSignature(
         inputs=Schema(
             [
-                TensorSpec(np.dtype(np.float32), (-1, -1, n_input), FEATURES_INPUT),
+                TensorSpec(np.dtype(np.float32), (-1, -1, numcep), FEATURES_INPUT),
                 TensorSpec(np.dtype(np.int32), (-1,), LENGTHS_INPUT),
             ]
         ),
