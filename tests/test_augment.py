@@ -1,4 +1,5 @@
-"""Tests for deepspeech/data/augment.py: SPEC parsing and each waveform augmentation, measured."""
+"""Tests for deepspeech/data/augment{_spec,}.py: SPEC parsing, and each waveform augmentation
+measured on the audio it returns."""
 
 from __future__ import annotations
 
@@ -10,22 +11,24 @@ import pytest
 
 from deepspeech.audio import SAMPLE_RATE
 from deepspeech.data.augment import (
-    AUGMENT_HELP,
-    AUGMENTATIONS,
     TELEPHONE_BAND_HZ,
-    Eq,
-    Noise,
-    Speed,
-    TimeMask,
     apply_waveform_augmentations,
     augment_waveform,
     draw,
-    parse_augmentation,
-    parse_augmentations,
     power,
     reverberate,
     room_impulse_response,
     shift_pitch,
+)
+from deepspeech.data.augment_spec import (
+    AUGMENT_HELP,
+    AUGMENTATIONS,
+    Eq,
+    Noise,
+    Speed,
+    TimeMask,
+    parse_augmentation,
+    parse_augmentations,
 )
 from deepspeech.errors import ConfigError
 
@@ -106,9 +109,9 @@ def test_names_match_the_contract() -> None:
 
 def test_help_documents_every_augmentation_and_key() -> None:
     for name, kind in AUGMENTATIONS.items():
-        assert f"\n{name} (" in AUGMENT_HELP
+        assert f"\n- `{name}` ({kind.domain}): " in AUGMENT_HELP
         for key in dataclasses.fields(kind):
-            assert f"  {key.name}=" in AUGMENT_HELP
+            assert f"    - `{key.name}=" in AUGMENT_HELP
     assert "LO:HI" in AUGMENT_HELP
 
 

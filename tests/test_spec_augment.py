@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from deepspeech.data.augment import parse_augmentation, parse_augmentations
+from deepspeech.data.augment_spec import parse_augmentation, parse_augmentations
 from deepspeech.data.spec_augment import (
     apply_feature_augmentations,
     augment_features,

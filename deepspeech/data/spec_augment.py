@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 import tensorflow as tf
 
-from deepspeech.data.augment import Augmentation, FreqMask, IntRange, TimeMask, TimeWarp
+from deepspeech.data.augment_spec import Augmentation, FreqMask, IntRange, TimeMask, TimeWarp
 
 
 def apply_feature_augmentations(
