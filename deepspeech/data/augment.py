@@ -171,15 +171,15 @@ def time_stretch(audio: np.ndarray, rate: float) -> np.ndarray:
         window=window,
     )
     steps = np.arange(0, spectrum.shape[1] - 1, rate)
-    expected = 2 * np.pi * PITCH_HOP * np.arange(spectrum.shape[0]) / PITCH_N_FFT
-    phase = np.angle(spectrum[:, 0])
-    stretched = np.empty((spectrum.shape[0], len(steps)), dtype=np.complex128)
-    for i, step in enumerate(steps):
-        left, frac = int(step), step - int(step)
-        a, b = spectrum[:, left], spectrum[:, left + 1]
-        stretched[:, i] = ((1 - frac) * np.abs(a) + frac * np.abs(b)) * np.exp(1j * phase)
-        delta = np.angle(b) - np.angle(a) - expected
-        phase += expected + (delta + np.pi) % (2 * np.pi) - np.pi
+    left = steps.astype(int)
+    fraction = steps - left
+    a, b = spectrum[:, left], spectrum[:, left + 1]  # (n_bins, n_steps) each
+    magnitude = (1 - fraction) * np.abs(a) + fraction * np.abs(b)
+    expected = (2 * np.pi * PITCH_HOP * np.arange(spectrum.shape[0]) / PITCH_N_FFT)[:, None]
+    advance = expected + (np.angle(b) - np.angle(a) - expected + np.pi) % (2 * np.pi) - np.pi
+    # Each step's phase is the first frame's plus the advances of the steps before it.
+    phase = np.angle(spectrum[:, :1]) + np.cumsum(advance, axis=1) - advance
+    stretched = magnitude * np.exp(1j * phase)
     _, out = istft(stretched, nperseg=PITCH_N_FFT, noverlap=PITCH_N_FFT - PITCH_HOP, window=window)
     return out.astype(np.float32)
 
