@@ -15,6 +15,7 @@ from typing import Any, get_type_hints
 import yaml
 
 from deepspeech.audio import N_CEPSTRUM, N_CONTEXT
+from deepspeech.data.augment_spec import parse_augmentations
 from deepspeech.decoding.decoders import DecoderConfig
 from deepspeech.errors import ConfigError
 
@@ -92,6 +93,7 @@ class TrainConfig:
     stats_every: int = 50  # steps between variable/gradient statistics
     max_train_minutes: float = 0.0  # 0 = no time budget; otherwise stop epochs when it is spent
     seed: int = 0
+    augment: tuple[str, ...] = ()  # SPECs (`deepspeech.data.augment_spec`), applied in order
     experiment_name: str = "deepspeech"
     tracking_uri: str = ""
 
@@ -108,6 +110,7 @@ class TrainConfig:
             )
         if self.devices != "all" and not (self.devices.isdigit() and int(self.devices) > 0):
             raise ConfigError(f"devices {self.devices!r} must be a positive count or 'all'")
+        parse_augmentations(self.augment)  # a bad SPEC fails now, not after hours of set-up
 
     @property
     def features(self) -> FeatureConfig:
@@ -176,7 +179,8 @@ def build_train_config(
 
 
 def _coerce(name: str, value: Any, kind: Any) -> Any:
-    """YAML and flags give ints for floats and numbers for strings: accept those only."""
+    """YAML and flags give ints for floats, numbers for strings and lists for tuples: accept
+    those only."""
     if kind is bool:
         if isinstance(value, bool):
             return value
@@ -187,4 +191,8 @@ def _coerce(name: str, value: Any, kind: Any) -> Any:
         return value
     if kind is str and isinstance(value, (str, int, Path)) and not isinstance(value, bool):
         return str(value)
+    if kind == tuple[str, ...]:
+        if isinstance(value, (list, tuple)) and all(isinstance(item, str) for item in value):
+            return tuple(value)
+        raise ConfigError(f"{name} must be a list of strings, got {value!r}")
     raise ConfigError(f"{name} must be {kind.__name__}, got {value!r}")

@@ -78,10 +78,11 @@ def _register_commands() -> None:
     from deepspeech.cli.runs import runs_app
     from deepspeech.cli.serve import export, serve, transcribe
     from deepspeech.cli.train import evaluate, train
+    from deepspeech.data.augment_spec import AUGMENT_HELP
 
     app.add_typer(data_app, name="data")
     app.add_typer(lm_app, name="lm")
-    app.command("train")(train)
+    app.command("train", epilog=AUGMENT_HELP)(train)
     app.command("evaluate")(evaluate)
     app.command("export")(export)
     app.command("transcribe")(transcribe)

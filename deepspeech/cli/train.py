@@ -111,6 +111,14 @@ def train(
         str | None, typer.Option(help="Alphabet file (default: space, a-z, apostrophe).")
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Seed for weights and batch order.")] = None,
+    augment: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="SPEC",
+            help="Augment the training data: name[p=P,key=VALUE,...], VALUE a number, a word or "
+            "a range LO:HI; repeatable. Names and keys are listed below.",
+        ),
+    ] = None,
     experiment_name: Annotated[str | None, typer.Option(help="MLflow experiment.")] = None,
     tracking_uri: Annotated[
         str | None,
