@@ -330,7 +330,7 @@ def _assert_same_weights(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> 
         np.testing.assert_allclose(a[name], b[name], rtol=1e-4, atol=1e-4, err_msg=name)
 
 
-SGD = ("--optimizer", "sgd", "--learning-rate", "0.05")  # SGD: a gradient counted twice shows
+SGD = ("--optimizer", "sgd", "--learning-rate", "0.005")  # SGD: a gradient counted twice shows
 
 
 @pytest.fixture(scope="module")

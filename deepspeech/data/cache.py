@@ -32,6 +32,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -187,8 +188,16 @@ def entry_folder(cache_dir: Path, manifest: Path, numcep: int, alphabet: Alphabe
     return Path(cache_dir) / f"{manifest.stem}-{cache_key(manifest, numcep, alphabet)}"
 
 
+class AudioTransform(Protocol):
+    """Changes an utterance's audio before its MFCC (waveform augmentation); picklable."""
+
+    def __call__(self, audio: np.ndarray, index: int, min_frames: int) -> np.ndarray: ...
+
+
 @dataclass(frozen=True)
-class _ShardTask:
+class ShardTask:
+    """One shard to featurize: its utterances, where to write, and an optional transform."""
+
     folder: Path
     name: str
     first: int
@@ -196,16 +205,20 @@ class _ShardTask:
     transcripts: tuple[str, ...]
     numcep: int
     alphabet: Alphabet
+    transform: AudioTransform | None = None  # never used for the cache itself
 
 
-def _write_shard(task: _ShardTask) -> int:
+def write_shard(task: ShardTask) -> int:
     """Featurize one shard's utterances and write its three files (the JSON last)."""
     features, labels, seconds = [], [], 0.0
-    for path, transcript in zip(task.paths, task.transcripts, strict=True):
+    for offset, (path, transcript) in enumerate(zip(task.paths, task.transcripts, strict=True)):
         audio = load_wav(path)
+        encoded = task.alphabet.encode(transcript)
+        if task.transform is not None:
+            audio = task.transform(audio, task.first + offset, ctc_min_frames(encoded))
         seconds += audio.size / SAMPLE_RATE
         features.append(mfcc(audio, task.numcep))
-        labels.append(task.alphabet.encode(transcript))
+        labels.append(encoded)
     frames = np.concatenate(features).astype(np.float64)
     with atomic_write(task.folder / f"{task.name}.feat", "wb") as stream:
         stream.write(frames.astype(FEATURE_DTYPE).tobytes())
@@ -236,6 +249,11 @@ def _shard_names(n_utterances: int) -> list[tuple[str, int, int]]:
     ]
 
 
+def read_shard(folder: Path, name: str) -> Shard:
+    """A shard as its JSON describes it (present once its files are complete)."""
+    return Shard.from_dict(folder, name, json.loads((folder / f"{name}.json").read_text("utf-8")))
+
+
 def _read_complete(folder: Path, names: Sequence[tuple[str, int, int]]) -> dict[str, Shard]:
     """Shards whose JSON exists (hence whose feature and label files were renamed in first)."""
     index = folder / INDEX_FILE
@@ -244,10 +262,35 @@ def _read_complete(folder: Path, names: Sequence[tuple[str, int, int]]) -> dict[
         return {name: Shard.from_dict(folder, name, d) for name, d in data["shards"].items()}
     done = {}
     for name, _, _ in names:
-        path = folder / f"{name}.json"
-        if path.is_file():
-            done[name] = Shard.from_dict(folder, name, json.loads(path.read_text("utf-8")))
+        if (folder / f"{name}.json").is_file():
+            done[name] = read_shard(folder, name)
     return done
+
+
+def run_shard_tasks(
+    tasks: Sequence[ShardTask], workers: int | None, progress: Callable[..., None] | None
+) -> None:
+    """Write the shards, in a pool of processes (one BLAS thread each) when there are several.
+
+    Each process writes its own shard's files, so only shard counts cross process boundaries.
+    """
+    for task in tasks:
+        task.folder.mkdir(parents=True, exist_ok=True)
+    workers = min(workers or available_cpus(), len(tasks))
+    if workers <= 1:
+        with threadpool_limits(limits=1):
+            for task in tasks:
+                count = write_shard(task)
+                if progress:
+                    progress(count)
+        return
+    # spawn: forking a process that has started TensorFlow's threads can deadlock.
+    with ProcessPoolExecutor(
+        workers, mp_context=get_context("spawn"), initializer=limit_blas_threads
+    ) as pool:
+        for count in pool.map(write_shard, tasks):
+            if progress:
+                progress(count)
 
 
 def build_entry(
@@ -260,16 +303,12 @@ def build_entry(
     workers: int | None = None,
     progress: Callable[..., None] | None = None,
 ) -> list[Shard]:
-    """Make sure one manifest's entry is complete (featurizing only missing shards); its shards.
-
-    Missing shards are featurized in a pool of processes (one BLAS thread each), each process
-    writing its own shard's files, so only shard counts cross process boundaries.
-    """
+    """Make sure one manifest's entry is complete (featurizing only missing shards); its shards."""
     folder = entry_folder(cache_dir, manifest, numcep, alphabet)
     names = _shard_names(len(utterances))
     done = _read_complete(folder, names)
     todo = [
-        _ShardTask(
+        ShardTask(
             folder,
             name,
             first,
@@ -284,23 +323,8 @@ def build_entry(
     if progress:
         progress(sum(len(s.frames) for s in done.values()))
     if todo:
-        folder.mkdir(parents=True, exist_ok=True)
-        workers = min(workers or available_cpus(), len(todo))
         logger.info("featurizing %d shard(s) of %s into %s", len(todo), manifest, folder)
-        if workers == 1:
-            with threadpool_limits(limits=1):
-                for task in todo:
-                    count = _write_shard(task)
-                    if progress:
-                        progress(count)
-        else:
-            # spawn: forking a process that has started TensorFlow's threads can deadlock.
-            with ProcessPoolExecutor(
-                workers, mp_context=get_context("spawn"), initializer=limit_blas_threads
-            ) as pool:
-                for count in pool.map(_write_shard, todo):
-                    if progress:
-                        progress(count)
+        run_shard_tasks(todo, workers, progress)
         done = _read_complete(folder, names)
     shards = [done[name] for name, _, _ in names]
     index = folder / INDEX_FILE

@@ -23,10 +23,13 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
+from deepspeech.data.augment_spec import Augmentation
 from deepspeech.data.cache import CachedSet
+from deepspeech.data.spec_augment import apply_feature_augmentations
 
 logger = logging.getLogger(__name__)
 
+EPOCH_SEEDS = 100_000  # SpecAugment's stateless seed is (seed * EPOCH_SEEDS + epoch, utterance)
 WINDOW_UTTERANCES = 2048  # utterances read together and bucketed by length: the memory bound
 EVAL_BATCH_SIZE = 32
 NO_UTTERANCE = -1  # fills the short last evaluation batch; dropped when the batch is cut
@@ -73,6 +76,35 @@ class Plan:
                 windows.append(Window(window.shards, window.steps[lo:hi]))
             position += len(window.steps)
         return Plan(tuple(windows), self.replicas, self.batch_size)
+
+
+@dataclass(frozen=True)
+class FeatureAugmentation:
+    """SpecAugment for one epoch's training batches.
+
+    Masks write zeros, which mean "no information" only for normalised features: batches are
+    normalised with the model's own statistics, augmented, and mapped back to MFCC.
+    """
+
+    augmentations: tuple[Augmentation, ...]  # the feature-domain ones are applied
+    mean: np.ndarray  # (numcep,) the model's normalisation
+    std: np.ndarray  # (numcep,)
+    seed: int
+    epoch: int
+
+    def apply(self, features: tf.Tensor, lengths: tf.Tensor, ids: tf.Tensor) -> tf.Tensor:
+        """(B, T, numcep) MFCC -> the same, each utterance masked/warped by its own draw."""
+        normalised = (features - self.mean) / self.std
+        epoch_seed = tf.constant(self.seed * EPOCH_SEEDS + self.epoch, tf.int64)
+
+        def one(row):
+            frames, length, utterance = row
+            seed = tf.stack([epoch_seed, utterance])
+            return apply_feature_augmentations(frames, self.augmentations, seed, length)
+
+        augmented = tf.map_fn(one, (normalised, lengths, ids), fn_output_signature=tf.float32)
+        valid = tf.sequence_mask(lengths, tf.shape(features)[1], tf.float32)[..., None]
+        return (augmented * self.std + self.mean) * valid
 
 
 def feasible(cached: CachedSet, stride: int) -> np.ndarray:
@@ -234,7 +266,12 @@ def _read_concatenated(files: tf.Tensor) -> tf.Tensor:
     return tf.strings.reduce_join(tf.map_fn(tf.io.read_file, files, fn_output_signature=tf.string))
 
 
-def make_dataset(cached: CachedSet, plan: Plan, stride: int) -> tf.data.Dataset:
+def make_dataset(
+    cached: CachedSet,
+    plan: Plan,
+    stride: int,
+    augmentation: FeatureAugmentation | None = None,
+) -> tf.data.Dataset:
     """The plan's per-replica batches as a tf.data pipeline (elements: `batch_signature`)."""
     numcep = cached.numcep
     feature_files, label_files, rows = _plan_tensors(cached, plan)
@@ -248,6 +285,8 @@ def make_dataset(cached: CachedSet, plan: Plan, stride: int) -> tf.data.Dataset:
         where = tf.where(valid, offsets[:, None] + t[None, :] * stride, 0)
         features = tf.cast(tf.gather(window_frames, where), tf.float32)  # (B, T, numcep)
         features *= tf.cast(valid, tf.float32)[..., None]
+        if augmentation is not None:
+            features = augmentation.apply(features, lengths, ids)
         j = tf.range(tf.reduce_max(label_lengths), dtype=tf.int64)
         label_valid = j[None, :] < label_lengths[:, None]
         label_where = tf.where(label_valid, label_offsets[:, None] + j[None, :], 0)
@@ -280,6 +319,7 @@ def distributed_dataset(
     cached: CachedSet,
     plans: Sequence[Plan],
     stride: int,
+    augmentation: FeatureAugmentation | None = None,
 ) -> tf.distribute.DistributedDataset:
     """Each input pipeline (one per worker) runs its own plan; each element is one global step.
 
@@ -288,7 +328,7 @@ def distributed_dataset(
     """
 
     def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
-        dataset = make_dataset(cached, plans[context.input_pipeline_id], stride)
+        dataset = make_dataset(cached, plans[context.input_pipeline_id], stride, augmentation)
         options = tf.data.Options()
         # Each pipeline reads only its own shards already: no further sharding by tf.data.
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
