@@ -26,7 +26,6 @@ import functools
 import hashlib
 import json
 import logging
-import math
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -46,12 +45,12 @@ from deepspeech.text import Alphabet
 
 logger = logging.getLogger(__name__)
 
-CACHE_FORMAT = 1  # bump when the files' layout changes: old entries are then ignored
+CACHE_FORMAT = 2  # bump when the files' layout changes: old entries are then ignored
 FEATURE_DTYPE = np.dtype("<f2")  # float16, little-endian (what tf.io.decode_raw reads)
 LABEL_DTYPE = np.dtype("<i2")  # int16: alphabets of up to 32767 characters
-MAX_SHARD_UTTERANCES = 256  # a LibriSpeech shard: about 50 min of audio, 16 MB
-MIN_SHARD_UTTERANCES = 8
+SHARD_SECONDS = 300.0  # audio per shard: 5 min, 1.6 MB; small shards mix well into windows
 TARGET_SHARDS = 32  # small manifests still get enough shards to split across workers
+WAV_HEADER_BYTES = 44  # to estimate a manifest's durations from its file sizes
 INDEX_FILE = "index.json"
 
 
@@ -60,10 +59,17 @@ def ctc_min_frames(labels: np.ndarray) -> int:
     return int(labels.size + np.count_nonzero(labels[1:] == labels[:-1]))
 
 
-def shard_size(n_utterances: int) -> int:
-    """Utterances per shard: at most MAX_SHARD_UTTERANCES, fewer for small manifests."""
-    wanted = math.ceil(n_utterances / TARGET_SHARDS)
-    return int(np.clip(wanted, MIN_SHARD_UTTERANCES, MAX_SHARD_UTTERANCES))
+def shard_bounds(utterances: Sequence[Utterance]) -> list[tuple[int, int]]:
+    """(first, end) of each shard: consecutive utterances holding about SHARD_SECONDS of audio
+    (less for small manifests, so they still split into TARGET_SHARDS), from the manifest's
+    file sizes alone (16-bit mono 16 kHz PCM), before any audio is read."""
+    seconds = np.array(
+        [max(u.wav_filesize - WAV_HEADER_BYTES, 0) / (2 * SAMPLE_RATE) for u in utterances]
+    )
+    per_shard = min(SHARD_SECONDS, max(float(seconds.sum()) / TARGET_SHARDS, 1e-9))
+    shard_of = np.floor((np.cumsum(seconds) - seconds) / per_shard).astype(np.int64)
+    starts = np.flatnonzero(np.diff(shard_of, prepend=-1))
+    return list(zip(starts.tolist(), [*starts[1:].tolist(), len(utterances)], strict=True))
 
 
 @dataclass(frozen=True)
@@ -240,12 +246,10 @@ def write_shard(task: ShardTask) -> int:
     return len(task.paths)
 
 
-def _shard_names(n_utterances: int) -> list[tuple[str, int, int]]:
-    """(name, first, end) of every shard of a manifest with `n_utterances` utterances."""
-    size = shard_size(n_utterances)
+def _shard_names(utterances: Sequence[Utterance]) -> list[tuple[str, int, int]]:
+    """(name, first, end) of every shard of a manifest."""
     return [
-        (f"shard-{k:05d}", first, min(first + size, n_utterances))
-        for k, first in enumerate(range(0, n_utterances, size))
+        (f"shard-{k:05d}", first, end) for k, (first, end) in enumerate(shard_bounds(utterances))
     ]
 
 
@@ -305,7 +309,7 @@ def build_entry(
 ) -> list[Shard]:
     """Make sure one manifest's entry is complete (featurizing only missing shards); its shards."""
     folder = entry_folder(cache_dir, manifest, numcep, alphabet)
-    names = _shard_names(len(utterances))
+    names = _shard_names(utterances)
     done = _read_complete(folder, names)
     todo = [
         ShardTask(

@@ -4,8 +4,8 @@ Which utterances form which batch is planned in NumPy from the cache's index (fr
 only, no features), as a pure function of (seed, epoch, worker): a resumed epoch skips exactly
 the steps it already trained, and every worker can compute every other worker's plan, so all
 agree on the number of steps without talking. tf.data then executes the plan natively (no
-Python generator): it reads a *window* of shards at a time (about WINDOW_UTTERANCES
-utterances), and cuts that window's batches by gathering frames, so memory holds one window,
+Python generator): it reads a *window* of shards at a time (about WINDOW_SECONDS of audio,
+some 10 MB of MFCC), and cuts that window's batches by gathering frames, so memory holds one window,
 whatever the size of the corpus.
 
 An epoch: worker w of W owns the shards k with k % W == w (it reads only those); its shards
@@ -30,7 +30,7 @@ from deepspeech.data.spec_augment import apply_feature_augmentations
 logger = logging.getLogger(__name__)
 
 EPOCH_SEEDS = 100_000  # SpecAugment's stateless seed is (seed * EPOCH_SEEDS + epoch, utterance)
-WINDOW_UTTERANCES = 2048  # utterances read together and bucketed by length: the memory bound
+WINDOW_SECONDS = 1800.0  # audio read together and bucketed by length: the memory bound
 EVAL_BATCH_SIZE = 32
 NO_UTTERANCE = -1  # fills the short last evaluation batch; dropped when the batch is cut
 
@@ -113,8 +113,11 @@ def feasible(cached: CachedSet, stride: int) -> np.ndarray:
 
 
 def _window_shards(cached: CachedSet, shards: np.ndarray) -> list[np.ndarray]:
-    per_window = max(1, WINDOW_UTTERANCES // max(int(cached.shard_counts.max()), 1))
-    return [shards[i : i + per_window] for i in range(0, len(shards), per_window)]
+    """Consecutive runs of `shards` holding about WINDOW_SECONDS of audio each."""
+    seconds = np.array([cached.shards[k].seconds for k in shards])
+    window_of = np.floor((np.cumsum(seconds) - seconds) / WINDOW_SECONDS).astype(np.int64)
+    starts = np.flatnonzero(np.diff(window_of, prepend=-1))
+    return np.split(shards, starts[1:])
 
 
 def _shard_ids(cached: CachedSet, shards: np.ndarray, usable: np.ndarray) -> np.ndarray:
