@@ -227,6 +227,7 @@ class SpeechModel:
             "alphabet": list(m.alphabet.labels),
             "execution_providers": self.providers,
             "opset": m.opset,
+            "quantization": m.quantization,
             "features": {
                 "numcep": m.features.numcep,
                 "numcontext": m.features.numcontext,
