@@ -15,13 +15,12 @@ import httpx
 import numpy as np
 import pytest
 import soundfile
-from servers import clean_server
+from loadgen import batch_totals
+from servers import ServerProcess, clean_server
 
 from deepspeech.audio import SAMPLE_RATE, load_wav
 from deepspeech.data.manifest import read_manifest
 from serving.inference import open_model
-from serving.load import batch_totals
-from serving.process import ServerProcess
 
 pytestmark = pytest.mark.slow
 
@@ -98,21 +97,29 @@ def test_serve_with_a_bad_model_fails_in_one_line(tmp_path: Path) -> None:
         assert model in line and "Traceback" not in result.stderr
 
 
-def test_cli_defaults_match_settings() -> None:
-    import deepspeech.cli.serve as cli
-    import serving.settings as settings
+def test_deepspeech_never_imports_serving() -> None:
+    """The dependency goes one way: serving uses deepspeech; `transcribe` and `serve` reach
+    the CLI through the `deepspeech.commands` entry point, not an import."""
+    import ast
 
-    for name in (
-        "DEFAULT_HOST",
-        "DEFAULT_PORT",
-        "DEFAULT_MAX_BATCH",
-        "DEFAULT_BATCH_WAIT_MS",
-        "DEFAULT_MAX_AUDIO_SECONDS",
-        "DEFAULT_MAX_BODY_MB",
-        "DEFAULT_THREADS",
-    ):
-        assert getattr(cli, name) == getattr(settings, name), name
-    assert settings.DEFAULT_HOST == "127.0.0.1"
+    package = Path(__file__).resolve().parent.parent / "deepspeech"
+    offenders = []
+    for path in sorted(package.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = (
+                [a.name for a in node.names] if isinstance(node, ast.Import)
+                else [node.module or ""] if isinstance(node, ast.ImportFrom)
+                else []
+            )  # fmt: skip
+            offenders += [f"{path}: {n}" for n in names if n.split(".")[0] == "serving"]
+    assert offenders == []
+    result = subprocess.run(
+        [sys.executable, "-m", "deepspeech", "serve", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0 and "--max-in-flight" in result.stdout, result.stderr
 
 
 def test_health_model_and_page(client: httpx.Client, random_onnx: Path) -> None:
