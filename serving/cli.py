@@ -31,8 +31,12 @@ from serving.settings import (
     DEFAULT_MAX_AUDIO_SECONDS,
     DEFAULT_MAX_BATCH,
     DEFAULT_MAX_BODY_MB,
+    DEFAULT_MAX_IN_FLIGHT,
+    DEFAULT_MAX_QUEUE,
     DEFAULT_PORT,
+    DEFAULT_REQUEST_TIMEOUT_S,
     DEFAULT_THREADS,
+    DEFAULT_WORKERS,
     ServerSettings,
 )
 
@@ -57,7 +61,11 @@ TrackingUriOption = Annotated[
     ),
 ]
 DeviceOption = Annotated[
-    str, typer.Option(help="auto (CUDA when it really works, else CPU), cpu or cuda.")
+    str,
+    typer.Option(
+        help="auto (CUDA when it really works, else CPU), cpu, or cuda (where CUDA does not "
+        "work: a warning, then CPU; GET /v1/model lists the providers really used)."
+    ),
 ]
 
 
@@ -215,8 +223,36 @@ def serve(
             "at a time on an otherwise idle machine).",
         ),
     ] = DEFAULT_THREADS,
+    max_in_flight: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Transcriptions admitted at once; more get 503 with Retry-After before their "
+            "body is read. Bounds memory: about idle + this x 3 x --max-body-mb.",
+        ),
+    ] = DEFAULT_MAX_IN_FLIGHT,
+    max_queue: Annotated[
+        int, typer.Option(min=1, help="Featurized requests waiting for the model; more get 503.")
+    ] = DEFAULT_MAX_QUEUE,
+    request_timeout_s: Annotated[
+        float,
+        typer.Option(min=0.0, help="A transcription not answered by then gets 503 and is dropped."),
+    ] = DEFAULT_REQUEST_TIMEOUT_S,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Server processes on the one port, each with its own onnxruntime session; "
+            "/metrics adds up all of them.",
+        ),
+    ] = DEFAULT_WORKERS,
     tracking_uri: TrackingUriOption = None,
     device: DeviceOption = "auto",
+    device_id: Annotated[int, typer.Option(min=0, help="CUDA device (GPU) number.")] = 0,
+    gpu_mem_limit_mb: Annotated[
+        float,
+        typer.Option(min=0.0, help="Cap on onnxruntime's CUDA memory arena in MB; 0 = no cap."),
+    ] = 0.0,
     decoder: DecoderOption = "greedy",
     beam_width: BeamWidthOption = DEFAULT_BEAM_WIDTH,
     lm: LmOption = None,
@@ -238,8 +274,14 @@ def serve(
             batch_wait_ms=batch_wait_ms,
             max_audio_seconds=max_audio_seconds,
             max_body_mb=max_body_mb,
+            max_in_flight=max_in_flight,
+            max_queue=max_queue,
+            request_timeout_s=request_timeout_s,
+            workers=workers,
             tracking_uri=tracking_uri,
             device=device,
+            device_id=device_id,
+            gpu_mem_limit_mb=gpu_mem_limit_mb,
             threads=threads,
             decoder=decoder_config(decoder, beam_width, lm, alpha, beta),
         )
