@@ -73,9 +73,9 @@ def _service(request: Request) -> TranscriptionService:
 
 
 def _unavailable(code: str, detail: str) -> ApiError:
-    # Connection: close, since a refused body is left unread.
-    headers = {"Retry-After": RETRY_AFTER_SECONDS, "Connection": "close"}
-    return ApiError(503, code, detail, headers=headers)
+    # The connection stays open: uvicorn discards the unread rest of the body as it arrives
+    # (no memory held), where closing would reset the client mid-upload.
+    return ApiError(503, code, detail, headers={"Retry-After": RETRY_AFTER_SECONDS})
 
 
 async def _wait_for_disconnect(request: Request) -> None:
