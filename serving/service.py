@@ -109,7 +109,10 @@ class TranscriptionService:
             self.metrics.in_flight.dec()
 
     async def transcribe(
-        self, wav: bytes, name: str, disconnected: Callable[[], Awaitable[None]] | None = None
+        self,
+        wav: bytes | bytearray,
+        name: str,
+        disconnected: Callable[[], Awaitable[None]] | None = None,
     ) -> Transcription:
         """Transcribe one WAV file's bytes (`name` labels errors) within the time limit.
 
@@ -146,7 +149,7 @@ class TranscriptionService:
         self.metrics.observe_batch(size, seconds)
         self.metrics.queued.set(self.batcher.queued)  # after each batch: what still waits
 
-    async def _transcribe(self, wav: bytes, name: str) -> Transcription:
+    async def _transcribe(self, wav: bytes | bytearray, name: str) -> Transcription:
         start = time.perf_counter()
         loop = asyncio.get_running_loop()
         seconds, features = await loop.run_in_executor(self._pool, self._prepare, wav, name)
@@ -159,6 +162,6 @@ class TranscriptionService:
             model=self.model.model_id,
         )
 
-    def _prepare(self, wav: bytes, name: str) -> tuple[float, np.ndarray]:
+    def _prepare(self, wav: bytes | bytearray, name: str) -> tuple[float, np.ndarray]:
         audio = read_audio(wav, max_seconds=self.settings.max_audio_seconds, name=name)
         return len(audio) / SAMPLE_RATE, self.model.features(audio)
