@@ -7,15 +7,14 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import malformed
 import pytest
-from loadgen import batch_totals
-from servers import ServerProcess, clean_server, resident_memory_bytes
+from loadgen import PeakMemory, batch_totals, flood
+from servers import ServerProcess, clean_server
 
 pytestmark = pytest.mark.slow
 
@@ -43,42 +42,6 @@ def metric(client: httpx.Client, name: str, **labels: str) -> float:
         if match and match[1] == name and wanted <= set((match[2] or "").split(",")) - {""}:
             return float(match[3])
     return 0.0
-
-
-class PeakMemory:
-    """Samples a process's resident memory in a thread until stopped; keeps the peak."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid, self.peak, self._stop = pid, 0, threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-
-    def _sample(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, resident_memory_bytes(self.pid))
-            self._stop.wait(0.005)
-
-    def __enter__(self) -> PeakMemory:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
-async def flood(url: str, body: bytes, clients: int) -> list[httpx.Response | Exception]:
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=0)
-    async with httpx.AsyncClient(base_url=url, timeout=300, limits=limits) as client:
-
-        async def one() -> httpx.Response | Exception:
-            try:
-                return await client.post(
-                    "/v1/transcribe", content=body, headers={"Content-Type": "audio/wav"}
-                )
-            except httpx.HTTPError as e:
-                return e
-
-        return await asyncio.gather(*(one() for _ in range(clients)))
 
 
 @pytest.fixture(scope="module")
