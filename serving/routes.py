@@ -72,10 +72,30 @@ def _service(request: Request) -> TranscriptionService:
     return service
 
 
-def _unavailable(code: str, detail: str) -> ApiError:
-    # The connection stays open: uvicorn discards the unread rest of the body as it arrives
-    # (no memory held), where closing would reset the client mid-upload.
-    return ApiError(503, code, detail, headers={"Retry-After": RETRY_AFTER_SECONDS})
+def _unavailable(code: str, detail: str, close: bool = False) -> ApiError:
+    headers = {"Retry-After": RETRY_AFTER_SECONDS}
+    if close:
+        headers["Connection"] = "close"
+    return ApiError(503, code, detail, headers=headers)
+
+
+async def _refuse_overloaded(request: Request, limit: int, detail: str) -> ApiError:
+    """The 503 for a request not admitted, without holding its body.
+
+    A client that sent `Expect: 100-continue` (curl does, for large uploads) gets it at once
+    and never sends the body. Others are already sending it: it is read and thrown away chunk
+    by chunk first, since closing the connection under an upload resets it (the client sees
+    a transport error, not the 503), and a refused body left unread is cut off by uvicorn's
+    keep-alive timeout when a flood keeps the server busy for longer.
+    """
+    if "100-continue" in request.headers.get("expect", "").lower():
+        return _unavailable("overloaded", detail, close=True)
+    try:
+        async for _ in _limited_stream(request, limit):
+            pass
+    except _BodyTooLargeError:  # chunked and over the limit: stop reading, close
+        return _unavailable("overloaded", detail, close=True)
+    return _unavailable("overloaded", detail)
 
 
 async def _wait_for_disconnect(request: Request) -> None:
@@ -198,7 +218,7 @@ async def transcribe(request: Request) -> dict[str, Any]:
         with service.admit():
             return await _transcribe_body(request, service, media_type, limit)
     except OverloadedError as e:
-        raise _unavailable("overloaded", str(e)) from e
+        raise await _refuse_overloaded(request, limit, str(e)) from e
 
 
 async def _transcribe_body(
