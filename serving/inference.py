@@ -143,11 +143,14 @@ def open_session(
         and gpu_present()
     )
     if want_cuda:
-        problem = _try_cuda(model_path, threads, device_id, gpu_mem_limit_bytes)
-        if isinstance(problem, onnxruntime.InferenceSession):
-            return problem
-        log = logger.warning if asked else logger.info
-        log("CUDA was asked for but %s; running on CPU (CPUExecutionProvider)", problem)
+        outcome = _try_cuda(model_path, threads, device_id, gpu_mem_limit_bytes)
+        if not isinstance(outcome, str):
+            return outcome
+        if asked:
+            logger.warning("CUDA was asked for but %s; running on CPU (CPUExecutionProvider)",
+                           outcome)  # fmt: skip
+        else:
+            logger.info("CUDA is not usable (%s); running on CPU", outcome)
     try:
         session = onnxruntime.InferenceSession(
             str(model_path), _session_options(threads), providers=[CPU_PROVIDER]

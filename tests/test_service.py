@@ -22,10 +22,9 @@ FLOOD_CLIENTS = 200
 FLOOD_MAX_BODY_MB = 2  # the reduced body limit: 200 x 2 MB would be 400 MB if all were held
 FLOOD_MAX_IN_FLIGHT = 4
 FLOOD_AUDIO_SECONDS = 65.0  # 16 kHz PCM_16: just under 2 MB, the largest body allowed
-BODY_COPIES = (
-    3  # an admitted request holds its body about this many times (chunks, joined, decoded)
-)
-RSS_SLACK = 64 * 2**20  # allocator and thread-stack noise
+# Allocator noise and the buffers of the refused uploads being drained (64 KB pieces): well
+# below the 392 MB that holding the 196 refused bodies would take.
+RSS_SLACK = 128 * 2**20
 
 
 def max_size_wav(limit_bytes: int) -> bytes:

@@ -7,6 +7,7 @@ import io
 import struct
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -396,8 +397,12 @@ def test_workers_share_the_port_and_metrics_add_up(
     requests = 12
     with clean_server(random_onnx, "--workers", "2") as server:
         with httpx.Client(base_url=server.url, timeout=60) as client:
-            workers = [ln for ln in client.get("/metrics").text.splitlines()
-                       if ln.startswith("deepspeech_workers ")]  # fmt: skip
+            for _ in range(1200):  # /healthz answered once one worker was up; wait for both
+                workers = [ln for ln in client.get("/metrics").text.splitlines()
+                           if ln.startswith("deepspeech_workers ")]  # fmt: skip
+                if workers == ["deepspeech_workers 2.0"]:
+                    break
+                time.sleep(0.1)
             assert workers == ["deepspeech_workers 2.0"], workers
         pids = set()
         for i in range(requests):  # a new connection each: the kernel picks the worker
