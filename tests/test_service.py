@@ -22,9 +22,10 @@ FLOOD_CLIENTS = 200
 FLOOD_MAX_BODY_MB = 2  # the reduced body limit: 200 x 2 MB would be 400 MB if all were held
 FLOOD_MAX_IN_FLIGHT = 4
 FLOOD_AUDIO_SECONDS = 65.0  # 16 kHz PCM_16: just under 2 MB, the largest body allowed
-# Allocator noise and the buffers of the refused uploads being drained (64 KB pieces): well
-# below the 392 MB that holding the 196 refused bodies would take.
-RSS_SLACK = 128 * 2**20
+# What draining the refused uploads costs per connection at most (asyncio reads 256 KB at a
+# time, h11 buffers a copy), plus allocator noise: 164 MB for 200 clients whatever the body
+# size, below the 392 MB that holding the 196 refused bodies would take.
+RSS_SLACK = FLOOD_CLIENTS * 512 * 2**10 + 64 * 2**20
 
 
 def max_size_wav(limit_bytes: int) -> bytes:
