@@ -228,7 +228,8 @@ def serve(
         typer.Option(
             min=1,
             help="Transcriptions admitted at once; more get 503 with Retry-After before their "
-            "body is read. Bounds memory: about idle + this x 3 x --max-body-mb.",
+            "body is read. Bounds memory: about idle + this x --max-body-mb + the feature "
+            "threads' work.",
         ),
     ] = DEFAULT_MAX_IN_FLIGHT,
     max_queue: Annotated[

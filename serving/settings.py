@@ -20,9 +20,9 @@ DEFAULT_MAX_BODY_MB = 32.0  # 60 s of 96 kHz 24-bit stereo is about 35 MB; 16 kH
 DEFAULT_MAX_QUEUE = 256  # requests waiting for the model before new ones get 503
 # Transcription requests admitted at once (reading, features, waiting, model); more get 503
 # with Retry-After before their body is read. This is what bounds memory under a flood: each
-# admitted request holds at most its body (twice while it is joined) and its decoded audio,
-# so resident memory stays below about idle + MAX_IN_FLIGHT x 3 x max body
-# (16 x 3 x 32 MB = 1.5 GB at the defaults; benchmarks/reliability.py measures it).
+# admitted request holds its body once, and only the feature threads decode and featurize,
+# so resident memory stays below about idle + MAX_IN_FLIGHT x max body + the feature threads'
+# work (benchmarks/flood.py: 200 uploads of 32 MB peaked at 1.3 GB with these defaults).
 DEFAULT_MAX_IN_FLIGHT = 16
 DEFAULT_REQUEST_TIMEOUT_S = 60.0  # a transcription not answered by then gets 503 and is dropped
 DEFAULT_WORKERS = 1  # server processes, each with its own onnxruntime session

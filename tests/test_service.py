@@ -5,9 +5,11 @@ and requests of clients that disconnected dropped before the model."""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import socket
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -146,3 +148,41 @@ def test_a_client_that_disconnects_has_its_request_dropped_before_inference(
         assert response.status_code == 200, response.text
         batches, utterances = batch_totals(client)
         assert (batches - before[0], utterances - before[1]) == (1, 1)
+
+
+def test_a_client_that_expects_100_continue_is_refused_before_it_uploads(
+    random_onnx: Path,
+) -> None:
+    """With the one place taken (a request waiting out a long batch window), a client that
+    sent `Expect: 100-continue` and no body yet gets the 503 at once and the connection is
+    closed: it never has to upload."""
+    wav = malformed.wav(malformed.speech_like_pcm16(2.0))
+    with (
+        clean_server(
+            random_onnx, "--max-in-flight", "1", "--batch-wait-ms", "3000", "--max-batch", "8"
+        ) as server,  # fmt: skip
+        httpx.Client(base_url=server.url, timeout=60) as client,
+        ThreadPoolExecutor(1) as pool,
+    ):
+        holder = pool.submit(
+            client.post, "/v1/transcribe", content=wav, headers={"Content-Type": "audio/wav"}
+        )
+        for _ in range(10_000):  # until the first request holds the place
+            if metric(client, "deepspeech_requests_in_flight") == 1:
+                break
+        assert metric(client, "deepspeech_requests_in_flight") == 1
+        host, port = server.url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=30) as connection:
+            connection.sendall(
+                b"POST /v1/transcribe HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                b"Content-Type: audio/wav\r\nExpect: 100-continue\r\n"
+                + f"Content-Length: {len(wav)}\r\n\r\n".encode()
+            )
+            answer = b""
+            while chunk := connection.recv(65536):  # the server closes after its answer
+                answer += chunk
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 503"), answer[:300]
+        assert b"retry-after: 1" in head.lower() and b"connection: close" in head.lower()
+        assert json.loads(body)["error"] == "overloaded"
+        assert holder.result().status_code == 200
