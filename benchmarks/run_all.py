@@ -32,8 +32,8 @@ from machine import cpu_model, gpu_description
 
 HERE = Path(__file__).resolve().parent
 # In the order they run and appear: cheapest first, so a broken setup fails early.
-BENCHMARKS = ("features", "decoding", "training", "inference", "quantization", "serving",
-              "reliability", "flood")  # fmt: skip
+BENCHMARKS = ("features", "decoding", "input_pipeline", "memory", "training", "inference",
+              "quantization", "serving", "reliability", "flood")  # fmt: skip
 PACKAGES = ("numpy", "python_speech_features", "tensorflow", "onnxruntime-gpu", "onnxruntime",
             "tf2onnx", "flashlight-text", "fastapi", "uvicorn", "httpx")  # fmt: skip
 SECTION_HEADING = re.compile(r"^## ", re.MULTILINE)
