@@ -31,7 +31,7 @@ class BiRNN(keras.Model):
             name="lstm",
         )
         self.h5 = keras.layers.Dense(config.n_hidden, name="h5")
-        self.h6 = keras.layers.Dense(config.n_classes, name="h6")
+        self.h6 = keras.layers.Dense(config.n_classes, name="h6", dtype="float32")  # logits, loss
         self.dropout = keras.layers.Dropout(config.dropout_rate)
 
     def _clipped_relu(self, x: tf.Tensor, training: bool) -> tf.Tensor:

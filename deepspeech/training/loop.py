@@ -115,6 +115,7 @@ def train(
     from deepspeech.training.evaluate import evaluate_set, make_eval_step
     from deepspeech.training.mlflow_store import resolve_tracking_uri
     from deepspeech.training.placement import make_placement
+    from deepspeech.training.precision import mixed_precision, with_loss_scaling
     from deepspeech.training.step import make_train_step
     from deepspeech.training.tracking import MlflowCallback, git_commit
 
@@ -136,13 +137,14 @@ def train(
             "lower --batch-size"
         )
 
-    with strategy.scope():
+    with strategy.scope(), mixed_precision(config.mixed_precision):
         model = build_birnn(model_config)
         optimizer = (
             keras.optimizers.SGD(learning_rate=config.learning_rate)
             if config.optimizer == "sgd"
             else keras.optimizers.Adam(learning_rate=config.learning_rate)
         )
+        optimizer = with_loss_scaling(optimizer, config.mixed_precision)
         optimizer.build(model.trainable_variables)
     state = {
         "step": tf.Variable(0, dtype=tf.int64, trainable=False),

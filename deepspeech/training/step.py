@@ -13,6 +13,7 @@ import keras
 import tensorflow as tf
 
 from deepspeech.model.birnn import ctc_loss
+from deepspeech.training.precision import scale_loss, unscale_gradients
 
 StepFunction = Callable[[object], tuple[tf.Tensor, tf.Tensor, list[tf.Tensor]]]
 
@@ -39,10 +40,11 @@ def make_train_step(
             logits = model(features, feature_lengths, training=True)
             per_example = ctc_loss(labels, label_lengths, logits, feature_lengths)
             loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch_size)
-        grads = tape.gradient(loss, variables)
+        grads = tape.gradient(scale_loss(optimizer, loss), variables)
         # The gradient of the whole global batch, identical on every replica: its norm drives
         # clipping, and it is what the statistics describe.
         total = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, grads)
+        total, grads = unscale_gradients(optimizer, total, grads)
         norm = tf.linalg.global_norm(total)
         if grad_clip_norm > 0:
             scale = tf.minimum(1.0, grad_clip_norm / tf.maximum(norm, 1e-12))
