@@ -32,8 +32,10 @@ def in_namespace(command: list[str]) -> list[str]:
     return [*_network_namespace_prefix(), script]
 
 
-def ray_train(corpus: Path, tmp: Path, *extra: str) -> list[str]:
-    return cli_train(corpus, tmp, "--ray-address", "local", "--workers", "2", *extra)
+def ray_train(corpus: Path, tmp: Path, *extra: str, train_files: Path | None = None) -> list[str]:
+    return cli_train(
+        corpus, tmp, "--ray-address", "local", "--workers", "2", *extra, train_files=train_files
+    )
 
 
 def test_options_cross_to_workers_as_absolute_paths(tmp_path: Path, monkeypatch) -> None:
@@ -59,6 +61,19 @@ def test_options_cross_to_workers_as_absolute_paths(tmp_path: Path, monkeypatch)
 def test_bad_ray_options_are_rejected(options: dict, fragment: str) -> None:
     with pytest.raises(ConfigError, match=fragment):
         TrainConfig(**options)
+
+
+def test_a_bad_manifest_fails_before_ray_starts(tiny_corpus: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    lines = (tiny_corpus / "train.csv").read_text().splitlines()
+    wav = str(tiny_corpus / lines[1].split(",")[0])
+    bad.write_text(
+        "\n".join([lines[0], lines[1].replace(lines[1].split(",")[0], wav), f"{wav},1,x"])
+    )
+    command = ray_train(tiny_corpus, tmp_path, train_files=bad)
+    result = subprocess.run(command, capture_output=True, text=True, env=RAY_ENV)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(f"error: {bad}:3"), result.stderr  # nothing else started
 
 
 @pytest.mark.slow

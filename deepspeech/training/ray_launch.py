@@ -113,6 +113,20 @@ def _worker_main(options: dict[str, Any]) -> None:
         ray.train.report(outcome, checkpoint=ray.train.Checkpoint.from_directory(folder))
 
 
+def _check_manifests(config: TrainConfig) -> None:
+    """A bad manifest fails here, with its file and line, before Ray starts (in a worker it
+    would fail every attempt that `max_failures` allows)."""
+    from deepspeech.data.manifest import read_manifests
+    from deepspeech.training.loop import load_alphabet
+
+    if not config.train_files:
+        raise ConfigError("no training data: give --train-files (or train_files in --config)")
+    alphabet = load_alphabet(config.alphabet)
+    for spec in (config.train_files, config.dev_files, config.test_files):
+        if spec:
+            read_manifests(spec, alphabet)
+
+
 def _connect(config: TrainConfig) -> None:
     """Join the cluster at `ray_address`, or start a one-machine Ray bound to 127.0.0.1."""
     import ray
@@ -153,6 +167,7 @@ def train_on_ray(config: TrainConfig) -> RayTrainResult:
     """
     if not config.ray_address:
         raise ConfigError("train_on_ray needs a ray_address (a cluster address or 'local')")
+    _check_manifests(config)
     import ray
     from ray.train import FailureConfig, RunConfig, ScalingConfig
     from ray.train.tensorflow import TensorflowTrainer
