@@ -200,8 +200,11 @@ def train_on_ray(config: TrainConfig) -> RayTrainResult:
         try:
             result = trainer.fit()
         except Exception as e:  # Ray wraps the workers' errors in its own types
+            lines = [line.strip() for line in str(e).splitlines() if line.strip()]
             raise DeepSpeechError(
-                f"Ray training failed after {config.max_failures} allowed failure(s): {e}"
+                f"Ray training failed with --max-failures {config.max_failures}: "
+                f"{' '.join(lines[:3])[:300]} (the workers' log is above); the same command "
+                "resumes from the last checkpoint"
             ) from e
     finally:
         ray.shutdown()
