@@ -40,7 +40,8 @@ def make_train_step(
             logits = model(features, feature_lengths, training=True)
             per_example = ctc_loss(labels, label_lengths, logits, feature_lengths)
             loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch_size)
-        grads = tape.gradient(scale_loss(optimizer, loss), variables)
+            scaled_loss = scale_loss(optimizer, loss)  # under the tape, or it has no gradient
+        grads = tape.gradient(scaled_loss, variables)
         # The gradient of the whole global batch, identical on every replica: its norm drives
         # clipping, and it is what the statistics describe.
         total = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, grads)
