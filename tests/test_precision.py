@@ -92,6 +92,43 @@ def test_an_overflow_skips_the_step_on_every_replica_and_halves_the_scale() -> N
     assert float(optimizer.dynamic_scale) == scale / 2
 
 
+def one_step(model: keras.Model, optimizer: keras.optimizers.Optimizer) -> tuple:
+    """One compiled training step (`training/step.py`) on `batch()`: (loss, norm, gradient)."""
+    from deepspeech.training.step import make_train_step
+
+    strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
+    dataset = strategy.experimental_distribute_dataset(tf.data.Dataset.from_tensors(batch()))
+    step = make_train_step(
+        strategy, model, optimizer, 4, 0.0, dataset.element_spec, with_gradients=True
+    )
+    return step(next(iter(dataset)))
+
+
+def test_the_training_step_with_loss_scaling_matches_float32() -> None:
+    """float16 + LossScaleOptimizer through the real step: the same update as float32 SGD,
+    and the gradient it reports (for norms and statistics) is the unscaled one."""
+    model16, optimizer16 = float16_model_and_optimizer()
+    keras.utils.set_random_seed(1)
+    model32 = build_birnn(CONFIG)
+    for a, b in zip(model16.weights, model32.weights, strict=True):
+        b.assign(a)
+    optimizer32 = keras.optimizers.SGD(0.1)
+    optimizer32.build(model32.trainable_variables)
+    before = [v.numpy() for v in model32.trainable_variables]
+    loss16, norm16, grads16 = one_step(model16, optimizer16)
+    loss32, norm32, grads32 = one_step(model32, optimizer32)
+    assert float(loss16) == pytest.approx(float(loss32), rel=1e-2)
+    assert float(norm16) == pytest.approx(float(norm32), rel=2e-2)
+    for g16, g32 in zip(grads16, grads32, strict=True):
+        np.testing.assert_allclose(g16.numpy(), g32.numpy(), rtol=5e-2, atol=1e-3)
+    for old, v16, v32 in zip(
+        before, model16.trainable_variables, model32.trainable_variables, strict=True
+    ):
+        assert np.abs(v32.numpy() - old).max() > 0
+        np.testing.assert_allclose(v16.numpy() - old, v32.numpy() - old, rtol=5e-2, atol=1e-4)
+    assert float(optimizer16.dynamic_scale) == 2**7  # a finite step keeps the scale
+
+
 def test_loss_scaling_only_where_the_policy_is_float16() -> None:
     sgd = keras.optimizers.SGD(0.1)
     assert with_loss_scaling(sgd, False) is sgd
