@@ -8,7 +8,8 @@ so a later `export` or evaluation in the same process builds a float32 model.
 
 On a GPU the BiRNN's LSTM takes the cuDNN kernel (`CudnnRNNV3`) in float16 as in float32:
 Keras picks it when the layer keeps its default arguments (tanh, sigmoid, no recurrent
-dropout, no unroll, with bias) and the mask is right-padded, as `tf.sequence_mask` makes it.
+dropout, no unroll, with bias) and the mask is right-padded, as `tf.sequence_mask` makes it
+(an utterance of 0 frames would fail cuDNN's mask check: batches never hold one).
 `benchmarks/gpu.py` checks that the op is in the traced training graph.
 """
 
