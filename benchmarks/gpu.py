@@ -70,7 +70,7 @@ def lstm_ops(model_config: object, mixed: bool) -> set[str]:
         model = build_birnn(model_config)
     forward = tf.function(lambda f, n: model(f, n, training=True))
     graph = forward.get_concrete_function(
-        tf.TensorSpec((None, None, model_config.n_input), tf.float32),
+        tf.TensorSpec((None, None, model_config.numcep), tf.float32),
         tf.TensorSpec((None,), tf.int32),
     ).graph
     ops = {op.type for op in graph.get_operations()}
@@ -94,18 +94,29 @@ def pipeline_seconds_per_step(config: object, steps: int) -> float:
     The one place this script uses the data path's internals (as benchmarks/training.py does):
     `train` does not expose its dataset.
     """
-    from deepspeech.data.batching import featurize, global_batches
-    from deepspeech.data.manifest import read_manifests
-    from deepspeech.data.pipeline import distributed_dataset
+    from deepspeech.data.cache import open_cached_set, read_manifests
+    from deepspeech.data.pipeline import distributed_dataset, training_plans
     from deepspeech.training.loop import load_alphabet
     from deepspeech.training.placement import make_placement
 
     placement = make_placement(config.devices)
     alphabet = load_alphabet(config.alphabet)
-    data = featurize(read_manifests(config.train_files, alphabet), config.features, alphabet)
-    global_batch = config.batch_size * placement.num_replicas
-    batches = global_batches(data.frame_counts, global_batch, config.seed, 0)
-    iterator = iter(distributed_dataset(placement.strategy, data, batches))
+    data = open_cached_set(
+        read_manifests(config.train_files, alphabet),
+        Path(config.feature_cache),
+        config.features.numcep,
+        alphabet,
+    )
+    plans = training_plans(
+        data,
+        batch_size=config.batch_size,
+        replicas_per_worker=placement.num_replicas,
+        stride=config.feature_stride,
+        seed=config.seed,
+        epoch=0,
+        num_workers=1,
+    )
+    iterator = iter(distributed_dataset(placement.strategy, data, plans, config.feature_stride))
     for _ in range(WARMUP_STEPS):
         next(iterator)
     start = time.perf_counter()
@@ -129,6 +140,7 @@ def train_child(corpus: Path, work: Path, mixed: bool, n_hidden: int, batch: int
         n_hidden=n_hidden,
         devices="all",
         checkpoint_dir=str(work / f"ckpt-{tag}"),
+        feature_cache=str(work / "feature-cache"),
         checkpoint_secs=10**6,
         stats_every=10**6,
         early_stop=False,

@@ -27,7 +27,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 from machine import cpu_model
 
-from deepspeech.audio import N_INPUT, n_feature_frames
+from deepspeech.audio import N_CEPSTRUM, n_feature_frames
 from deepspeech.model.export import (
     FEATURES_INPUT,
     LENGTHS_INPUT,
@@ -56,7 +56,7 @@ def build_runners(
     from deepspeech.model.birnn import build_birnn
 
     keras.utils.set_random_seed(0)
-    model = build_birnn(ModelConfig(N_INPUT, N_CLASSES, n_hidden=n_hidden, dropout_rate=0.0))
+    model = build_birnn(ModelConfig(N_CLASSES, n_hidden=n_hidden, dropout_rate=0.0))
     start = time.perf_counter()
     proto, _ = convert_to_onnx(model)
     convert_seconds = time.perf_counter() - start
@@ -72,7 +72,7 @@ def build_runners(
     sessions = {threads: session(threads) for threads in sorted({available_cpus(), 1})}
     lengths = np.array([features.shape[1]], np.int32)
     signature = [
-        tf.TensorSpec((None, None, N_INPUT), tf.float32),
+        tf.TensorSpec((None, None, N_CEPSTRUM), tf.float32),
         tf.TensorSpec((None,), tf.int32),
     ]
 
@@ -82,11 +82,7 @@ def build_runners(
 
     @tf.function(input_signature=signature)
     def tf_unmasked(x: tf.Tensor, n: tf.Tensor) -> tf.Tensor:
-        y = model._clipped_relu(model.h1(x), training=False)
-        y = model._clipped_relu(model.h2(y), training=False)
-        y = model._clipped_relu(model.h3(y), training=False)
-        y = model._clipped_relu(model.h5(model.lstm(y)), training=False)
-        return tf.nn.softmax(model.h6(y), axis=-1)
+        return tf.nn.softmax(model.forward(x, n, training=False, mask_lstm=False), axis=-1)
 
     inputs = {FEATURES_INPUT: features, LENGTHS_INPUT: lengths}
     runners: dict[str, Callable[[], np.ndarray]] = {
@@ -126,7 +122,7 @@ def main() -> None:
     import tensorflow as tf
 
     frames = n_feature_frames(round(args.seconds * 16000))
-    features = np.random.default_rng(0).standard_normal((1, frames, N_INPUT)).astype(np.float32)
+    features = np.random.default_rng(0).standard_normal((1, frames, N_CEPSTRUM)).astype(np.float32)
     rows = []
     for n_hidden in sizes:
         runners, convert_seconds, max_diff = build_runners(n_hidden, features)

@@ -39,7 +39,7 @@ def random_weights_model(n_hidden: int, folder: Path) -> Path:
 
     keras.utils.set_random_seed(0)
     alphabet, features = Alphabet.default(), FeatureConfig()
-    model = build_birnn(ModelConfig(features.n_input, alphabet.num_classes, n_hidden=n_hidden))
+    model = build_birnn(ModelConfig(alphabet.num_classes, n_hidden=n_hidden))
     proto, _ = convert_to_onnx(model)
     write_metadata(
         proto, ModelMetadata(alphabet, features, n_hidden, model_name=f"random-{n_hidden}")

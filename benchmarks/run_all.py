@@ -1,6 +1,7 @@
 """`make bench`: run every benchmark and rewrite benchmarks/RESULTS.md from their output.
 
 Run: .venv/bin/python benchmarks/run_all.py [--only NAME,...] [--output benchmarks/RESULTS.md]
+     [--options NAME="OPTIONS"]...
 
 Each benchmark prints its own RESULTS.md section (`--markdown`): what it measured, its command,
 machine and versions, and its ratios measured side by side in one run. This script runs them
@@ -19,17 +20,20 @@ import itertools
 import os
 import platform
 import re
+import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from machine import cpu_model
+from machine import cpu_model, gpu_description
 
 HERE = Path(__file__).resolve().parent
 # In the order they run and appear: cheapest first, so a broken setup fails early.
-BENCHMARKS = ("features", "decoding", "training", "inference", "serving", "reliability")
+BENCHMARKS = ("features", "decoding", "training", "inference", "quantization", "serving",
+              "reliability", "flood")  # fmt: skip
 # Written only by `make gpu-check` on a CUDA machine (benchmarks/gpu.py); kept here as it is.
 GPU_ONLY = ("gpu",)
 PACKAGES = ("numpy", "python_speech_features", "tensorflow", "onnxruntime-gpu", "onnxruntime",
@@ -51,12 +55,12 @@ def memory_gib() -> float:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
 
 
-def run_benchmark(name: str) -> tuple[str, float, bool]:
+def run_benchmark(name: str, options: Sequence[str] = ()) -> tuple[str, float, bool]:
     """(its markdown section, seconds it took, whether it succeeded); progress goes to stderr."""
     print(f"== benchmarks/{name}.py", file=sys.stderr, flush=True)
     start = time.perf_counter()
     result = subprocess.run(
-        [sys.executable, str(HERE / f"{name}.py"), "--markdown"],
+        [sys.executable, str(HERE / f"{name}.py"), "--markdown", *options],
         stdout=subprocess.PIPE,
         text=True,
         cwd=HERE.parent,
@@ -102,7 +106,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", help="comma-separated benchmark names (default: all)")
     parser.add_argument("--output", type=Path, default=HERE / "RESULTS.md")
+    parser.add_argument(
+        "--options",
+        action="append",
+        default=[],
+        metavar='NAME="OPTIONS"',
+        help='extra options for one benchmark, e.g. quantization="--checkpoint-dir DIR"',
+    )
     args = parser.parse_args()
+    extra = {
+        name: shlex.split(value)
+        for name, _, value in (option.partition("=") for option in args.options)
+    }
     chosen = args.only.split(",") if args.only else list(BENCHMARKS)
     unknown = set(chosen) - set(BENCHMARKS)
     if unknown:
@@ -114,7 +129,7 @@ def main() -> None:
     start = time.perf_counter()
     for name in BENCHMARKS:
         if name in chosen:
-            section, took[name], ok = run_benchmark(name)
+            section, took[name], ok = run_benchmark(name, extra.get(name, ()))
             if not ok:
                 failed.append(name)
         else:
@@ -135,16 +150,23 @@ def main() -> None:
         + f"): {summary_line(section)}"
         for name, section in sections
     )
+    ran = ", ".join(took)
+    kept = [name for name, _ in sections if name not in took]
     header = (
         "# Benchmark results\n\n"
-        f"Written by `make bench` (`benchmarks/run_all.py"
-        f"{' --only ' + args.only if args.only else ''}`) on "
-        f"{datetime.date.today().isoformat()} in {total / 60:.0f} min. Every ratio is measured "
-        "side by side in one run of its script (the machines are shared and noisy); each "
-        "section names the command that reproduces it. Hand-written notes under a section "
-        "explain its figures and are kept across runs (`benchmarks/notes/`).\n\n"
+        f"`benchmarks/run_all.py{' --only ' + args.only if args.only else ''}` ran {ran} on "
+        f"{datetime.date.today().isoformat()} in {total / 60:.0f} min"
+        + (
+            f"; {', '.join(kept)} are kept from earlier runs. "
+            if kept
+            else " (every section, in this one run). "
+        )
+        + "Each section states its own date and command, and every ratio is measured side by "
+        "side in one run of its script (the machines are shared and noisy). Hand-written "
+        "notes under a section explain its figures and are kept across runs "
+        "(`benchmarks/notes/`).\n\n"
         f"- Machine: {cpu_model()}, nproc {os.cpu_count()}, {memory_gib():.0f} GiB, "
-        f"{platform.system()} {platform.release()}, no GPU used\n"
+        f"{platform.system()} {platform.release()}; {gpu_description()}\n"
         f"- Python {platform.python_version()}; {installed_versions()}\n\n"
         f"## Summary\n\n{summary}\n"
     )

@@ -38,6 +38,7 @@ MAX_SAMPLE_RATE = 384000  # Hz; the highest rate real recorders write
 WAV_FORMATS = frozenset({"WAV", "WAVEX", "RF64"})  # soundfile's names for RIFF WAVE containers
 WAV_SUBTYPES = frozenset({"PCM_U8", "PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE"})
 TRAINING_SUBTYPE = "PCM_16"  # what manifests hold (DeepSpeech's format)
+PCM16_SCALE = 32768.0  # load_wav divides 16-bit samples by this; the 2017 MFCCs did not
 _READ_BLOCK_FRAMES = 1 << 20  # decode in blocks, so a header's claimed length is never allocated
 
 AudioSource: TypeAlias = str | os.PathLike[str] | bytes | BinaryIO
@@ -246,13 +247,13 @@ def write_wav(path: Path, audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> 
         raise ValueError(f"audio must be (n,) float, got shape {audio.shape} {audio.dtype}")
     if not np.isfinite(audio).all():
         raise ValueError(f"{path}: audio contains NaN or infinite samples")
-    pcm = np.clip(np.round(audio * 32768.0), -32768, 32767).astype(np.int16)
+    pcm = np.clip(np.round(audio * PCM16_SCALE), -32768, 32767).astype(np.int16)
     with atomic_write(path, "wb") as stream:
         soundfile.write(stream, pcm, sample_rate, format="WAV", subtype=TRAINING_SUBTYPE)
 
 
 def n_feature_frames(n_samples: int, stride: int = 1) -> int:
-    """Rows `audio_to_input_vector` returns for `n_samples` samples, without computing them.
+    """Rows `audio_to_features` returns for `n_samples` samples, without computing them.
 
     python_speech_features' framesig: one frame up to WINDOW_SAMPLES samples, else
     1 + ceil((n - WINDOW_SAMPLES) / STEP_SAMPLES), the last frame zero-padded; then every
@@ -317,22 +318,29 @@ def whiten(x: np.ndarray) -> np.ndarray:
     return centred
 
 
-def audio_to_input_vector(
-    audio: np.ndarray,
-    numcep: int = N_CEPSTRUM,
-    numcontext: int = N_CONTEXT,
-    stride: int = 1,
-) -> np.ndarray:
-    """Model input for 16 kHz audio: (n_samples,) float -> (T, numcep * (2*numcontext + 1)) float32.
+def audio_to_features(audio: np.ndarray, numcep: int = N_CEPSTRUM, stride: int = 1) -> np.ndarray:
+    """What the model reads: (n_samples,) float in [-1, 1] -> (T, numcep) float32 MFCC frames.
 
-    MFCC, keep every `stride`-th frame (2017's BiRNN stride, applied before the context
-    windows as it was), add context windows, whiten. T = n_feature_frames(n_samples, stride).
-    The one feature function training, export checks and serving share.
+    Every `stride`-th frame is kept (2017's BiRNN stride); T = n_feature_frames(n_samples,
+    stride). Normalisation and context windows are the model's own first operations, so
+    training (from the feature cache), export checks and serving all feed it exactly this.
     """
     if stride < 1:
         raise ValueError(f"stride must be >= 1, got {stride}")
-    features = mfcc(audio, numcep)[::stride]
-    return whiten(add_context_windows(features, numcontext))
+    return mfcc(audio, numcep)[::stride]
+
+
+def audio_to_input_vector(
+    audio: np.ndarray, numcep: int = N_CEPSTRUM, numcontext: int = N_CONTEXT
+) -> np.ndarray:
+    """The 2017 input vector of 16 kHz audio: (n_samples,) float -> (T, numcep*(2*numcontext+1)).
+
+    2017 handed python_speech_features the int16 sample values, so the signal is scaled back
+    to that range first: the MFCCs (c0 especially, by 2 ln 32768) and hence the whitened
+    numbers are the 2017 ones. MFCC, context windows, then scalar whitening of the array.
+    """
+    int16_scale = np.asarray(audio, dtype=np.float64) * PCM16_SCALE
+    return whiten(add_context_windows(mfcc(int16_scale, numcep), numcontext))
 
 
 def audiofile_to_input_vector(
@@ -342,6 +350,7 @@ def audiofile_to_input_vector(
 ) -> np.ndarray:
     """The 2017 API: a 16 kHz mono PCM_16 WAV -> (T, numcep * (2*numcontext + 1)) float32.
 
-    Strict about the format (see `load_wav`), as training manifests must be.
+    Strict about the format (see `load_wav`), as training manifests must be; the numbers are
+    2017's (see `audio_to_input_vector`). The model itself reads `audio_to_features`.
     """
     return audio_to_input_vector(load_wav(Path(audio_filename)), numcep, numcontext)

@@ -15,15 +15,20 @@ from typing import Any, get_type_hints
 import yaml
 
 from deepspeech.audio import N_CEPSTRUM, N_CONTEXT
+from deepspeech.data.augment_spec import parse_augmentations
 from deepspeech.decoding.decoders import DecoderConfig
 from deepspeech.errors import ConfigError
 
 OPTIMIZERS = ("adam", "sgd")
+DEFAULT_FEATURE_CACHE = "runs/feature-cache"  # beside the default checkpoints, under runs/
 
 
 @dataclass(frozen=True)
 class FeatureConfig:
-    """How audio becomes model input; stored with checkpoints and in the ONNX metadata."""
+    """How audio becomes model input; stored with checkpoints and in the ONNX metadata.
+
+    The model reads `numcep` MFCC per kept frame and builds the context windows itself.
+    """
 
     numcep: int = N_CEPSTRUM
     numcontext: int = N_CONTEXT
@@ -38,11 +43,17 @@ class FeatureConfig:
 class ModelConfig:
     """The BiRNN's shape: everything needed to rebuild it for export or evaluation."""
 
-    n_input: int
     n_classes: int  # alphabet size + 1 for the CTC blank (last)
+    numcep: int = N_CEPSTRUM  # MFCC per input frame
+    numcontext: int = N_CONTEXT  # frames of context each side, stacked inside the model
     n_hidden: int = 2048
     dropout_rate: float = 0.05
     relu_clip: float = 20.0
+
+    @property
+    def n_input(self) -> int:
+        """Width of the context windows the first dense layer reads."""
+        return self.numcep * (2 * self.numcontext + 1)
 
 
 @dataclass(frozen=True)
@@ -63,6 +74,7 @@ class TrainConfig:
     feature_stride: int = 1
     grad_clip_norm: float = 0.0  # 0 disables clipping by global norm
     checkpoint_dir: str = "runs/checkpoints"
+    feature_cache: str = DEFAULT_FEATURE_CACHE  # MFCC shards on disk, built where missing
     checkpoint_secs: int = 600  # also saved at every epoch end
     checkpoint_keep: int = 5
     devices: str = "1"  # a count of devices, or "all"
@@ -81,6 +93,7 @@ class TrainConfig:
     stats_every: int = 50  # steps between variable/gradient statistics
     max_train_minutes: float = 0.0  # 0 = no time budget; otherwise stop epochs when it is spent
     seed: int = 0
+    augment: tuple[str, ...] = ()  # SPECs (`deepspeech.data.augment_spec`), applied in order
     experiment_name: str = "deepspeech"
     tracking_uri: str = ""
     mixed_precision: bool = False  # float16 + loss scaling on GPU, bfloat16 on CPU
@@ -110,6 +123,7 @@ class TrainConfig:
             raise ConfigError(
                 "gpus_per_worker and cpus_per_worker must be >= 0, max_failures >= -1"
             )
+        parse_augmentations(self.augment)  # a bad SPEC fails now, not after hours of set-up
 
     @property
     def features(self) -> FeatureConfig:
@@ -117,8 +131,9 @@ class TrainConfig:
 
     def model(self, n_classes: int) -> ModelConfig:
         return ModelConfig(
-            n_input=self.features.n_input,
             n_classes=n_classes,
+            numcep=self.features.numcep,
+            numcontext=self.features.numcontext,
             n_hidden=self.n_hidden,
             dropout_rate=self.dropout_rate,
             relu_clip=self.relu_clip,
@@ -177,7 +192,8 @@ def build_train_config(
 
 
 def _coerce(name: str, value: Any, kind: Any) -> Any:
-    """YAML and flags give ints for floats and numbers for strings: accept those only."""
+    """YAML and flags give ints for floats, numbers for strings and lists for tuples: accept
+    those only."""
     if kind is bool:
         if isinstance(value, bool):
             return value
@@ -188,4 +204,8 @@ def _coerce(name: str, value: Any, kind: Any) -> Any:
         return value
     if kind is str and isinstance(value, (str, int, Path)) and not isinstance(value, bool):
         return str(value)
+    if kind == tuple[str, ...]:
+        if isinstance(value, (list, tuple)) and all(isinstance(item, str) for item in value):
+            return tuple(value)
+        raise ConfigError(f"{name} must be a list of strings, got {value!r}")
     raise ConfigError(f"{name} must be {kind.__name__}, got {value!r}")

@@ -5,12 +5,21 @@
 fails in a second with one line instead of after uvicorn has started; the lifespan then uses
 that session. uvicorn turns SIGINT/SIGTERM into a graceful shutdown: in-flight requests finish,
 then the lifespan closes the batcher and the feature threads.
+
+With `workers` > 1, uvicorn starts that many processes on one socket (the kernel spreads the
+connections); each builds its app with `app_from_environment`, from the settings the parent
+put in the environment, and opens its own onnxruntime session. Their Prometheus metrics meet
+in a fresh directory (multiprocess mode), so `/metrics` counts every worker's requests.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
+import os
+import pickle
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -18,9 +27,14 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from deepspeech import __version__
-from deepspeech.data.batching import limit_blas_threads
+from deepspeech.parallel import limit_blas_threads
 from serving.inference import SpeechModel, open_model
-from serving.metrics import MetricsMiddleware, ServerMetrics
+from serving.metrics import (
+    MULTIPROCESS_DIR_ENV,
+    MetricsMiddleware,
+    ServerMetrics,
+    mark_worker_stopped,
+)
 from serving.routes import STATIC_DIR, install_error_handlers, router
 from serving.service import TranscriptionService
 from serving.settings import ServerSettings
@@ -28,6 +42,7 @@ from serving.settings import ServerSettings
 logger = logging.getLogger(__name__)
 
 GRACEFUL_SHUTDOWN_SECONDS = 10  # in-flight requests get this long after SIGTERM
+SETTINGS_ENV = "DEEPSPEECH_SERVE_SETTINGS"  # the parent's settings, for worker processes
 
 
 def open_settings_model(settings: ServerSettings) -> SpeechModel:
@@ -38,6 +53,8 @@ def open_settings_model(settings: ServerSettings) -> SpeechModel:
         device=settings.device,
         threads=settings.threads or None,
         decoder=settings.decoder,
+        device_id=settings.device_id,
+        gpu_mem_limit_bytes=int(settings.gpu_mem_limit_mb * 2**20) or None,
     )
 
 
@@ -67,6 +84,7 @@ def create_app(settings: ServerSettings, model: SpeechModel | None = None) -> Fa
         finally:
             app.state.service = None
             await service.close()
+            mark_worker_stopped(os.getpid())
             logger.info("stopped")
 
     app = FastAPI(
@@ -85,16 +103,36 @@ def create_app(settings: ServerSettings, model: SpeechModel | None = None) -> Fa
     return app
 
 
+def app_from_environment() -> FastAPI:
+    """A worker process's app (uvicorn factory): the settings `serve` left in the
+    environment; the model opens in the worker's own lifespan."""
+    from deepspeech.cli.app import configure_logging
+
+    configure_logging(debug=False)
+    settings = pickle.loads(base64.b64decode(os.environ[SETTINGS_ENV]))
+    return create_app(settings)
+
+
 def serve(settings: ServerSettings) -> None:
     """Open the model, then serve HTTP until SIGINT/SIGTERM (blocking)."""
     import uvicorn
 
-    model = open_settings_model(settings)
-    uvicorn.run(
-        create_app(settings, model),
-        host=settings.host,
-        port=settings.port,
-        log_level=logging.getLevelName(logging.getLogger().getEffectiveLevel()).lower(),
-        access_log=False,
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
-    )
+    options = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": logging.getLevelName(logging.getLogger().getEffectiveLevel()).lower(),
+        "access_log": False,
+        "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_SECONDS,
+    }
+    model = open_settings_model(settings)  # fails fast, in one line, on a bad model
+    if settings.workers == 1:
+        uvicorn.run(create_app(settings, model), **options)
+        return
+    del model  # each worker opens its own session
+    with tempfile.TemporaryDirectory(prefix="deepspeech-metrics-") as metrics_dir:
+        os.environ[MULTIPROCESS_DIR_ENV] = metrics_dir
+        os.environ[SETTINGS_ENV] = base64.b64encode(pickle.dumps(settings)).decode()
+        logger.info("starting %d worker processes", settings.workers)
+        uvicorn.run(
+            "serving.app:app_from_environment", factory=True, workers=settings.workers, **options
+        )

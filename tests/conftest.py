@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 TINY_CORPUS_UTTERANCES = 160
+FEW_STEPS = 48  # utterances: 6 steps of 8. More steps amplify rounding (summation order) past 1e-4
 
 
 @pytest.fixture(scope="session")
@@ -21,7 +22,26 @@ def tiny_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_checkpoint(tiny_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def few_steps_corpus(tiny_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The first FEW_STEPS training utterances of `tiny_corpus`, in their own manifest: the
+    multi-device comparisons train on it (absolute WAV paths)."""
+    from deepspeech.data.manifest import read_manifest, write_manifest
+
+    manifest = tmp_path_factory.mktemp("few-steps") / "train.csv"
+    write_manifest(manifest, read_manifest(tiny_corpus / "train.csv")[:FEW_STEPS])
+    return manifest
+
+
+@pytest.fixture(scope="session")
+def feature_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A feature cache folder shared by the session's tests (entries are keyed by content)."""
+    return tmp_path_factory.mktemp("feature-cache")
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(
+    tiny_corpus: Path, feature_cache: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
     """A checkpoint folder: the BiRNN (n_hidden 32, stride 2, no dropout) after one epoch on
     `tiny_corpus`, tracked in a temporary MLflow store (`mlflow.db` beside the folder)."""
     from deepspeech.config import TrainConfig
@@ -39,6 +59,7 @@ def tiny_checkpoint(tiny_corpus: Path, tmp_path_factory: pytest.TempPathFactory)
             dropout_rate=0.0,
             report_count=3,
             checkpoint_dir=str(tmp / "ckpt"),
+            feature_cache=str(feature_cache),
             tracking_uri=f"sqlite:///{tmp / 'mlflow.db'}",
             experiment_name="tests",
             seed=3,
@@ -80,11 +101,13 @@ def random_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     keras.utils.set_random_seed(5)
     alphabet, features = Alphabet.default(), FeatureConfig(stride=2)
-    model = build_birnn(ModelConfig(features.n_input, alphabet.num_classes, n_hidden=32))
+    model = build_birnn(ModelConfig(alphabet.num_classes, n_hidden=32))
     rng = np.random.default_rng(5)
     for variable in model.weights:  # zero biases would hide padding bugs: zeros stay zeros
         if "bias" in variable.path:
             variable.assign(rng.normal(0.0, 0.5, variable.shape).astype(np.float32))
+    # MFCC-like statistics, so normalisation is exercised (padding must stay zero after it)
+    model.normalization.set_statistics(rng.normal(0.0, 5.0, 26), rng.uniform(2.0, 10.0, 26))
     proto, _ = convert_to_onnx(model)
     write_metadata(
         proto,

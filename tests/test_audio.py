@@ -18,9 +18,11 @@ from hypothesis import strategies as st
 
 from deepspeech.audio import (
     N_INPUT,
+    PCM16_SCALE,
     SAMPLE_RATE,
     WavInfo,
     add_context_windows,
+    audio_to_features,
     audio_to_input_vector,
     audiofile_to_input_vector,
     load_audio,
@@ -72,10 +74,9 @@ def peak_frequency(audio: np.ndarray) -> float:
     return float(np.argmax(spectrum) * SAMPLE_RATE / len(audio))
 
 
-def reference_features(audio: np.ndarray, numcep: int, numcontext: int, stride: int = 1):
-    """An independent, per-frame version of the features, written like the 2017 code."""
-    features = python_speech_features.mfcc(audio.astype(np.float64), SAMPLE_RATE, numcep=numcep)
-    features = features[::stride]
+def reference_features(samples: np.ndarray, numcep: int, numcontext: int):
+    """An independent, per-frame version of the 2017 features of int16-valued samples."""
+    features = python_speech_features.mfcc(samples.astype(np.float64), SAMPLE_RATE, numcep=numcep)
     n_frames = len(features)
     rows = []
     for t in range(n_frames):
@@ -93,30 +94,41 @@ def reference_features(audio: np.ndarray, numcep: int, numcontext: int, stride: 
 # Features
 
 
-def test_features_match_per_frame_reference():
+def test_input_vector_has_the_2017_numbers_of_int16_samples():
     audio = speech_like(1.0)
     features = audio_to_input_vector(audio)
     assert features.shape == (99, N_INPUT) == (99, 494)
     assert features.dtype == np.float32
-    np.testing.assert_allclose(features, reference_features(audio, 26, 9), rtol=0, atol=1e-6)
+    expected = reference_features(audio * PCM16_SCALE, 26, 9)
+    np.testing.assert_allclose(features, expected, rtol=0, atol=1e-5)
 
 
 @pytest.mark.parametrize(("numcep", "numcontext"), [(13, 0), (26, 1), (20, 5)])
-def test_features_match_reference_for_other_sizes(numcep, numcontext):
+def test_input_vector_matches_reference_for_other_sizes(numcep, numcontext):
     audio = speech_like(0.5, seed=1)
     features = audio_to_input_vector(audio, numcep, numcontext)
     assert features.shape == (49, numcep * (2 * numcontext + 1))
-    np.testing.assert_allclose(
-        features, reference_features(audio, numcep, numcontext), rtol=0, atol=1e-6
-    )
+    expected = reference_features(audio * PCM16_SCALE, numcep, numcontext)
+    np.testing.assert_allclose(features, expected, rtol=0, atol=1e-5)
 
 
-def test_stride_keeps_every_second_frame_before_context():
+def test_int16_scale_shifts_only_c0_by_twice_ln_32768():
+    """Why the 2017 API rescales: the [-1, 1] signal's MFCCs differ from 2017's in c0 only."""
+    audio = speech_like(1.0, seed=7)
+    unit, int16 = mfcc(audio), mfcc(audio * PCM16_SCALE)
+    sounding = unit[:, 0] > math.log(np.finfo(np.float64).eps) + 1  # digital silence is floored
+    assert 80 < sounding.sum() < len(unit)
+    shift = int16[sounding, 0] - unit[sounding, 0]
+    np.testing.assert_allclose(shift, 2 * math.log(32768), atol=1e-3)
+    np.testing.assert_allclose(int16[:, 1:], unit[:, 1:], atol=1e-3)
+
+
+def test_model_features_are_strided_mfcc_frames():
     audio = speech_like(1.0, seed=2)
-    features = audio_to_input_vector(audio, stride=2)
-    assert features.shape == (50, N_INPUT)
+    features = audio_to_features(audio, stride=2)
+    assert features.shape == (50, 26)
     assert len(features) == n_feature_frames(len(audio), stride=2)
-    np.testing.assert_allclose(features, reference_features(audio, 26, 9, stride=2), atol=1e-6)
+    np.testing.assert_array_equal(features, mfcc(audio)[::2])
 
 
 def test_context_windows_concatenate_neighbours_with_zero_edges():
@@ -172,7 +184,7 @@ def test_mfcc_shape_and_same_result_for_float32_and_float64():
 @pytest.mark.parametrize("stride", [1, 2, 3])
 def test_n_feature_frames_matches_features(n_samples, stride):
     audio = np.random.default_rng(n_samples).uniform(-0.5, 0.5, n_samples).astype(np.float32)
-    assert n_feature_frames(n_samples, stride) == len(audio_to_input_vector(audio, stride=stride))
+    assert n_feature_frames(n_samples, stride) == len(audio_to_features(audio, stride=stride))
 
 
 def test_features_reject_empty_audio():
@@ -184,9 +196,9 @@ def test_audiofile_to_input_vector_reads_a_training_wav(tmp_path):
     audio = speech_like(1.0, seed=6)
     path = write_file(tmp_path / "a.wav", audio)
     features = audiofile_to_input_vector(str(path), 26, 9)
-    stored = soundfile.read(path, dtype="float32")[0]  # quantised to 16 bits
+    stored = soundfile.read(path, dtype="int16")[0]  # what 2017's scipy.io.wavfile gave
     assert features.shape == (99, 494)
-    np.testing.assert_allclose(features, reference_features(stored, 26, 9), atol=1e-6)
+    np.testing.assert_allclose(features, reference_features(stored, 26, 9), atol=1e-5)
 
 
 def test_audiofile_to_input_vector_is_strict_about_the_format(tmp_path):

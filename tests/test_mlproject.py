@@ -26,6 +26,7 @@ def test_mlflow_run_main_entry_point_logs_into_its_own_run(
         "dev_files": tiny_corpus / "dev.csv",
         "test_files": tiny_corpus / "test.csv",
         "checkpoint_dir": tmp_path / "ckpt",
+        "feature_cache": tmp_path / "feature-cache",
         "epochs": 1,
         "batch_size": 8,
         "n_hidden": 32,

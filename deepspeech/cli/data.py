@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from deepspeech.audio import N_CEPSTRUM
+from deepspeech.config import DEFAULT_FEATURE_CACHE
 from deepspeech.corpus import DEFAULT_UTTERANCES
 
 data_app = typer.Typer(
@@ -21,6 +23,15 @@ AlphabetOption = Annotated[
         help="Alphabet file, one character a line (default: space, a-z, apostrophe).",
         exists=True,
         dir_okay=False,
+    ),
+]
+
+FeatureCacheOption = Annotated[
+    Path,
+    typer.Option(
+        help="Folder of the on-disk MFCC cache: entries missing there are built (in parallel), "
+        "entries present are reused; a changed manifest gets a new entry.",
+        file_okay=False,
     ),
 ]
 
@@ -85,3 +96,42 @@ def sample(
         f"{summary.generated} clips made, {summary.reused} reused, in {summary.seconds:.0f} s; "
         f"voices and sentence counts in {summary.metadata_path}"
     )
+
+
+@data_app.command("featurize")
+def featurize(
+    manifests: Annotated[
+        str, typer.Argument(help="Manifest CSV(s), comma-separated.", show_default=False)
+    ],
+    feature_cache: FeatureCacheOption = Path(DEFAULT_FEATURE_CACHE),
+    numcep: Annotated[int, typer.Option(help="MFCC coefficients per frame.")] = N_CEPSTRUM,
+    alphabet: AlphabetOption = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Feature processes. [default: the usable CPUs]")
+    ] = None,
+) -> None:
+    """Build the on-disk feature cache of manifests ahead of training (e.g. on a CPU box).
+
+    Per-frame MFCC (float16) and labels, in shards of up to 256 utterances that tf.data reads,
+    one entry per manifest contents, numcep and alphabet. `train`, `evaluate` and `lm tune`
+    with the same `--feature-cache` reuse it; a killed build resumes where it stopped.
+    """
+    from deepspeech.cli.console import progress_bar
+    from deepspeech.data.cache import open_cached_set, read_manifests
+    from deepspeech.text import Alphabet
+
+    chosen = Alphabet.from_file(alphabet) if alphabet else Alphabet.default()
+    for path, utterances in read_manifests(manifests, chosen):
+        cached = open_cached_set(
+            [(path, utterances)],
+            feature_cache,
+            numcep,
+            chosen,
+            workers=workers,
+            progress_factory=progress_bar,
+        )
+        typer.echo(
+            f"{path}: {len(cached)} utterances, {cached.audio_hours:.2f} h of audio, "
+            f"{len(cached.shards)} shards, {cached.nbytes / 1e6:.1f} MB "
+            f"({cached.megabytes_per_audio_hour:.1f} MB per audio hour) in {feature_cache}"
+        )

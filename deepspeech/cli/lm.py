@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from deepspeech.cli.data import AlphabetOption
+from deepspeech.cli.data import AlphabetOption, FeatureCacheOption
+from deepspeech.config import DEFAULT_FEATURE_CACHE
 
 if TYPE_CHECKING:
     from deepspeech.decoding.decoders import DecoderConfig
@@ -117,6 +118,7 @@ def tune(
     alphas: AlphasOption = "0:2:0.25",
     betas: BetasOption = "0:3:0.5",
     beam_width: BeamWidthOption = 32,
+    feature_cache: FeatureCacheOption = Path(DEFAULT_FEATURE_CACHE),
     experiment_name: Annotated[
         str, typer.Option(help="MLflow experiment for the run.")
     ] = "lm-tune",
@@ -131,8 +133,7 @@ def tune(
     point and logs the grid, the best WER/CER and a heatmap to one MLflow run.
     """
     from deepspeech.cli.console import progress_bar
-    from deepspeech.data.batching import featurize
-    from deepspeech.data.manifest import read_manifests
+    from deepspeech.data.cache import open_cached_set, read_manifests
     from deepspeech.decoding.tuning import float_grid, plot_tuning, tune_alpha_beta
     from deepspeech.training.checkpoint import restore_inference_model
     from deepspeech.training.evaluate import make_eval_step, model_outputs
@@ -141,17 +142,20 @@ def tune(
 
     alpha_grid, beta_grid = float_grid(alphas), float_grid(betas)
     model, info = restore_inference_model(checkpoint_dir)
-    utterances = read_manifests(dev_files, info.alphabet)
-    with progress_bar("features", len(utterances)) as advance:
-        data = featurize(utterances, info.features, info.alphabet, progress=advance)
+    cached = open_cached_set(
+        read_manifests(dev_files, info.alphabet),
+        feature_cache,
+        info.features.numcep,
+        info.alphabet,
+        progress_factory=progress_bar,
+    )
     scores, lengths, references = [], [], []
-    for indices, _, logits, frame_counts in model_outputs(
-        make_eval_step(model, info.model.n_input), data
-    ):
+    eval_step = make_eval_step(model, info.features.numcep)
+    for indices, _, logits, frame_counts in model_outputs(eval_step, cached, info.features.stride):
         for i, matrix, n in zip(indices, logits, frame_counts, strict=True):
             scores.append(matrix[:n])
             lengths.append(int(n))
-            references.append(data.utterances[i].transcript)
+            references.append(cached.utterances[i].transcript)
     points = len(alpha_grid) * len(beta_grid)
     with progress_bar("alpha x beta", points) as advance:
         result = tune_alpha_beta(

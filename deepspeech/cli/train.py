@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from deepspeech.cli.console import progress_bar
+from deepspeech.cli.data import FeatureCacheOption
 from deepspeech.cli.lm import (
     AlphaOption,
     BeamWidthOption,
@@ -17,6 +18,7 @@ from deepspeech.cli.lm import (
     LmOption,
     decoder_config,
 )
+from deepspeech.config import DEFAULT_FEATURE_CACHE
 from deepspeech.decoding.decoders import DEFAULT_ALPHA, DEFAULT_BEAM_WIDTH, DEFAULT_BETA
 
 
@@ -62,6 +64,16 @@ def train(
         Path | None,
         typer.Option(help="Where checkpoints go; re-running with the same folder resumes."),
     ] = None,
+    feature_cache: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder of the on-disk MFCC cache (built where missing, reused otherwise; "
+            "`deepspeech data featurize` builds it ahead). Training reads features from it, "
+            f"a window of shards at a time, so memory does not grow with the corpus. "
+            f"[default: {DEFAULT_FEATURE_CACHE}]",
+            file_okay=False,
+        ),
+    ] = None,
     devices: Annotated[
         str | None,
         typer.Option(
@@ -99,6 +111,14 @@ def train(
         str | None, typer.Option(help="Alphabet file (default: space, a-z, apostrophe).")
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Seed for weights and batch order.")] = None,
+    augment: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="SPEC",
+            help="Augment the training data: name[p=P,key=VALUE,...], VALUE a number, a word or "
+            "a range LO:HI; repeatable. Names and keys are listed below.",
+        ),
+    ] = None,
     experiment_name: Annotated[str | None, typer.Option(help="MLflow experiment.")] = None,
     tracking_uri: Annotated[
         str | None,
@@ -180,6 +200,7 @@ def evaluate(
     alpha: AlphaOption = DEFAULT_ALPHA,
     beta: BetaOption = DEFAULT_BETA,
     report_count: Annotated[int, typer.Option(help="Samples with errors to show.")] = 10,
+    feature_cache: FeatureCacheOption = Path(DEFAULT_FEATURE_CACHE),
     json_path: Annotated[
         Path | None, typer.Option("--json", help="Also write the report as JSON here.")
     ] = None,
@@ -189,22 +210,23 @@ def evaluate(
     Greedy decoding by default; `--decoder beam --lm LM.arpa` adds beam search with an n-gram
     language model (`deepspeech lm build`).
     """
-    from deepspeech.data.batching import featurize
-    from deepspeech.data.manifest import read_manifests
+    from deepspeech.data.cache import open_cached_set, read_manifests
     from deepspeech.decoding.decoders import make_decoder
     from deepspeech.training.checkpoint import restore_inference_model
     from deepspeech.training.evaluate import evaluate_set, make_eval_step
 
     decoding = decoder_config(decoder, beam_width, lm, alpha, beta)
     model, info = restore_inference_model(checkpoint_dir)
-    utterances = read_manifests(test_files, info.alphabet)
-    with progress_bar("features", len(utterances)) as advance:
-        data = featurize(utterances, info.features, info.alphabet, progress=advance)
-    eval_step = make_eval_step(model, info.model.n_input)
-    with progress_bar("evaluate", len(data)) as advance:
+    read = read_manifests(test_files, info.alphabet)
+    cached = open_cached_set(
+        read, feature_cache, info.features.numcep, info.alphabet, progress_factory=progress_bar
+    )
+    eval_step = make_eval_step(model, info.features.numcep)
+    with progress_bar("evaluate", len(cached)) as advance:
         report = evaluate_set(
             eval_step,
-            data,
+            cached,
+            info.features.stride,
             info.alphabet,
             "test",
             report_count,

@@ -1,25 +1,70 @@
-"""The DeepSpeech BiRNN (2017 `BiRNN`): three clipped-ReLU dense layers, a bidirectional LSTM,
-one more dense layer and the output layer over the alphabet plus the CTC blank.
+"""The DeepSpeech BiRNN (2017 `BiRNN`): MFCC in, normalised and stacked into context windows by
+the model itself, then three clipped-ReLU dense layers, a bidirectional LSTM, one more dense
+layer and the output layer over the alphabet plus the CTC blank.
+
+The input is per-frame MFCC (B, T, numcep), what the feature cache holds and what serving
+computes. The first two operations are fixed: per-coefficient normalisation with the training
+set's mean and std (non-trainable weights, so they travel in checkpoints and in the ONNX
+graph, and work frame by frame for streaming), then the 2017 context windows (frames t-c..t+c
+concatenated, zero frames past the edges). Padded frames are zeroed after normalisation, so an
+utterance gets the same scores alone or in a padded batch.
 
 Layers are named h1, h2, h3, lstm, h5, h6 like the 2017 variables, so tracked statistics read
-the same. Padded frames are masked out of the LSTM, so the backward direction starts at each
-utterance's real last frame and an utterance gets the same scores alone or in a padded batch.
+the same. `forward` is the one definition of the pass; training masks the LSTM, the export
+runs it unmasked (the fused ONNX LSTM op gets the lengths instead).
 """
 
 from __future__ import annotations
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from deepspeech.config import ModelConfig
 
 
+class FeatureNormalization(keras.layers.Layer):
+    """(x - mean) / std per MFCC coefficient, with the statistics of the training set."""
+
+    def __init__(self, numcep: int, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.mean = self.add_weight(
+            shape=(numcep,), initializer="zeros", trainable=False, name="mean"
+        )
+        self.std = self.add_weight(shape=(numcep,), initializer="ones", trainable=False, name="std")
+
+    def set_statistics(self, mean: np.ndarray, std: np.ndarray) -> None:
+        self.mean.assign(np.asarray(mean, np.float32))
+        self.std.assign(np.asarray(std, np.float32))
+
+    def call(self, features: tf.Tensor) -> tf.Tensor:
+        return (features - self.mean) / self.std
+
+
+def add_context_windows(features: tf.Tensor, numcontext: int) -> tf.Tensor:
+    """(B, T, numcep) -> (B, T, numcep * (2*numcontext + 1)): row t is frames t-c..t+c.
+
+    Zero frames past either edge, as `deepspeech.audio.add_context_windows` (2017). Slices of
+    a zero-padded copy: no arithmetic, so the windows are exact.
+    """
+    if numcontext == 0:
+        return features
+    n_frames = tf.shape(features)[1]
+    padded = tf.pad(features, [[0, 0], [numcontext, numcontext], [0, 0]])
+    width = 2 * numcontext + 1
+    return tf.concat([padded[:, k : k + n_frames] for k in range(width)], axis=-1)
+
+
 class BiRNN(keras.Model):
-    """(B, T, n_input) features + (B,) lengths -> (B, T, n_classes) logits."""
+    """(B, T, numcep) MFCC + (B,) lengths -> (B, T, n_classes) logits."""
 
     def __init__(self, config: ModelConfig, **kwargs: object) -> None:
         super().__init__(name="birnn", **kwargs)
         self.config = config
+        # float32 whatever the precision policy: the input statistics need full precision.
+        self.normalization = FeatureNormalization(
+            config.numcep, name="normalization", dtype="float32"
+        )
         self.h1 = keras.layers.Dense(config.n_hidden, name="h1")
         self.h2 = keras.layers.Dense(config.n_hidden, name="h2")
         self.h3 = keras.layers.Dense(config.n_hidden, name="h3")
@@ -38,21 +83,33 @@ class BiRNN(keras.Model):
         x = tf.minimum(tf.nn.relu(x), self.config.relu_clip)
         return self.dropout(x, training=training)
 
-    def call(self, features: tf.Tensor, lengths: tf.Tensor, training: bool = False) -> tf.Tensor:
-        # features: (B, T, n_input); lengths: (B,) real frames per utterance
-        x = self._clipped_relu(self.h1(features), training)  # (B, T, n_hidden)
+    def forward(
+        self, features: tf.Tensor, lengths: tf.Tensor, *, training: bool, mask_lstm: bool
+    ) -> tf.Tensor:
+        """The pass. features: (B, T, numcep) MFCC; lengths: (B,) real frames -> logits.
+
+        `mask_lstm=False` leaves the LSTM unmasked (what the ONNX export converts to the fused
+        LSTM op, which then takes `lengths` as sequence_lens); everything else is identical.
+        """
+        mask = tf.sequence_mask(lengths, maxlen=tf.shape(features)[1])  # (B, T)
+        x = self.normalization(features)
+        x *= tf.cast(mask, x.dtype)[..., None]
+        x = add_context_windows(x, self.config.numcontext)  # (B, T, n_input)
+        x = self._clipped_relu(self.h1(x), training)  # (B, T, n_hidden)
         x = self._clipped_relu(self.h2(x), training)
         x = self._clipped_relu(self.h3(x), training)
-        mask = tf.sequence_mask(lengths, maxlen=tf.shape(features)[1])  # (B, T)
-        x = self.lstm(x, mask=mask, training=training)  # (B, T, 2 * n_hidden)
+        x = self.lstm(x, mask=mask if mask_lstm else None, training=training)  # (B, T, 2*n_hidden)
         x = self._clipped_relu(self.h5(x), training)
         return self.h6(x)  # (B, T, n_classes) logits; the blank is the last class
+
+    def call(self, features: tf.Tensor, lengths: tf.Tensor, training: bool = False) -> tf.Tensor:
+        return self.forward(features, lengths, training=training, mask_lstm=True)
 
 
 def build_birnn(config: ModelConfig) -> BiRNN:
     """Create the model and its variables (a subclassed Keras model has none until called)."""
     model = BiRNN(config)
-    model(tf.zeros((1, 1, config.n_input)), tf.ones((1,), tf.int32))
+    model(tf.zeros((1, 1, config.numcep)), tf.ones((1,), tf.int32))
     return model
 
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from deepspeech.audio import SAMPLE_RATE, audio_to_input_vector, load_wav
+from deepspeech.audio import SAMPLE_RATE, audio_to_features, load_wav
 from deepspeech.config import FeatureConfig
 from deepspeech.errors import DeepSpeechError, ExportError, ModelLoadError
 from deepspeech.text import Alphabet
@@ -34,19 +34,22 @@ if TYPE_CHECKING:
     import onnx
 
     from deepspeech.model.birnn import BiRNN
+    from deepspeech.model.quantize import QuantizationCheck
     from deepspeech.training.checkpoint import RunInfo
 
 logger = logging.getLogger(__name__)
 
 OPSET = 17  # the lowest opset whose LSTM/ReverseSequence/Softmax semantics we rely on, tested
-FEATURES_INPUT = "features"  # (batch, time, n_input) float32
+FEATURES_INPUT = "features"  # (batch, time, numcep) float32 MFCC frames
 LENGTHS_INPUT = "lengths"  # (batch,) int32: real frames per utterance
 PROBABILITIES_OUTPUT = "probabilities"  # (batch, time, n_classes) float32 softmax, blank last
 PARITY_TOLERANCE = 1e-3  # max |Keras - onnxruntime| probability allowed on real frames
-PARITY_UTTERANCES = 8  # real utterances the export is checked on
+PARITY_UTTERANCES = (
+    64  # real utterances checked: ~300 words, so one int8 word error is < 0.5 WER points
+)
 DEFAULT_MODEL_NAME = "deepspeech"
 MLFLOW_ARTIFACT_NAME = "onnx-model"  # name of the logged model inside the training run
-METADATA_FORMAT = "1"  # bump when the metadata keys change meaning
+METADATA_FORMAT = "2"  # bump when the metadata keys change meaning (2: MFCC input)
 EXTERNAL_DATA_BYTES = 1 << 30  # above this, MLflow stores weights beside the graph (2 GB limit)
 
 
@@ -64,6 +67,7 @@ class ModelMetadata:
     mlflow_run_id: str = ""
     git_commit: str = ""
     test_wer: float | None = None
+    quantization: str = "fp32"  # or "int8" (`export --quantize int8`)
 
     def to_props(self) -> dict[str, str]:
         """The `metadata_props` entries; the alphabet is a JSON list so a space survives."""
@@ -80,9 +84,10 @@ class ModelMetadata:
             "model_version": self.model_version,
             "mlflow_run_id": self.mlflow_run_id,
             "git_commit": self.git_commit,
-            "inputs": f"{FEATURES_INPUT} (batch, time, n_input) float32, "
+            "inputs": f"{FEATURES_INPUT} (batch, time, numcep) float32 MFCC, "
             f"{LENGTHS_INPUT} (batch,) int32",
             "outputs": f"{PROBABILITIES_OUTPUT} (batch, time, n_classes) softmax, blank last",
+            "quantization": self.quantization,
         }
         if self.test_wer is not None:
             props["test_wer"] = repr(self.test_wer)
@@ -95,6 +100,12 @@ class ModelMetadata:
             raise ModelLoadError(
                 f"{source}: no DeepSpeech metadata (alphabet, feature settings) in the model; "
                 "export it with `deepspeech export`"
+            )
+        if props.get("format") != METADATA_FORMAT:
+            raise ModelLoadError(
+                f"{source}: exported in metadata format {props.get('format')!r} (before the "
+                f"model took MFCC input), this version reads format {METADATA_FORMAT}; "
+                "re-export it with `deepspeech export`"
             )
         try:
             test_wer = props.get("test_wer")
@@ -113,13 +124,15 @@ class ModelMetadata:
                 mlflow_run_id=props.get("mlflow_run_id", ""),
                 git_commit=props.get("git_commit", ""),
                 test_wer=float(test_wer) if test_wer else None,
+                quantization=props.get("quantization", "fp32"),
             )
         except (KeyError, ValueError, TypeError, DeepSpeechError) as e:
             raise ModelLoadError(f"{source}: unreadable DeepSpeech metadata ({e!r})") from e
 
     @property
-    def n_input(self) -> int:
-        return self.features.n_input
+    def input_width(self) -> int:
+        """MFCC per frame: the model normalises and builds context windows itself."""
+        return self.features.numcep
 
 
 @dataclass(frozen=True)
@@ -134,6 +147,7 @@ class ExportResult:
     parity_utterances: int
     seconds: float
     registered_uri: str | None = None  # models:/NAME/VERSION when registered
+    quantization_check: QuantizationCheck | None = None  # fp32 vs int8 WER, with --quantize
 
 
 def export_model(
@@ -145,6 +159,7 @@ def export_model(
     tracking_uri: str | None = None,
     model_name: str | None = None,
     opset: int = OPSET,
+    quantize: str | None = None,
 ) -> ExportResult:
     """Export a checkpoint folder's model to ONNX, check it against Keras, optionally register.
 
@@ -152,15 +167,20 @@ def export_model(
     `parity_files`, else the run's test, dev or train manifest), padded in one batch and each
     alone; the export fails with `ExportError` if any probability differs by more than
     PARITY_TOLERANCE. `register` logs the model into the training run with `mlflow.onnx` and
-    registers it as a new version of that name. Raises before writing `output` on failure.
+    registers it as a new version of that name. `quantize="int8"` writes the int8 model
+    (`deepspeech.model.quantize`), checked by WER on the same utterances against their
+    transcripts. Raises before writing `output` on failure.
     """
+    from deepspeech.model.quantize import check_quantization
     from deepspeech.training.checkpoint import restore_inference_model
+
+    quantization = check_quantization(quantize)
 
     start = time.monotonic()
     output = Path(output)
     model, info = restore_inference_model(Path(checkpoint_dir))
     uri = tracking_uri or info.tracking_uri
-    parity_source, parity_features = _parity_features(info, parity_files)
+    parity_source, parity_features, parity_texts = _parity_features(info, parity_files)
 
     version = "local" if not info.mlflow_run_id else f"local-{info.mlflow_run_id[:8]}"
     if register:
@@ -174,6 +194,7 @@ def export_model(
         model_version=version,
         mlflow_run_id=info.mlflow_run_id or "",
         **_run_facts(info, uri),
+        quantization=quantization,
     )
 
     logger.info("converting %s to ONNX (opset %d)", checkpoint_dir, opset)
@@ -188,6 +209,19 @@ def export_model(
             f"{checkpoint_dir}: onnxruntime differs from the Keras model by {max_diff:.3g} "
             f"(limit {PARITY_TOLERANCE:g}) on {parity_source}; the export is wrong, not written"
         )
+    quantization_check = None
+    if quantization != "fp32":
+        from deepspeech.model.quantize import check_quantized_wer, quantize_int8
+
+        fp32_bytes, proto = proto.SerializeToString(), quantize_int8(proto)
+        quantization_check = check_quantized_wer(
+            fp32_bytes,
+            proto.SerializeToString(),
+            parity_features,
+            parity_texts,
+            info.alphabet,
+            parity_source,
+        )
     _save(proto, output)
     registered_uri = None
     if register:
@@ -201,6 +235,7 @@ def export_model(
         parity_utterances=len(parity_features),
         seconds=time.monotonic() - start,
         registered_uri=registered_uri,
+        quantization_check=quantization_check,
     )
 
 
@@ -214,22 +249,18 @@ def convert_to_onnx(model: BiRNN, opset: int = OPSET) -> tuple[onnx.ModelProto, 
     import tensorflow as tf
     import tf2onnx
 
-    n_input = model.config.n_input
+    numcep = model.config.numcep
 
     @tf.function(
         input_signature=[
-            tf.TensorSpec((None, None, n_input), tf.float32, name=FEATURES_INPUT),
+            tf.TensorSpec((None, None, numcep), tf.float32, name=FEATURES_INPUT),
             tf.TensorSpec((None,), tf.int32, name=LENGTHS_INPUT),
         ]
     )
     def probabilities(features: tf.Tensor, lengths: tf.Tensor) -> dict[str, tf.Tensor]:
-        # lengths reach the graph after conversion (sequence_lens); unused here on purpose.
-        x = model._clipped_relu(model.h1(features), training=False)  # (B, T, n_hidden)
-        x = model._clipped_relu(model.h2(x), training=False)
-        x = model._clipped_relu(model.h3(x), training=False)
-        x = model.lstm(x, training=False)  # (B, T, 2 * n_hidden), unmasked: the fused op
-        x = model._clipped_relu(model.h5(x), training=False)
-        return {PROBABILITIES_OUTPUT: tf.nn.softmax(model.h6(x), axis=-1)}
+        # The LSTM unmasked (the fused op); lengths reach it after conversion (sequence_lens).
+        logits = model.forward(features, lengths, training=False, mask_lstm=False)
+        return {PROBABILITIES_OUTPUT: tf.nn.softmax(logits, axis=-1)}
 
     try:
         proto, _ = tf2onnx.convert.from_function(
@@ -238,7 +269,7 @@ def convert_to_onnx(model: BiRNN, opset: int = OPSET) -> tuple[onnx.ModelProto, 
     except Exception as e:  # tf2onnx raises bare exceptions of many types
         raise ExportError(f"tf2onnx could not convert the model: {e}") from e
     layout = use_sequence_lengths(proto)
-    _name_dynamic_axes(proto, n_input, model.config.n_classes)
+    _name_dynamic_axes(proto, numcep, model.config.n_classes)
     return proto, layout
 
 
@@ -297,10 +328,10 @@ def use_sequence_lengths(proto: onnx.ModelProto, lengths_input: str = LENGTHS_IN
     return layout
 
 
-def _name_dynamic_axes(proto: onnx.ModelProto, n_input: int, n_classes: int) -> None:
+def _name_dynamic_axes(proto: onnx.ModelProto, numcep: int, n_classes: int) -> None:
     """Name the dynamic axes 'batch' and 'time' (tf2onnx calls them unk__N) for readers."""
     shapes = {
-        FEATURES_INPUT: ("batch", "time", n_input),
+        FEATURES_INPUT: ("batch", "time", numcep),
         LENGTHS_INPUT: ("batch",),
         PROBABILITIES_OUTPUT: ("batch", "time", n_classes),
     }
@@ -368,8 +399,10 @@ def _run_facts(info: RunInfo, tracking_uri: str | None) -> dict[str, Any]:
     return facts
 
 
-def _parity_features(info: RunInfo, parity_files: str | None) -> tuple[str, list[np.ndarray]]:
-    """Features of a few real utterances: (manifest used, [(T, n_input) float32, ...]).
+def _parity_features(
+    info: RunInfo, parity_files: str | None
+) -> tuple[str, list[np.ndarray], list[str]]:
+    """A few real utterances: (manifest used, [(T, numcep) float32, ...], transcripts).
 
     Evenly spaced over the first manifest that reads (explicit, else test, dev, train), so
     short and long utterances both get checked.
@@ -393,10 +426,11 @@ def _parity_features(info: RunInfo, parity_files: str | None) -> tuple[str, list
         picks = np.unique(np.linspace(0, len(utterances) - 1, PARITY_UTTERANCES).round())
         chosen = [utterances[int(i)] for i in picks]
         f = info.features
-        return spec, [
-            audio_to_input_vector(load_wav(u.wav_path), f.numcep, f.numcontext, f.stride)
-            for u in chosen
-        ]
+        return (
+            spec,
+            [audio_to_features(load_wav(u.wav_path), f.numcep, f.stride) for u in chosen],
+            [u.transcript for u in chosen],
+        )
     raise ExportError(
         "no manifest to check the export on ("
         + ("; ".join(problems) or "the run names none")
@@ -405,7 +439,7 @@ def _parity_features(info: RunInfo, parity_files: str | None) -> tuple[str, list
 
 
 def pad_features(features: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Stack utterances: [(T_i, n_input), ...] -> ((B, T_max, n_input) zero-padded, (B,) int32)."""
+    """Stack utterances: [(T_i, width), ...] -> ((B, T_max, width) zero-padded, (B,) int32)."""
     lengths = np.array([f.shape[0] for f in features], dtype=np.int32)
     batch = np.zeros((len(features), int(lengths.max()), features[0].shape[1]), np.float32)
     for row, f in enumerate(features):
@@ -471,12 +505,12 @@ def register_model(
     if tracking_uri:
         mlflow.set_tracking_uri(tracking_uri)
     uri = mlflow.get_tracking_uri()
-    n_input = int(proto.graph.input[0].type.tensor_type.shape.dim[2].dim_value)
+    numcep = int(proto.graph.input[0].type.tensor_type.shape.dim[2].dim_value)
     n_classes = int(proto.graph.output[0].type.tensor_type.shape.dim[2].dim_value)
     signature = ModelSignature(
         inputs=Schema(
             [
-                TensorSpec(np.dtype(np.float32), (-1, -1, n_input), FEATURES_INPUT),
+                TensorSpec(np.dtype(np.float32), (-1, -1, numcep), FEATURES_INPUT),
                 TensorSpec(np.dtype(np.int32), (-1,), LENGTHS_INPUT),
             ]
         ),

@@ -1,10 +1,17 @@
-"""The training loop: features, strategy, compiled step, checkpoints, resume, epochs, reports.
+"""The training loop: data, strategy, model, checkpoints, tracking, epochs, reports.
 
-Resume is the normal path: the checkpoint holds the model, the optimizer, the global step, the
-epoch and the position inside it, the dev-loss history and the time already spent. Batch order
-is a function of (seed, epoch), so a resumed run trains on exactly the batches it had not yet
-trained on. Decisions that every worker must take together (save now, stop now) are agreed
-through the strategy, so multi-worker runs never wait on each other forever.
+`train` reads as the recipe: `open_data` (manifests checked, feature cache built where
+missing), `make_placement`, `build_state` (model, optimizer, counters) and
+`restore_or_initialize`, `start_tracking`, then `train_one_epoch` and `end_epoch` (dev report,
+early stop, checkpoint) until done, and the test report.
+
+Resume is the normal path: the checkpoint holds the model (its normalisation statistics
+included), the optimizer, the global step, the epoch and the position inside it, the dev-loss
+history and the time already spent. Each worker's batches are a function of (seed, epoch,
+worker), so a resumed run trains on exactly the steps it had not yet trained on. Decisions
+that every worker must take together (save now, stop now) are agreed through the strategy, so
+multi-worker runs never wait on each other forever. Dev and test sets are evaluated by the
+chief alone.
 """
 
 from __future__ import annotations
@@ -13,13 +20,17 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from deepspeech.config import TrainConfig
-from deepspeech.data.manifest import Utterance, read_manifests
+from deepspeech.config import ModelConfig, TrainConfig
+from deepspeech.data.cache import CachedSet, open_cached_set, read_manifests
+
+if TYPE_CHECKING:
+    from deepspeech.data.pipeline import FeatureAugmentation
 from deepspeech.errors import ConfigError
 from deepspeech.text import Alphabet
 from deepspeech.training.checkpoint import RunInfo, check_resumable, read_run_info, write_run_info
@@ -73,6 +84,451 @@ def is_plateau(dev_losses: Sequence[float], patience: int) -> bool:
     return min(dev_losses[-patience:]) >= min(dev_losses[:-patience])
 
 
+def open_data(
+    config: TrainConfig, alphabet: Alphabet, progress: ProgressFactory
+) -> dict[str, CachedSet]:
+    """Every set the run names, from the feature cache (built where missing).
+
+    All manifests are checked before any featurizing starts, so a bad dev or test manifest
+    fails before hours of training features are computed.
+    """
+    specs = {"train": config.train_files, "dev": config.dev_files, "test": config.test_files}
+    manifests = {name: read_manifests(spec, alphabet) for name, spec in specs.items() if spec}
+    cache_dir = Path(config.feature_cache)
+    data = {
+        name: open_cached_set(
+            read, cache_dir, config.features.numcep, alphabet, progress_factory=progress
+        )
+        for name, read in manifests.items()
+    }
+    train = data["train"]
+    logger.info(
+        "feature cache %s: %.2f h of training audio in %.1f MB (%.1f MB per audio hour)",
+        cache_dir,
+        train.audio_hours,
+        train.nbytes / 1e6,
+        train.megabytes_per_audio_hour,
+    )
+    return data
+
+
+def check_config(config: TrainConfig, alphabet: Alphabet) -> RunInfo | None:
+    """Fail fast on options that cannot work; the existing run in the checkpoint folder, if any."""
+    if not config.train_files:
+        raise ConfigError("no training data: give --train-files (or train_files in --config)")
+    if config.lm and not Path(config.lm).is_file():
+        raise ConfigError(
+            f"language model {config.lm} not found; build one with `deepspeech lm build`"
+        )
+    checkpoint_dir = Path(config.checkpoint_dir)
+    if not (checkpoint_dir / "run.json").exists():
+        return None
+    existing = read_run_info(checkpoint_dir)
+    check_resumable(existing, config.model(alphabet.num_classes), config.features)
+    if existing.alphabet != alphabet:
+        raise ConfigError(f"{checkpoint_dir} was trained with another alphabet")
+    return existing
+
+
+@dataclass
+class TrainingState:
+    """The model, the optimizer and the counters, all saved in each checkpoint."""
+
+    model: Any
+    optimizer: Any
+    counters: dict[str, Any]  # tf.Variables: step, epoch, epoch_step, evaluated, stopped, ...
+    manager: Any  # tf.train.CheckpointManager
+    tracker: Any = None  # MlflowCallback on the chief, None elsewhere
+    step_fns: dict[bool, Callable] = field(default_factory=dict)
+
+    def value(self, name: str) -> int:
+        return int(self.counters[name])
+
+
+def build_state(config: TrainConfig, model_config: ModelConfig, placement: Any) -> TrainingState:
+    """Model, optimizer and counters in the strategy's scope, and their checkpoint manager.
+
+    Non-chief workers write their (identical) checkpoints into a private subfolder: every
+    worker must save for MultiWorkerMirroredStrategy, but only the chief's are read back.
+    """
+    import tensorflow as tf
+
+    from deepspeech.model.birnn import build_birnn
+    from deepspeech.training.precision import mixed_precision, with_loss_scaling
+    from deepspeech.training.step import make_optimizer
+
+    with placement.strategy.scope(), mixed_precision(config.mixed_precision):
+        model = build_birnn(model_config)
+        optimizer = make_optimizer(config.optimizer, config.learning_rate)
+        optimizer = with_loss_scaling(optimizer, config.mixed_precision)
+        optimizer.build(model.trainable_variables)
+    counters = {
+        name: tf.Variable(0, dtype=tf.int64, trainable=False)
+        for name in ("step", "epoch", "epoch_step", "evaluated", "stopped")
+    }
+    counters["trained_seconds"] = tf.Variable(0.0, dtype=tf.float64, trainable=False)
+    counters["dev_losses"] = tf.Variable(
+        tf.zeros([0], tf.float32), shape=tf.TensorShape([None]), trainable=False
+    )
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, **counters)
+    checkpoint_dir = Path(config.checkpoint_dir)
+    write_dir = (
+        checkpoint_dir
+        if placement.is_chief
+        else checkpoint_dir / f".worker-{placement.worker_index}"
+    )
+    manager = tf.train.CheckpointManager(
+        checkpoint, str(write_dir), max_to_keep=config.checkpoint_keep
+    )
+    return TrainingState(model, optimizer, counters, manager)
+
+
+def restore_or_initialize(state: TrainingState, config: TrainConfig, train_set: CachedSet) -> bool:
+    """Continue from the latest checkpoint (True), or start (False): normalisation from the
+    training cache."""
+    import tensorflow as tf
+
+    latest = tf.train.latest_checkpoint(config.checkpoint_dir)
+    if latest:
+        state.manager.checkpoint.restore(latest)
+        logger.info(
+            "resuming from %s: epoch %d, step %d",
+            latest,
+            state.value("epoch"),
+            state.value("step"),
+        )
+        return True
+    mean, std = train_set.normalization()
+    state.model.normalization.set_statistics(mean, std)
+    return False
+
+
+def start_tracking(
+    config: TrainConfig,
+    state: TrainingState,
+    placement: Any,
+    data: dict[str, CachedSet],
+    existing: RunInfo | None,
+    alphabet: Alphabet,
+    steps_per_epoch: int,
+) -> None:
+    """On the chief: open (or continue) the MLflow run, log the params, write run.json."""
+    if not placement.is_chief:
+        return
+    import tensorflow as tf
+
+    from deepspeech.model.birnn import count_parameters
+    from deepspeech.training.mlflow_store import resolve_tracking_uri
+    from deepspeech.training.tracking import MlflowCallback, git_commit
+
+    checkpoint_dir = Path(config.checkpoint_dir)
+    uri = resolve_tracking_uri(config.tracking_uri or None)
+    run_id = existing.mlflow_run_id if existing and existing.tracking_uri == uri else None
+    run_name = "/".join(checkpoint_dir.resolve().parts[-2:])  # e.g. "sample/checkpoints"
+    tracker = MlflowCallback(uri, config.experiment_name, run_id, run_name=run_name)
+    tracker.set_model(state.model)
+    train = data["train"]
+    tracker.log_params(
+        {
+            **config.to_dict(),
+            "n_params": count_parameters(state.model),
+            "tf_version": tf.__version__,
+            "devices": placement.description,
+            "git_commit": git_commit(),
+            "global_batch_size": config.batch_size * placement.num_replicas,
+            "steps_per_epoch": steps_per_epoch,
+            "train_audio_hours": round(train.audio_hours, 4),
+            "feature_cache_mb": round(train.nbytes / 1e6, 2),
+            "feature_cache_mb_per_audio_hour": round(train.megabytes_per_audio_hour, 2),
+            **{f"n_{name}_utterances": len(d) for name, d in data.items()},
+        }
+    )
+    write_run_info(
+        checkpoint_dir,
+        RunInfo(
+            config.model(alphabet.num_classes),
+            config.features,
+            alphabet,
+            config.to_dict(),
+            tracker.run_id,
+            uri,
+        ),
+    )
+    state.tracker = tracker
+
+
+def agree_any(strategy: Any, flag: bool) -> bool:
+    """True on every worker when any worker's flag is true."""
+    import tensorflow as tf
+
+    value = strategy.run(lambda: tf.constant(1.0 if flag else 0.0))
+    return bool(strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None) > 0)
+
+
+def chief_value(placement: Any, value: float) -> float:
+    """The chief's `value`, on every worker (the others' `value` is ignored)."""
+    import tensorflow as tf
+
+    local = value if placement.is_chief else 0.0
+    strategy = placement.strategy
+    total = strategy.reduce(
+        tf.distribute.ReduceOp.SUM,
+        strategy.run(lambda: tf.constant(local, tf.float32)),
+        axis=None,
+    )
+    return float(total) / (placement.num_replicas // placement.num_workers)
+
+
+class Epochs:
+    """Runs the epochs of one training run; holds what the steps share."""
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        state: TrainingState,
+        placement: Any,
+        data: dict[str, CachedSet],
+        alphabet: Alphabet,
+        progress: ProgressFactory,
+        on_report: Callable[[WerReport], None] | None,
+    ) -> None:
+        from deepspeech.decoding.decoders import make_decoder
+        from deepspeech.training.evaluate import make_eval_step
+
+        self.config, self.state, self.placement = config, state, placement
+        self.data, self.alphabet = data, alphabet
+        self.progress, self.on_report = progress, on_report
+        self.global_batch = config.batch_size * placement.num_replicas
+        self.eval_step = make_eval_step(state.model, config.features.numcep)
+        self.decoder = make_decoder(config.decoder(), alphabet, kind="logits")
+        self.budget_seconds = config.max_train_minutes * 60
+
+    def plans(self, epoch: int) -> list:
+        """Every worker's plan for `epoch`, cut to the same number of steps."""
+        from deepspeech.data.pipeline import training_plans
+
+        return training_plans(
+            self.data["train"],
+            batch_size=self.config.batch_size,
+            replicas_per_worker=self.placement.num_replicas // self.placement.num_workers,
+            stride=self.config.feature_stride,
+            seed=self.config.seed,
+            epoch=epoch,
+            num_workers=self.placement.num_workers,
+        )
+
+    def save(self) -> None:
+        """Metrics first, then the checkpoint: a resumed run must not have lost the logged
+        steps that the checkpoint says are done."""
+        if self.state.tracker:
+            self.state.tracker.flush()
+        self.state.manager.save(checkpoint_number=self.state.value("step"))
+
+    def out_of_time(self) -> bool:
+        spent = float(self.state.counters["trained_seconds"])
+        return bool(self.budget_seconds) and spent >= self.budget_seconds
+
+    def evaluate(self, name: str, epoch: int | None) -> WerReport | None:
+        """The WER report of set `name`, on the chief (None on other workers)."""
+        from deepspeech.training.evaluate import evaluate_set
+
+        if not self.placement.is_chief:
+            return None
+        cached = self.data[name]
+        with self.progress(f"evaluate {name}", len(cached)) as advance:
+            report = evaluate_set(
+                self.eval_step,
+                cached,
+                self.config.feature_stride,
+                self.alphabet,
+                name,
+                self.config.report_count,
+                decoder=self.decoder,
+                progress=advance,
+            )
+        logger.info(
+            "%s: WER %.2f%%, CER %.2f%%, loss %.3f",
+            name,
+            100 * report.wer,
+            100 * report.cer,
+            report.mean_loss,
+        )
+        if self.on_report:
+            self.on_report(report)
+        if self.state.tracker:
+            self.state.tracker.log_report(report, epoch)
+        return report
+
+    def train_one_epoch(self, epoch: int) -> tuple[float, bool]:
+        """Train the rest of `epoch`: (mean training loss of its steps run now, out of time)."""
+        from deepspeech.data.pipeline import distributed_dataset
+
+        state, strategy, counters = self.state, self.placement.strategy, self.state.counters
+        start = state.value("epoch_step")
+        plans = [plan.skip(start) for plan in self.plans(epoch)]
+        steps_per_epoch = start + plans[0].steps
+        dataset = distributed_dataset(
+            strategy,
+            self.augmented_train_set(epoch),
+            plans,
+            self.config.feature_stride,
+            self.feature_augmentation(epoch),
+        )
+        self._compile(dataset.element_spec)
+        variables = state.model.trainable_variables
+        loss_sum, loss_steps, out_of_time = 0.0, 0, False
+        last_save = last_tick = time.monotonic()
+        with self.progress(f"epoch {epoch + 1}/{self.config.epochs}", steps_per_epoch) as advance:
+            advance(start)
+            for element in dataset:
+                step = state.value("step") + 1
+                with_gradients = step % self.config.stats_every == 0
+                loss, norm, grads = state.step_fns[with_gradients](element)
+                loss = float(loss)
+                counters["step"].assign(step)
+                counters["epoch_step"].assign_add(1)
+                now = time.monotonic()
+                counters["trained_seconds"].assign_add(now - last_tick)
+                last_tick = now
+                loss_sum, loss_steps = loss_sum + loss, loss_steps + 1
+                if state.tracker:
+                    state.tracker.on_train_batch_end(
+                        step,
+                        {
+                            "train_loss": loss,
+                            "learning_rate": float(state.optimizer.learning_rate.numpy()),
+                            "grad_global_norm": float(norm),
+                        },
+                    )
+                    if with_gradients:
+                        state.tracker.log_statistics(
+                            step,
+                            {v.path: v.numpy() for v in variables},
+                            {v.path: g.numpy() for v, g in zip(variables, grads, strict=True)},
+                        )
+                advance(1, f"loss {loss:.2f}")
+                if step % AGREE_EVERY == 0:
+                    out_of_time = agree_any(strategy, self.out_of_time())
+                    save_due = now - last_save >= self.config.checkpoint_secs
+                    if agree_any(strategy, save_due) or out_of_time:
+                        self.save()
+                        last_save = now
+                    if out_of_time:
+                        logger.info("time budget spent during epoch %d", epoch + 1)
+                        break
+        return loss_sum / max(loss_steps, 1), out_of_time
+
+    def augmented_train_set(self, epoch: int) -> CachedSet:
+        """The training set this epoch reads: the cache, or (with waveform augmentations) this
+        worker's shards featurized anew from this epoch's augmented audio."""
+        from deepspeech.data.augment_spec import parse_augmentations
+        from deepspeech.data.augmented_epoch import augment_epoch
+
+        train = self.data["train"]
+        waveform = [a for a in parse_augmentations(self.config.augment) if a.domain == "waveform"]
+        if not waveform:
+            return train
+        placement = self.placement
+        owned = np.arange(placement.worker_index, len(train.shards), placement.num_workers)
+        folder = (
+            Path(self.config.checkpoint_dir) / ".augmented" / f"worker-{placement.worker_index}"
+        )
+        total = int(train.shard_counts[owned].sum())
+        with self.progress(f"augment epoch {epoch + 1}", total) as advance:
+            return augment_epoch(
+                train,
+                owned,
+                waveform,
+                self.alphabet,
+                seed=self.config.seed,
+                epoch=epoch,
+                stride=self.config.feature_stride,
+                folder=folder,
+                progress=advance,
+            )
+
+    def feature_augmentation(self, epoch: int) -> FeatureAugmentation | None:
+        """SpecAugment for this epoch's batches, if any feature-domain augmentation is asked."""
+        from deepspeech.data.augment_spec import parse_augmentations
+        from deepspeech.data.pipeline import FeatureAugmentation
+
+        specs = tuple(a for a in parse_augmentations(self.config.augment) if a.domain == "feature")
+        if not specs:
+            return None
+        normalization = self.state.model.normalization
+        return FeatureAugmentation(
+            specs,
+            normalization.mean.numpy(),
+            normalization.std.numpy(),
+            self.config.seed,
+            epoch,
+        )
+
+    def _compile(self, element_spec: object) -> None:
+        """The compiled steps, once per run (every epoch's dataset has the same spec)."""
+        from deepspeech.training.step import make_train_step
+
+        if self.state.step_fns:
+            return
+        for with_gradients in (False, True):
+            self.state.step_fns[with_gradients] = make_train_step(
+                self.placement.strategy,
+                self.state.model,
+                self.state.optimizer,
+                self.global_batch,
+                self.config.grad_clip_norm,
+                element_spec,
+                with_gradients=with_gradients,
+            )
+
+    def end_epoch(self, epoch: int, logs: dict[str, float]) -> None:
+        """After `epoch` epochs: dev report, early-stop and plateau decisions, checkpoint."""
+        state, config = self.state, self.config
+        if "dev" not in self.data:
+            if state.tracker:
+                state.tracker.on_epoch_end(epoch, logs)
+            return
+        report = self.evaluate("dev", epoch)
+        dev_loss = chief_value(self.placement, report.mean_loss if report else 0.0)
+        losses = [*state.counters["dev_losses"].numpy().tolist(), dev_loss]
+        state.counters["dev_losses"].assign(losses)
+        if state.tracker and report:
+            state.tracker.on_epoch_end(
+                epoch, {"dev_loss": dev_loss, "dev_wer": report.wer, "dev_cer": report.cer, **logs}
+            )
+        if should_stop_early(losses, config):
+            logger.info(
+                "early stop after epoch %d: dev loss %s", epoch, losses[-config.es_epochs :]
+            )
+            state.counters["stopped"].assign(1)
+        if config.reduce_lr_on_plateau and is_plateau(losses, config.plateau_epochs):
+            new_lr = float(state.optimizer.learning_rate.numpy()) * config.plateau_factor
+            state.optimizer.learning_rate.assign(new_lr)
+            logger.info("dev loss plateaued: learning rate now %.3g", new_lr)
+        state.counters["evaluated"].assign(epoch)
+        self.save()
+
+    def run(self) -> WerReport | None:
+        """Epochs until done, stopped early or out of time; then the test report."""
+        state, config = self.state, self.config
+        # An epoch whose training finished before a crash, but whose dev evaluation did not.
+        if "dev" in self.data and state.value("evaluated") < state.value("epoch"):
+            self.end_epoch(state.value("epoch"), {})
+        while state.value("epoch") < config.epochs and not state.value("stopped"):
+            if self.out_of_time():
+                logger.info("time budget of %.1f min spent", config.max_train_minutes)
+                break
+            epoch = state.value("epoch")
+            mean_loss, out_of_time = self.train_one_epoch(epoch)
+            state.counters["epoch"].assign(epoch + 1)
+            state.counters["epoch_step"].assign(0)
+            self.save()
+            self.end_epoch(epoch + 1, {"epoch_train_loss": mean_loss})
+            if out_of_time:
+                break
+        return self.evaluate("test", state.value("epoch")) if "test" in self.data else None
+
+
 def train(
     config: TrainConfig,
     progress: ProgressFactory | None = None,
@@ -84,280 +540,32 @@ def train(
     """
     progress = progress or _no_progress
     alphabet = load_alphabet(config.alphabet)
-    if not config.train_files:
-        raise ConfigError("no training data: give --train-files (or train_files in --config)")
-    if config.lm and not Path(config.lm).is_file():
-        raise ConfigError(
-            f"language model {config.lm} not found; build one with `deepspeech lm build`"
-        )
-    # Validate every manifest before anything slow starts.
-    sets: dict[str, list[Utterance]] = {"train": read_manifests(config.train_files, alphabet)}
-    for name, spec in (("dev", config.dev_files), ("test", config.test_files)):
-        if spec:
-            sets[name] = read_manifests(spec, alphabet)
-
-    checkpoint_dir = Path(config.checkpoint_dir)
-    model_config = config.model(alphabet.num_classes)
-    existing = read_run_info(checkpoint_dir) if (checkpoint_dir / "run.json").exists() else None
-    if existing is not None:
-        check_resumable(existing, model_config, config.features)
-        if existing.alphabet != alphabet:
-            raise ConfigError(f"{checkpoint_dir} was trained with another alphabet")
+    existing = check_config(config, alphabet)
+    data = open_data(config, alphabet, progress)
 
     # TensorFlow starts here: devices must be configured before its first operation.
     import keras
-    import tensorflow as tf
 
-    from deepspeech.data.batching import featurize, global_batches
-    from deepspeech.data.pipeline import distributed_dataset
-    from deepspeech.decoding.decoders import make_decoder
-    from deepspeech.model.birnn import build_birnn, count_parameters
-    from deepspeech.training.evaluate import evaluate_set, make_eval_step
-    from deepspeech.training.mlflow_store import resolve_tracking_uri
     from deepspeech.training.placement import make_placement
-    from deepspeech.training.precision import mixed_precision, with_loss_scaling
-    from deepspeech.training.step import make_train_step
-    from deepspeech.training.tracking import MlflowCallback, git_commit
 
     placement = make_placement(config.devices)
-    strategy = placement.strategy
     keras.utils.set_random_seed(config.seed)
-
-    data = {}
-    for name, utterances in sets.items():
-        with progress(f"features {name}", len(utterances)) as advance:
-            data[name] = featurize(utterances, config.features, alphabet, progress=advance)
-    train_set = data["train"]
-    global_batch = config.batch_size * placement.num_replicas
-    steps_per_epoch = len(train_set) // global_batch
+    state = build_state(config, config.model(alphabet.num_classes), placement)
+    resumed = restore_or_initialize(state, config, data["train"])
+    epochs = Epochs(config, state, placement, data, alphabet, progress, on_report)
+    steps_per_epoch = epochs.plans(0)[0].steps
     if steps_per_epoch == 0:
         raise ConfigError(
-            f"{len(train_set)} training utterances do not fill one global batch of "
-            f"{global_batch} ({config.batch_size} x {placement.num_replicas} replicas); "
-            "lower --batch-size"
+            f"{len(data['train'])} training utterances do not fill one global batch of "
+            f"{epochs.global_batch} ({config.batch_size} x {placement.num_replicas} replicas) "
+            "on every worker; lower --batch-size"
         )
-
-    with strategy.scope(), mixed_precision(config.mixed_precision):
-        model = build_birnn(model_config)
-        optimizer = (
-            keras.optimizers.SGD(learning_rate=config.learning_rate)
-            if config.optimizer == "sgd"
-            else keras.optimizers.Adam(learning_rate=config.learning_rate)
-        )
-        optimizer = with_loss_scaling(optimizer, config.mixed_precision)
-        optimizer.build(model.trainable_variables)
-    state = {
-        "step": tf.Variable(0, dtype=tf.int64, trainable=False),
-        "epoch": tf.Variable(0, dtype=tf.int64, trainable=False),
-        "epoch_step": tf.Variable(0, dtype=tf.int64, trainable=False),
-        "evaluated": tf.Variable(0, dtype=tf.int64, trainable=False),
-        "stopped": tf.Variable(0, dtype=tf.int64, trainable=False),
-        "trained_seconds": tf.Variable(0.0, dtype=tf.float64, trainable=False),
-        "dev_losses": tf.Variable(
-            tf.zeros([0], tf.float32), shape=tf.TensorShape([None]), trainable=False
-        ),
-    }
-    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, **state)
-    write_dir = (
-        checkpoint_dir
-        if placement.is_chief
-        else checkpoint_dir / f".worker-{placement.worker_index}"
-    )
-    manager = tf.train.CheckpointManager(
-        checkpoint, str(write_dir), max_to_keep=config.checkpoint_keep
-    )
-    latest = tf.train.latest_checkpoint(str(checkpoint_dir))
-    if latest:
-        checkpoint.restore(latest)
-        logger.info(
-            "resuming from %s: epoch %d, step %d", latest, int(state["epoch"]), int(state["step"])
-        )
-
-    tracker: MlflowCallback | None = None
-    if placement.is_chief:
-        uri = resolve_tracking_uri(config.tracking_uri or None)
-        run_id = existing.mlflow_run_id if existing and existing.tracking_uri == uri else None
-        run_name = "/".join(checkpoint_dir.resolve().parts[-2:])  # e.g. "sample/checkpoints"
-        tracker = MlflowCallback(uri, config.experiment_name, run_id, run_name=run_name)
-        tracker.set_model(model)
-        tracker.log_params(
-            {
-                **config.to_dict(),
-                "n_params": count_parameters(model),
-                "tf_version": tf.__version__,
-                "devices": placement.description,
-                "git_commit": git_commit(),
-                "global_batch_size": global_batch,
-                "steps_per_epoch": steps_per_epoch,
-                **{f"n_{name}_utterances": len(d) for name, d in data.items()},
-            }
-        )
-        write_run_info(
-            checkpoint_dir,
-            RunInfo(model_config, config.features, alphabet, config.to_dict(), tracker.run_id, uri),
-        )
-
-    variables = model.trainable_variables
-
-    def save_checkpoint() -> None:
-        """Metrics first, then the checkpoint: a resumed run must not have lost the logged
-        steps that the checkpoint says are done."""
-        if tracker:
-            tracker.flush()
-        manager.save(checkpoint_number=int(state["step"]))
-
-    def agree_any(flag: bool) -> bool:
-        """True on every worker when any worker's flag is true."""
-        value = strategy.run(lambda: tf.constant(1.0 if flag else 0.0))
-        return bool(strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None) > 0)
-
-    eval_step = make_eval_step(model, model_config.n_input)
-    decoder = make_decoder(config.decoder(), alphabet, kind="logits")
-
-    def evaluate(name: str, epoch: int | None) -> WerReport:
-        with progress(f"evaluate {name}", len(data[name])) as advance:
-            report = evaluate_set(
-                eval_step,
-                data[name],
-                alphabet,
-                name,
-                config.report_count,
-                decoder=decoder,
-                progress=advance,
-            )
-        logger.info(
-            "%s: WER %.2f%%, CER %.2f%%, loss %.3f",
-            name,
-            100 * report.wer,
-            100 * report.cer,
-            report.mean_loss,
-        )
-        if on_report:
-            on_report(report)
-        if tracker:
-            tracker.log_report(report, epoch)
-        return report
-
-    def evaluate_dev(epoch: int, epoch_logs: dict[str, float]) -> None:
-        """Dev report for a finished epoch; then the early-stop and plateau decisions."""
-        report = evaluate("dev", epoch)
-        dev_loss = float(
-            strategy.reduce(
-                tf.distribute.ReduceOp.MEAN,
-                strategy.run(lambda: tf.constant(report.mean_loss, tf.float32)),
-                axis=None,
-            )
-        )
-        losses = [*state["dev_losses"].numpy().tolist(), dev_loss]
-        state["dev_losses"].assign(losses)
-        if tracker:
-            tracker.on_epoch_end(
-                epoch,
-                {
-                    "dev_loss": dev_loss,
-                    "dev_wer": report.wer,
-                    "dev_cer": report.cer,
-                    **epoch_logs,
-                },
-            )
-        if should_stop_early(losses, config):
-            logger.info(
-                "early stop after epoch %d: dev loss %s", epoch, losses[-config.es_epochs :]
-            )
-            state["stopped"].assign(1)
-        if config.reduce_lr_on_plateau and is_plateau(losses, config.plateau_epochs):
-            new_lr = float(optimizer.learning_rate.numpy()) * config.plateau_factor
-            optimizer.learning_rate.assign(new_lr)
-            logger.info("dev loss plateaued: learning rate now %.3g", new_lr)
-        state["evaluated"].assign(epoch)
-        save_checkpoint()
-
-    budget_seconds = config.max_train_minutes * 60
-    # An epoch whose training finished before a crash, but whose dev evaluation did not.
-    if "dev" in data and int(state["evaluated"]) < int(state["epoch"]):
-        evaluate_dev(int(state["epoch"]), {})
-
-    dataset_spec = None
-    step_fns: dict[bool, Callable] = {}
+    start_tracking(config, state, placement, data, existing, alphabet, steps_per_epoch)
+    if not resumed:  # the initial weights, so a run can be replayed from its very first step
+        state.manager.save(checkpoint_number=0)
     try:
-        while int(state["epoch"]) < config.epochs and not int(state["stopped"]):
-            if budget_seconds and float(state["trained_seconds"]) >= budget_seconds:
-                logger.info("time budget of %.1f min spent", config.max_train_minutes)
-                break
-            epoch = int(state["epoch"])
-            start = int(state["epoch_step"])
-            batches = global_batches(train_set.frame_counts, global_batch, config.seed, epoch)
-            dataset = distributed_dataset(strategy, train_set, batches, start)
-            if dataset_spec is None:
-                dataset_spec = dataset.element_spec
-                for with_gradients in (False, True):
-                    step_fns[with_gradients] = make_train_step(
-                        strategy,
-                        model,
-                        optimizer,
-                        global_batch,
-                        config.grad_clip_norm,
-                        dataset_spec,
-                        with_gradients=with_gradients,
-                    )
-            loss_sum, loss_steps = 0.0, 0
-            last_save = last_tick = time.monotonic()
-            out_of_time = False
-            with progress(f"epoch {epoch + 1}/{config.epochs}", steps_per_epoch) as advance:
-                advance(start)
-                for element in dataset:
-                    step = int(state["step"]) + 1
-                    with_gradients = step % config.stats_every == 0
-                    loss, norm, grads = step_fns[with_gradients](element)
-                    loss = float(loss)
-                    state["step"].assign(step)
-                    state["epoch_step"].assign_add(1)
-                    now = time.monotonic()
-                    state["trained_seconds"].assign_add(now - last_tick)
-                    last_tick = now
-                    loss_sum, loss_steps = loss_sum + loss, loss_steps + 1
-                    lr = float(optimizer.learning_rate.numpy())
-                    if tracker:
-                        tracker.on_train_batch_end(
-                            step,
-                            {
-                                "train_loss": loss,
-                                "learning_rate": lr,
-                                "grad_global_norm": float(norm),
-                            },
-                        )
-                        if with_gradients:
-                            tracker.log_statistics(
-                                step,
-                                {v.path: v.numpy() for v in variables},
-                                {v.path: g.numpy() for v, g in zip(variables, grads, strict=True)},
-                            )
-                    advance(1, f"loss {loss:.2f}")
-                    if step % AGREE_EVERY == 0:
-                        save_due = now - last_save >= config.checkpoint_secs
-                        out_of_time = bool(budget_seconds) and agree_any(
-                            float(state["trained_seconds"]) >= budget_seconds
-                        )
-                        if agree_any(save_due) or out_of_time:
-                            save_checkpoint()
-                            last_save = now
-                        if out_of_time:
-                            logger.info("time budget spent during epoch %d", epoch + 1)
-                            break
-            epoch_logs = {"epoch_train_loss": loss_sum / max(loss_steps, 1)}
-            state["epoch"].assign(epoch + 1)
-            state["epoch_step"].assign(0)
-            save_checkpoint()
-            if "dev" in data:
-                evaluate_dev(epoch + 1, epoch_logs)
-            elif tracker:
-                tracker.on_epoch_end(epoch + 1, epoch_logs)
-            if out_of_time:
-                break
-        test_report = None
-        if "test" in data:
-            test_report = evaluate("test", int(state["epoch"]))
-        if tracker:
+        test_report = epochs.run()
+        if state.tracker:
             final = (
                 {
                     "test_loss": test_report.mean_loss,
@@ -367,16 +575,16 @@ def train(
                 if test_report
                 else {}
             )
-            tracker.on_train_end(final)
+            state.tracker.on_train_end(final)
     except BaseException:
-        if tracker:
-            tracker.mark_failed()
+        if state.tracker:
+            state.tracker.mark_failed()
         raise
     return TrainResult(
-        checkpoint_dir=checkpoint_dir,
-        mlflow_run_id=tracker.run_id if tracker else None,
-        steps=int(state["step"]),
-        epochs=int(state["epoch"]),
-        stopped_early=bool(int(state["stopped"])),
+        checkpoint_dir=Path(config.checkpoint_dir),
+        mlflow_run_id=state.tracker.run_id if state.tracker else None,
+        steps=state.value("step"),
+        epochs=state.value("epoch"),
+        stopped_early=bool(state.value("stopped")),
         test_report=test_report,
     )

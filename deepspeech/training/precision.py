@@ -70,12 +70,11 @@ def scale_loss(optimizer: keras.optimizers.Optimizer, loss: tf.Tensor) -> tf.Ten
 def unscale_gradients(
     optimizer: keras.optimizers.Optimizer, total: list[tf.Tensor], grads: list[tf.Tensor]
 ) -> tuple[list[tf.Tensor], list[tf.Tensor]]:
-    """(true global gradient, this replica's gradients for `apply_gradients`).
+    """(true global gradient, the gradients for `apply_gradients`).
 
     `total`, the all-reduced gradient, is divided by the loss scale (for clipping norms and
-    statistics). `grads` stay scaled (the LossScaleOptimizer unscales them), but become NaN on
-    every replica when `total` is not finite, so all replicas skip the step and lower the scale
-    together even where only one replica overflowed.
+    statistics). `grads` stay scaled (the LossScaleOptimizer unscales them), but become NaN
+    when `total` is not finite, so all replicas skip the step and lower the scale together.
     """
     if not isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
         return total, grads
