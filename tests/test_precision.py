@@ -21,15 +21,16 @@ from deepspeech.training.precision import (
     with_loss_scaling,
 )
 
-CONFIG = ModelConfig(n_input=494, n_classes=29, n_hidden=32, dropout_rate=0.0)
+CONFIG = ModelConfig(n_classes=29, n_hidden=32, dropout_rate=0.0)
 
 
 def batch() -> tuple[tf.Tensor, ...]:
-    """(features (4, 40, n_input), lengths (4,), labels (4, 6), label lengths (4,))."""
+    """(MFCC (4, 40, numcep), lengths (4,), labels (4, 6), label lengths (4,), ids (4,))."""
     rng = np.random.default_rng(0)
-    features = tf.constant(rng.normal(size=(4, 40, CONFIG.n_input)), tf.float32)
+    features = tf.constant(rng.normal(size=(4, 40, CONFIG.numcep)), tf.float32)
     labels = tf.constant(rng.integers(0, 28, size=(4, 6)), tf.int32)
-    return features, tf.constant([40, 33, 25, 18]), labels, tf.constant([6, 5, 4, 3])
+    ids = tf.constant([0, 1, 2, 3], tf.int64)
+    return features, tf.constant([40, 33, 25, 18]), labels, tf.constant([6, 5, 4, 3]), ids
 
 
 def test_the_model_computes_in_16_bits_but_keeps_float32_variables_and_logits() -> None:
@@ -41,7 +42,7 @@ def test_the_model_computes_in_16_bits_but_keeps_float32_variables_and_logits() 
     assert model.h1.compute_dtype == compute
     assert model.lstm.forward_layer.compute_dtype == compute
     assert {v.dtype for v in model.weights} == {"float32"}
-    features, lengths, _, _ = batch()
+    features, lengths, *_ = batch()
     assert model(features, lengths).dtype == tf.float32
     assert build_birnn(CONFIG).h1.compute_dtype == "float32"  # built after the block
 
@@ -63,7 +64,7 @@ def float16_model_and_optimizer() -> tuple[keras.Model, keras.optimizers.Optimiz
 
 def test_loss_scaling_gives_the_true_gradient() -> None:
     model, optimizer = float16_model_and_optimizer()
-    features, lengths, labels, label_lengths = batch()
+    features, lengths, labels, label_lengths, _ = batch()
     with tf.GradientTape(persistent=True) as tape:
         loss = tf.reduce_mean(ctc_loss(labels, label_lengths, model(features, lengths), lengths))
         scaled = scale_loss(optimizer, loss)
@@ -119,13 +120,15 @@ def test_the_training_step_with_loss_scaling_matches_float32() -> None:
     loss32, norm32, grads32 = one_step(model32, optimizer32)
     assert float(loss16) == pytest.approx(float(loss32), rel=1e-2)
     assert float(norm16) == pytest.approx(float(norm32), rel=2e-2)
+    # float16 through an LSTM: a few per cent per element, while a loss scale left in (x128)
+    # or applied twice would be off by orders of magnitude everywhere.
     for g16, g32 in zip(grads16, grads32, strict=True):
-        np.testing.assert_allclose(g16.numpy(), g32.numpy(), rtol=5e-2, atol=1e-3)
+        np.testing.assert_allclose(g16.numpy(), g32.numpy(), rtol=1e-1, atol=1e-2)
     for old, v16, v32 in zip(
         before, model16.trainable_variables, model32.trainable_variables, strict=True
     ):
         assert np.abs(v32.numpy() - old).max() > 0
-        np.testing.assert_allclose(v16.numpy() - old, v32.numpy() - old, rtol=5e-2, atol=1e-4)
+        np.testing.assert_allclose(v16.numpy() - old, v32.numpy() - old, rtol=1e-1, atol=1e-3)
     assert float(optimizer16.dynamic_scale) == 2**7  # a finite step keeps the scale
 
 
