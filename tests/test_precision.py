@@ -93,6 +93,10 @@ def test_an_overflow_skips_the_step_on_every_replica_and_halves_the_scale() -> N
     assert float(optimizer.dynamic_scale) == scale / 2
 
 
+def relative_error(actual: np.ndarray, expected: np.ndarray) -> float:
+    return float(np.linalg.norm(actual - expected) / max(np.linalg.norm(expected), 1e-12))
+
+
 def one_step(model: keras.Model, optimizer: keras.optimizers.Optimizer) -> tuple:
     """One compiled training step (`training/step.py`) on `batch()`: (loss, norm, gradient)."""
     from deepspeech.training.step import make_train_step
@@ -120,15 +124,16 @@ def test_the_training_step_with_loss_scaling_matches_float32() -> None:
     loss32, norm32, grads32 = one_step(model32, optimizer32)
     assert float(loss16) == pytest.approx(float(loss32), rel=1e-2)
     assert float(norm16) == pytest.approx(float(norm32), rel=2e-2)
-    # float16 through an LSTM: a few per cent per element, while a loss scale left in (x128)
-    # or applied twice would be off by orders of magnitude everywhere.
+    # float16 through an LSTM moves single elements by tens of per cent; the whole gradient
+    # stays within a few per cent, while a loss scale left in (x128) or applied twice would be
+    # off by orders of magnitude.
     for g16, g32 in zip(grads16, grads32, strict=True):
-        np.testing.assert_allclose(g16.numpy(), g32.numpy(), rtol=1e-1, atol=1e-2)
+        assert relative_error(g16.numpy(), g32.numpy()) < 0.05
     for old, v16, v32 in zip(
         before, model16.trainable_variables, model32.trainable_variables, strict=True
     ):
         assert np.abs(v32.numpy() - old).max() > 0
-        np.testing.assert_allclose(v16.numpy() - old, v32.numpy() - old, rtol=1e-1, atol=1e-3)
+        assert relative_error(v16.numpy() - old, v32.numpy() - old) < 0.05
     assert float(optimizer16.dynamic_scale) == 2**7  # a finite step keeps the scale
 
 
