@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 RUNS := runs
 CORPUS := $(RUNS)/sample-corpus
 
-.PHONY: setup run test browser lint bench ui clean
+.PHONY: setup run test browser lint bench gpu-check ui clean
 
 setup: $(STAMP)
 
@@ -57,6 +57,15 @@ lint: setup
 # Every benchmark in benchmarks/, one after another; rewrites benchmarks/RESULTS.md (~40 min).
 bench: setup
 	$(BIN)/python benchmarks/run_all.py
+
+# On a CUDA machine: install the CUDA builds (.[gpu]), then train, export and serve the
+# n_hidden 2048 model on the GPUs and write RESULTS.md's GPU section (<= 8 min). Elsewhere it
+# says in one line that there is no GPU, and stops.
+gpu-check: setup
+	@if $(BIN)/python benchmarks/gpu.py --probe; then \
+		$(BIN)/python -m pip install --quiet -e '.[gpu]'; \
+	fi
+	@$(BIN)/python benchmarks/gpu.py
 
 clean:
 	rm -rf $(RUNS) mlruns mlflow.db .pytest_cache .ruff_cache

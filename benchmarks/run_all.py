@@ -34,6 +34,8 @@ HERE = Path(__file__).resolve().parent
 # In the order they run and appear: cheapest first, so a broken setup fails early.
 BENCHMARKS = ("features", "decoding", "input_pipeline", "memory", "training", "inference",
               "quantization", "serving", "reliability", "flood")  # fmt: skip
+# Written only by `make gpu-check` on a CUDA machine (benchmarks/gpu.py); kept here as it is.
+GPU_ONLY = ("gpu",)
 PACKAGES = ("numpy", "python_speech_features", "tensorflow", "onnxruntime-gpu", "onnxruntime",
             "tf2onnx", "flashlight-text", "fastapi", "uvicorn", "httpx")  # fmt: skip
 SECTION_HEADING = re.compile(r"^## ", re.MULTILINE)
@@ -136,6 +138,10 @@ def main() -> None:
                 continue
             section = kept[heading]
         sections.append((name, section))
+    for name in GPU_ONLY:
+        heading = next((h for h in kept if _script_of(kept[h]) == name), None)
+        if heading is not None:
+            sections.append((name, kept[heading]))
     total = time.perf_counter() - start
 
     summary = "\n".join(

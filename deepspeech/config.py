@@ -96,6 +96,12 @@ class TrainConfig:
     augment: tuple[str, ...] = ()  # SPECs (`deepspeech.data.augment_spec`), applied in order
     experiment_name: str = "deepspeech"
     tracking_uri: str = ""
+    mixed_precision: bool = False  # float16 + loss scaling on GPU, bfloat16 on CPU
+    ray_address: str = ""  # "" = no Ray; "local" = start one here; else a cluster's address
+    workers: int = 1  # Ray workers, joined by TF_CONFIG into one MultiWorkerMirroredStrategy
+    gpus_per_worker: float = 0.0
+    cpus_per_worker: float = 1.0
+    max_failures: int = 0  # lost workers Ray replaces (training resumes); -1 = no limit
 
     def __post_init__(self) -> None:
         _check_positive(self, "epochs", "batch_size", "n_hidden", "feature_stride", "report_count")
@@ -110,6 +116,13 @@ class TrainConfig:
             )
         if self.devices != "all" and not (self.devices.isdigit() and int(self.devices) > 0):
             raise ConfigError(f"devices {self.devices!r} must be a positive count or 'all'")
+        _check_positive(self, "workers")
+        if self.workers > 1 and not self.ray_address:
+            raise ConfigError(f"workers {self.workers} needs --ray-address (an address or local)")
+        if self.gpus_per_worker < 0 or self.cpus_per_worker < 0 or self.max_failures < -1:
+            raise ConfigError(
+                "gpus_per_worker and cpus_per_worker must be >= 0, max_failures >= -1"
+            )
         parse_augmentations(self.augment)  # a bad SPEC fails now, not after hours of set-up
 
     @property

@@ -331,15 +331,6 @@ def _assert_same_weights(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> 
 
 
 SGD = ("--optimizer", "sgd", "--learning-rate", "0.005")  # SGD: a gradient counted twice shows
-FEW_STEPS = 48  # utterances: 6 steps of 8. More steps amplify rounding (summation order) past 1e-4
-
-
-@pytest.fixture(scope="module")
-def few_steps_corpus(tiny_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The first FEW_STEPS training utterances, in their own manifest (absolute WAV paths)."""
-    manifest = tmp_path_factory.mktemp("few-steps") / "train.csv"
-    write_manifest(manifest, read_manifest(tiny_corpus / "train.csv")[:FEW_STEPS])
-    return manifest
 
 
 @pytest.fixture(scope="module")

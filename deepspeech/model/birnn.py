@@ -61,7 +61,10 @@ class BiRNN(keras.Model):
     def __init__(self, config: ModelConfig, **kwargs: object) -> None:
         super().__init__(name="birnn", **kwargs)
         self.config = config
-        self.normalization = FeatureNormalization(config.numcep, name="normalization")
+        # float32 whatever the precision policy: the input statistics need full precision.
+        self.normalization = FeatureNormalization(
+            config.numcep, name="normalization", dtype="float32"
+        )
         self.h1 = keras.layers.Dense(config.n_hidden, name="h1")
         self.h2 = keras.layers.Dense(config.n_hidden, name="h2")
         self.h3 = keras.layers.Dense(config.n_hidden, name="h3")
@@ -73,7 +76,7 @@ class BiRNN(keras.Model):
             name="lstm",
         )
         self.h5 = keras.layers.Dense(config.n_hidden, name="h5")
-        self.h6 = keras.layers.Dense(config.n_classes, name="h6")
+        self.h6 = keras.layers.Dense(config.n_classes, name="h6", dtype="float32")  # logits, loss
         self.dropout = keras.layers.Dropout(config.dropout_rate)
 
     def _clipped_relu(self, x: tf.Tensor, training: bool) -> tf.Tensor:
@@ -89,7 +92,8 @@ class BiRNN(keras.Model):
         LSTM op, which then takes `lengths` as sequence_lens); everything else is identical.
         """
         mask = tf.sequence_mask(lengths, maxlen=tf.shape(features)[1])  # (B, T)
-        x = self.normalization(features) * tf.cast(mask, features.dtype)[..., None]
+        x = self.normalization(features)
+        x *= tf.cast(mask, x.dtype)[..., None]
         x = add_context_windows(x, self.config.numcontext)  # (B, T, n_input)
         x = self._clipped_relu(self.h1(x), training)  # (B, T, n_hidden)
         x = self._clipped_relu(self.h2(x), training)

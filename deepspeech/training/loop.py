@@ -154,11 +154,13 @@ def build_state(config: TrainConfig, model_config: ModelConfig, placement: Any) 
     import tensorflow as tf
 
     from deepspeech.model.birnn import build_birnn
+    from deepspeech.training.precision import mixed_precision, with_loss_scaling
     from deepspeech.training.step import make_optimizer
 
-    with placement.strategy.scope():
+    with placement.strategy.scope(), mixed_precision(config.mixed_precision):
         model = build_birnn(model_config)
         optimizer = make_optimizer(config.optimizer, config.learning_rate)
+        optimizer = with_loss_scaling(optimizer, config.mixed_precision)
         optimizer.build(model.trainable_variables)
     counters = {
         name: tf.Variable(0, dtype=tf.int64, trainable=False)
