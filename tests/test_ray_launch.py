@@ -24,6 +24,7 @@ from test_train import (
     cli_train,
     mlflow_runs,
     replay_on_one_device,
+    resumable_run,
 )
 
 from deepspeech.config import TrainConfig
@@ -182,17 +183,7 @@ def test_a_worker_killed_mid_run_is_replaced_and_training_resumes(
     command = ray_train(
         tiny_corpus,
         tmp_path,
-        "--dev-files",
-        str(tiny_corpus / "dev.csv"),
-        "--test-files",
-        str(tiny_corpus / "test.csv"),
-        "--epochs",
-        str(epochs),
-        "--batch-size",
-        "4",
-        "--checkpoint-secs",
-        "0",
-        "--no-early-stop",
+        *resumable_run(tiny_corpus, epochs),
         "--max-failures",
         "1",
     )
@@ -202,8 +193,11 @@ def test_a_worker_killed_mid_run_is_replaced_and_training_resumes(
             in_namespace(command), stdout=subprocess.PIPE, stderr=stderr, text=True, env=RAY_ENV
         )
         checkpoint_dir = tmp_path / "ckpt"
-        # Progress, not time, triggers the kill: the first checkpoint on disk.
-        while not (checkpoint_dir / "checkpoint").exists():
+        # Progress, not time, triggers the kill: the first checkpoint after training steps
+        # (checkpoint 0, the initial weights, is saved before the first step).
+        while not (
+            (checkpoint_dir / "checkpoint").exists() and _checkpoint_step(checkpoint_dir) > 0
+        ):
             assert process.poll() is None, f"training ended before a checkpoint: {log.read_text()}"
             time.sleep(0.1)
         workers = _ray_train_workers(process.pid)

@@ -235,6 +235,23 @@ def test_early_stopping_rule() -> None:
     assert not is_plateau([5, 4, 3.9, 4.2], patience=2)
 
 
+def resumable_run(corpus: Path, epochs: int) -> list[str]:
+    """Options of the runs the kill tests interrupt: dev and test, a checkpoint every 10 steps."""
+    return [
+        "--dev-files",
+        str(corpus / "dev.csv"),
+        "--test-files",
+        str(corpus / "test.csv"),
+        "--epochs",
+        str(epochs),
+        "--batch-size",
+        "4",
+        "--checkpoint-secs",
+        "0",
+        "--no-early-stop",
+    ]
+
+
 def _wait_for_checkpoint(checkpoint_dir: Path, process: subprocess.Popen, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -260,21 +277,7 @@ def test_killed_at_random_points_finishes_one_consistent_run(
     seed = int(os.environ.get("KILL_SEED", time.time_ns() % 10_000))
     rng = random.Random(seed)
     epochs = 4
-    command = cli_train(
-        tiny_corpus,
-        tmp_path,
-        "--dev-files",
-        str(tiny_corpus / "dev.csv"),
-        "--test-files",
-        str(tiny_corpus / "test.csv"),
-        "--epochs",
-        str(epochs),
-        "--batch-size",
-        "4",
-        "--checkpoint-secs",
-        "0",
-        "--no-early-stop",
-    )
+    command = cli_train(tiny_corpus, tmp_path, *resumable_run(tiny_corpus, epochs))
     kills = []
     for attempt in range(4):
         process = subprocess.Popen(
