@@ -51,11 +51,20 @@ def main() -> None:
     ]
     if lm:
         table.append(f"| beam 64 + trigram LM | {lm['wer']:.2%} | {lm['cer']:.2%} |")
+
+    def verdict(value: float, target: float) -> str:
+        return f"target ≤ {target:.1%}: {'met' if value <= target else 'NOT met'}"
+
     summary = (
         f"The last make-run model (n_hidden {params['n_hidden']}, {params['epochs']} epochs, "
         f"{steps} steps, seed {params['seed']}) trained in {minutes:.1f} min (training, "
-        f"featurizing and evaluation) and reached test WER {metrics['test_wer']:.2%} greedy"
-        + (f", {lm['wer']:.2%} with beam search and the LM." if lm else ".")
+        f"featurizing and evaluation) and reached test WER {metrics['test_wer']:.2%} greedy "
+        f"({verdict(metrics['test_wer'], 0.03)})"
+        + (
+            f", {lm['wer']:.2%} with beam search and the LM ({verdict(lm['wer'], 0.005)})."
+            if lm
+            else "."
+        )
     )
     if not args.markdown:
         print("\n".join(table))

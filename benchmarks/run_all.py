@@ -32,8 +32,8 @@ from machine import cpu_model, gpu_description
 
 HERE = Path(__file__).resolve().parent
 # In the order they run and appear: cheapest first, so a broken setup fails early.
-BENCHMARKS = ("features", "decoding", "input_pipeline", "memory", "training", "inference",
-              "quantization", "serving", "reliability", "flood")  # fmt: skip
+BENCHMARKS = ("make_run", "features", "decoding", "input_pipeline", "memory", "training",
+              "inference", "quantization", "serving", "reliability", "flood")  # fmt: skip
 # Written only by `make gpu-check` on a CUDA machine (benchmarks/gpu.py); kept here as it is.
 GPU_ONLY = ("gpu",)
 PACKAGES = ("numpy", "python_speech_features", "tensorflow", "onnxruntime-gpu", "onnxruntime",

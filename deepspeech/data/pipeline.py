@@ -302,19 +302,26 @@ def make_dataset(
             ids,
         )
 
-    def window_batches(features_of, labels_of, window_rows):
+    def read_window(features_of, labels_of, window_rows):
         frames = tf.reshape(
             tf.io.decode_raw(_read_concatenated(features_of), tf.float16), (-1, numcep)
         )
         labels = tf.cast(tf.io.decode_raw(_read_concatenated(labels_of), tf.int16), tf.int32)
-        return tf.data.Dataset.from_tensor_slices(window_rows).map(
-            lambda r: cut_batch(frames, labels, r),
-            num_parallel_calls=tf.data.AUTOTUNE,
-            deterministic=True,
-        )
+        return (frames, labels, window_rows)
+
+    def window_batches(frames, labels, window_rows):
+        # Each batch refers to its window's tensors (no copy), so the one parallel map below
+        # cuts batches across window boundaries without stalling at each new window.
+        return tf.data.Dataset.from_tensor_slices(window_rows).map(lambda r: (frames, labels, r))
 
     dataset = tf.data.Dataset.from_tensor_slices((feature_files, label_files, rows))
-    return dataset.flat_map(window_batches).prefetch(tf.data.AUTOTUNE)
+    return (
+        dataset.map(read_window)
+        .prefetch(1)  # the next window is read while this one's batches are cut
+        .flat_map(window_batches)
+        .map(cut_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        .prefetch(tf.data.AUTOTUNE)
+    )
 
 
 def distributed_dataset(
