@@ -30,6 +30,7 @@ WINDOW_SECONDS = 0.025  # MFCC analysis window
 STEP_SECONDS = 0.01  # MFCC hop: 100 frames per second
 N_FILTERS = 26  # mel filters (python_speech_features default); numcep may not exceed it
 N_FFT = 512  # FFT size for the 400-sample window (python_speech_features default)
+PREEMPHASIS = 0.97  # y[n] = x[n] - 0.97 x[n-1] before framing (python_speech_features default)
 WINDOW_SAMPLES = round(WINDOW_SECONDS * SAMPLE_RATE)  # 400
 STEP_SAMPLES = round(STEP_SECONDS * SAMPLE_RATE)  # 160
 
@@ -285,8 +286,81 @@ def mfcc(audio: np.ndarray, numcep: int = N_CEPSTRUM) -> np.ndarray:
         numcep=numcep,
         nfilt=N_FILTERS,
         nfft=N_FFT,
+        preemph=PREEMPHASIS,
     )
     return features.astype(np.float32)
+
+
+class MfccStream:
+    """`audio_to_features` of a signal that arrives in pieces, frame for frame the same numbers.
+
+    python_speech_features pre-emphasises the whole signal, then cuts 400-sample frames every
+    160 samples and zero-pads the last one. Here pre-emphasis carries the previous sample
+    across pieces, a frame is computed once its 400 samples are in (the 240-sample overlap
+    stays buffered), and `finish` computes the remaining frames of the zero-padded tail, so
+    the frames equal the offline MFCC of the whole signal. Work per piece depends on the piece
+    only: at most WINDOW_SAMPLES + a piece's samples are held.
+    """
+
+    def __init__(self, numcep: int = N_CEPSTRUM, stride: int = 1) -> None:
+        if stride < 1:
+            raise ValueError(f"stride must be >= 1, got {stride}")
+        if not 1 <= numcep <= N_FILTERS:
+            raise ValueError(f"numcep must be in 1..{N_FILTERS}, got {numcep}")
+        self.numcep = numcep
+        self.stride = stride
+        self.n_samples = 0  # samples accepted so far
+        self._next_frame = 0  # index of the first frame not computed yet
+        self._buffer = np.zeros(0, np.float64)  # pre-emphasised samples from that frame on
+        self._last_sample: float | None = None  # for the pre-emphasis of the next piece
+        self.finished = False
+
+    def accept(self, audio: np.ndarray) -> np.ndarray:
+        """(n,) float samples in [-1, 1] -> (k, numcep) float32 frames now complete (k >= 0)."""
+        if self.finished:
+            raise RuntimeError("the MFCC stream is finished")
+        x = np.asarray(audio, dtype=np.float64).reshape(-1)
+        if len(x) == 0:
+            return np.zeros((0, self.numcep), np.float32)
+        if self._last_sample is None:  # the signal's first sample is kept as it is
+            emphasised = np.append(x[0], x[1:] - PREEMPHASIS * x[:-1])
+        else:
+            emphasised = x - PREEMPHASIS * np.append(self._last_sample, x[:-1])
+        self._last_sample = float(x[-1])
+        self.n_samples += len(x)
+        self._buffer = np.concatenate([self._buffer, emphasised])
+        if len(self._buffer) < WINDOW_SAMPLES:
+            return np.zeros((0, self.numcep), np.float32)
+        n_frames = 1 + (len(self._buffer) - WINDOW_SAMPLES) // STEP_SAMPLES
+        segment = self._buffer[: (n_frames - 1) * STEP_SAMPLES + WINDOW_SAMPLES]
+        frames = self._frames(segment)
+        self._buffer = self._buffer[n_frames * STEP_SAMPLES :]
+        return frames
+
+    def finish(self) -> np.ndarray:
+        """The frames of the zero-padded end of the signal: (k, numcep) float32, k >= 0."""
+        if self.finished:
+            raise RuntimeError("the MFCC stream is finished")
+        self.finished = True
+        if self.n_samples == 0 or self._next_frame >= n_feature_frames(self.n_samples):
+            return np.zeros((0, self.numcep), np.float32)
+        return self._frames(self._buffer)
+
+    def _frames(self, emphasised: np.ndarray) -> np.ndarray:
+        """MFCC of pre-emphasised samples starting at frame `_next_frame`, kept by stride."""
+        features = python_speech_features.mfcc(
+            emphasised,
+            samplerate=SAMPLE_RATE,
+            winlen=WINDOW_SECONDS,
+            winstep=STEP_SECONDS,
+            numcep=self.numcep,
+            nfilt=N_FILTERS,
+            nfft=N_FFT,
+            preemph=0.0,  # already applied, across piece boundaries
+        ).astype(np.float32)
+        first = self._next_frame
+        self._next_frame += len(features)
+        return features[(-first) % self.stride :: self.stride]
 
 
 def add_context_windows(features: np.ndarray, numcontext: int) -> np.ndarray:

@@ -1,0 +1,165 @@
+"""Streaming speech to text: DeepSpeech 0.9.3's stream API in snake case, on the streaming graph.
+
+    model = SpeechModel("stream.onnx")          # `deepspeech export --streaming`
+    stream = model.create_stream()
+    stream.feed_audio_content(int16_samples)    # any length, as it arrives
+    stream.intermediate_decode()                # partial text so far
+    stream.finish_stream()                      # final text; the stream is done
+
+Each piece of audio goes through three incremental stages, none of which looks back at the
+whole stream: MFCC (`deepspeech.audio.MfccStream`: window overlap kept across pieces), the
+acoustic model (`deepspeech.model.streaming.AcousticStream`: context frames and LSTM state
+carried) and greedy CTC decoding (`deepspeech.decoding.streaming.GreedyStreamDecoder`). Each
+stage equals its whole-utterance counterpart, so `finish_stream` returns the offline transcript.
+onnxruntime, no TensorFlow.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import numpy as np
+import onnxruntime
+
+from deepspeech.audio import PCM16_SCALE, SAMPLE_RATE, MfccStream
+from deepspeech.decoding.streaming import GreedyStreamDecoder
+from deepspeech.errors import AudioFormatError, ModelLoadError
+from deepspeech.model.export import STREAM_GRAPH, ModelMetadata
+from deepspeech.model.streaming import (
+    STREAM_INPUTS,
+    STREAM_OUTPUTS,
+    AcousticStream,
+    ChunkScores,
+)
+from serving.inference import CPU_PROVIDER, resolve_model_source
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_THREADS = 1  # onnxruntime threads: a stream's chunks are small, one thread is fastest
+
+
+class SpeechModel:
+    """A streaming model file (or models:/NAME/VERSION), ready to open streams.
+
+    One onnxruntime session serves every stream (`run` is thread-safe); each `Stream` holds
+    only its own small state, so streams are cheap to create.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        threads: int = DEFAULT_THREADS,
+        tracking_uri: str | None = None,
+    ) -> None:
+        source = resolve_model_source(path, tracking_uri)
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.log_severity_level = 3  # errors only
+        try:
+            self.session = onnxruntime.InferenceSession(
+                str(source.path), options, providers=[CPU_PROVIDER]
+            )
+        except Exception as e:  # onnxruntime raises its own untyped errors
+            raise ModelLoadError(f"{path}: onnxruntime cannot open this model: {e}") from e
+        props = self.session.get_modelmeta().custom_metadata_map
+        self.metadata = ModelMetadata.from_props(props, os.fspath(path))
+        if self.metadata.graph != STREAM_GRAPH:
+            raise ModelLoadError(
+                f"{path}: a {self.metadata.graph} graph ({self.metadata.rnn} LSTM), not a "
+                "streaming one; export a unidirectional model with `deepspeech export --streaming`"
+            )
+        inputs = {i.name for i in self.session.get_inputs()}
+        outputs = {o.name for o in self.session.get_outputs()}
+        if inputs != set(STREAM_INPUTS) or not set(STREAM_OUTPUTS) <= outputs:
+            raise ModelLoadError(
+                f"{path}: inputs {sorted(inputs)} / outputs {sorted(outputs)} are not the "
+                "streaming graph's; re-export it with `deepspeech export --streaming`"
+            )
+        self.name = source.name or self.metadata.model_name
+        self.version = source.version or self.metadata.model_version
+        self.create_stream().finish_stream()  # allocate buffers now, not in the first stream
+
+    @property
+    def sample_rate(self) -> int:
+        """Samples per second the streams expect (16000)."""
+        return self.metadata.sample_rate
+
+    @property
+    def model_id(self) -> str:
+        return f"{self.name}/{self.version}"
+
+    def create_stream(self) -> Stream:
+        """A new stream: feed it audio, read partial text, finish it for the final text."""
+        return Stream(self)
+
+    def stt(self, audio: np.ndarray) -> str:
+        """Transcript of a whole (n,) int16 16 kHz signal, through the streaming path."""
+        stream = self.create_stream()
+        stream.feed_audio_content(audio)
+        return stream.finish_stream()
+
+
+class Stream:
+    """One utterance in progress. Not thread-safe: feed it from one thread at a time."""
+
+    def __init__(self, model: SpeechModel) -> None:
+        features, meta = model.metadata.features, model.metadata
+        self._mfcc = MfccStream(features.numcep, features.stride)
+        self._acoustic = AcousticStream(
+            model.session, features.numcep, features.numcontext, meta.n_hidden
+        )
+        self._decoder = GreedyStreamDecoder(meta.alphabet)
+        self.n_samples = 0
+        self.finished = False
+
+    @property
+    def duration_s(self) -> float:
+        """Seconds of audio fed so far."""
+        return self.n_samples / SAMPLE_RATE
+
+    @property
+    def frames_decoded(self) -> int:
+        """Feature frames whose scores are decoded (numcontext behind the frames computed)."""
+        return self._acoustic.frames_out
+
+    def feed_audio_content(self, audio: np.ndarray) -> None:
+        """Add (n,) int16 samples at 16 kHz mono (any n, including 0)."""
+        self._check_open()
+        audio = np.asarray(audio)
+        if audio.dtype != np.int16 or audio.ndim != 1:
+            raise AudioFormatError(
+                f"expected (n,) int16 samples at {SAMPLE_RATE} Hz, got {audio.shape} "
+                f"{audio.dtype}; convert to 16-bit mono PCM first"
+            )
+        if len(audio) == 0:
+            return
+        self.n_samples += len(audio)
+        frames = self._mfcc.accept(audio.astype(np.float64) / PCM16_SCALE)
+        self._decode(self._acoustic.accept(frames) if len(frames) else None)
+
+    def intermediate_decode(self) -> str:
+        """The transcript so far (frames up to numcontext behind the audio fed)."""
+        self._check_open()
+        return self._decoder.text()
+
+    def finish_stream(self) -> str:
+        """Flush the last frames and return the final transcript; the stream is then closed."""
+        self._check_open()
+        self.finished = True
+        frames = self._mfcc.finish()
+        if len(frames):
+            self._decode(self._acoustic.accept(frames))
+        self._decode(self._acoustic.flush())
+        return self._decoder.text()
+
+    def _decode(self, scores: ChunkScores | None) -> None:
+        # Probabilities, as the whole-utterance server decodes: softmax can round two logits
+        # to the same probability, and the transcripts must agree exactly.
+        if scores is not None:
+            self._decoder.accept(scores.probabilities)
+
+    def _check_open(self) -> None:
+        if self.finished:
+            raise RuntimeError("the stream is finished; create a new one")
