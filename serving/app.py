@@ -24,6 +24,9 @@ from serving.metrics import MetricsMiddleware, ServerMetrics
 from serving.routes import STATIC_DIR, install_error_handlers, router
 from serving.service import TranscriptionService
 from serving.settings import ServerSettings
+from serving.stream import SpeechModel as StreamingModel
+from serving.stream_server import open_stream_model, stream_lifespan
+from serving.stream_server import router as stream_router
 
 logger = logging.getLogger(__name__)
 
@@ -41,8 +44,13 @@ def open_settings_model(settings: ServerSettings) -> SpeechModel:
     )
 
 
-def create_app(settings: ServerSettings, model: SpeechModel | None = None) -> FastAPI:
-    """The server app; `model` is opened in the lifespan unless an open one is handed in."""
+def create_app(
+    settings: ServerSettings,
+    model: SpeechModel | None = None,
+    stream_model: StreamingModel | None = None,
+) -> FastAPI:
+    """The server app; `model` (and `stream_model`, when the settings name one) are opened in
+    the lifespan unless open ones are handed in."""
     metrics = ServerMetrics(settings.max_batch)
 
     @asynccontextmanager
@@ -62,8 +70,15 @@ def create_app(settings: ServerSettings, model: SpeechModel | None = None) -> Fa
             settings.port,
             settings.max_batch,
         )
+        if stream_model is None and settings.stream.model:
+            opened = await asyncio.to_thread(
+                open_stream_model, settings.stream, settings.tracking_uri
+            )
+        else:
+            opened = stream_model
         try:
-            yield
+            async with stream_lifespan(app, settings.stream, opened):
+                yield
         finally:
             app.state.service = None
             await service.close()
@@ -81,6 +96,7 @@ def create_app(settings: ServerSettings, model: SpeechModel | None = None) -> Fa
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     install_error_handlers(app)
     app.include_router(router)
+    app.include_router(stream_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
 
@@ -90,8 +106,9 @@ def serve(settings: ServerSettings) -> None:
     import uvicorn
 
     model = open_settings_model(settings)
+    stream_model = open_stream_model(settings.stream, settings.tracking_uri)
     uvicorn.run(
-        create_app(settings, model),
+        create_app(settings, model, stream_model),
         host=settings.host,
         port=settings.port,
         log_level=logging.getLevelName(logging.getLogger().getEffectiveLevel()).lower(),

@@ -36,6 +36,11 @@ DEFAULT_BATCH_WAIT_MS = 5.0
 DEFAULT_MAX_AUDIO_SECONDS = 60.0
 DEFAULT_MAX_BODY_MB = 32.0
 DEFAULT_THREADS = 1
+# Defaults of `serving.stream_server` (onnxruntime too), repeated for the same reason.
+DEFAULT_MAX_STREAMS = 64
+DEFAULT_MAX_STREAM_SECONDS = 600.0
+DEFAULT_IDLE_SECONDS = 20.0
+DEFAULT_MAX_MESSAGE_KB = 256.0
 PROGRESS_MIN_FILES = 10  # fewer files finish before a progress bar would tell anything
 
 ModelOption = Annotated[
@@ -290,13 +295,35 @@ def serve(
     lm: LmOption = None,
     alpha: AlphaOption = DEFAULT_ALPHA,
     beta: BetaOption = DEFAULT_BETA,
+    stream_model: Annotated[
+        str | None,
+        typer.Option(
+            help="A streaming model (`deepspeech export --streaming`, or models:/NAME/VERSION) "
+            "served on the WebSocket /v1/stream; without it /v1/stream refuses with 1003."
+        ),
+    ] = None,
+    max_streams: Annotated[
+        int, typer.Option(min=1, help="Open streams; more are refused with 1013.")
+    ] = DEFAULT_MAX_STREAMS,
+    max_stream_seconds: Annotated[
+        float, typer.Option(min=0.0, help="Audio per stream; more closes it with 1009.")
+    ] = DEFAULT_MAX_STREAM_SECONDS,
+    stream_idle_seconds: Annotated[
+        float,
+        typer.Option(min=0.0, help="A stream with no message for this long is closed (1013)."),
+    ] = DEFAULT_IDLE_SECONDS,
+    max_message_kb: Annotated[
+        float, typer.Option(min=0.0, help="One stream message; larger closes it with 1009.")
+    ] = DEFAULT_MAX_MESSAGE_KB,
 ) -> None:
     """Serve the model over HTTP: POST /v1/transcribe, GET /healthz, /v1/model, /metrics, /.
 
-    Requests arriving together are run as one batch. Stops cleanly on Ctrl-C or SIGTERM.
+    Requests arriving together are run as one batch. With --stream-model, WebSocket
+    /v1/stream transcribes live PCM16 audio. Stops cleanly on Ctrl-C or SIGTERM.
     """
     from serving.app import serve as run_server
     from serving.settings import ServerSettings
+    from serving.stream_server import StreamSettings
 
     run_server(
         ServerSettings(
@@ -311,5 +338,12 @@ def serve(
             device=device,
             threads=threads,
             decoder=decoder_config(decoder, beam_width, lm, alpha, beta),
+            stream=StreamSettings(
+                model=stream_model,
+                max_streams=max_streams,
+                max_stream_seconds=max_stream_seconds,
+                idle_seconds=stream_idle_seconds,
+                max_message_kb=max_message_kb,
+            ),
         )
     )
