@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import onnxruntime
 
 from deepspeech.audio import PCM16_SCALE, SAMPLE_RATE, MfccStream
 from deepspeech.decoding.streaming import GreedyStreamDecoder
-from deepspeech.errors import AudioFormatError, ModelLoadError
+from deepspeech.errors import AudioFormatError, DeepSpeechError, ModelLoadError
 from deepspeech.model.export import STREAM_GRAPH, ModelMetadata
 from deepspeech.model.streaming import (
     STREAM_INPUTS,
@@ -32,11 +33,12 @@ from deepspeech.model.streaming import (
     AcousticStream,
     ChunkScores,
 )
-from serving.inference import CPU_PROVIDER, resolve_model_source
+from serving.inference import CPU_PROVIDER, FileTranscript, read_audio, resolve_model_source
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_THREADS = 1  # onnxruntime threads: a stream's chunks are small, one thread is fastest
+DEFAULT_CHUNK_MS = 20  # what a live source delivers at a time (a WebRTC/AudioWorklet frame)
 
 
 class SpeechModel:
@@ -163,3 +165,42 @@ class Stream:
     def _check_open(self) -> None:
         if self.finished:
             raise RuntimeError("the stream is finished; create a new one")
+
+
+def to_pcm16(audio: np.ndarray) -> np.ndarray:
+    """(n,) float in [-1, 1] -> (n,) int16: exact for audio read from a 16-bit WAV."""
+    return np.clip(np.round(np.asarray(audio) * PCM16_SCALE), -32768, 32767).astype(np.int16)
+
+
+def stream_files(
+    model: SpeechModel,
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    chunk_ms: float = DEFAULT_CHUNK_MS,
+    on_partial: Callable[[str, str], None] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Iterator[FileTranscript]:
+    """Transcribe files through the streaming path, `chunk_ms` of audio per feed, in order.
+
+    `on_partial(path, text)` hears each partial transcript that differs from the last one.
+    A bad file yields its error and the others go on, as `transcribe_files` does.
+    """
+    chunk = max(1, round(chunk_ms * model.sample_rate / 1000))
+    for path in map(os.fspath, paths):
+        try:
+            audio = to_pcm16(read_audio(path))
+        except DeepSpeechError as e:
+            yield FileTranscript(path, None, 0.0, e)
+            if progress:
+                progress(1)
+            continue
+        stream = model.create_stream()
+        partial = ""
+        for start in range(0, len(audio), chunk):
+            stream.feed_audio_content(audio[start : start + chunk])
+            if on_partial and (text := stream.intermediate_decode()) != partial:
+                partial = text
+                on_partial(path, text)
+        yield FileTranscript(path, stream.finish_stream(), stream.duration_s)
+        if progress:
+            progress(1)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -77,3 +79,34 @@ def test_a_whole_utterance_graph_is_refused_with_the_fix(random_stream_onnx) -> 
         SpeechModel(random_stream_onnx[0])
     with pytest.raises(ModelLoadError, match="no such model file"):
         SpeechModel("missing.onnx")
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "deepspeech", *args], capture_output=True, text=True, check=False
+    )
+
+
+@pytest.mark.slow
+def test_transcribe_stream_prints_the_offline_transcripts_and_partials(
+    random_stream_onnx, test_wavs: list[Path], tmp_path: Path
+) -> None:
+    utterance_onnx, stream_onnx = random_stream_onnx
+    files = [str(w) for w in test_wavs[:3]]
+    offline = run_cli("transcribe", "--model", str(utterance_onnx), "--device", "cpu", *files)
+    streamed = run_cli("transcribe", "--model", str(stream_onnx), "--stream", "--partials", *files)
+    assert streamed.returncode == 0, streamed.stderr
+    assert streamed.stdout == offline.stdout and streamed.stdout.count("\n") == 3
+    finals = dict(line.split("\t") for line in streamed.stdout.splitlines())
+    partials = [line.split("\t") for line in streamed.stderr.splitlines() if "\t" in line]
+    assert {path for path, _ in partials} == set(files)
+    assert all(finals[path].startswith(text) for path, text in partials)
+
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"not audio")
+    result = run_cli("transcribe", "--model", str(stream_onnx), "--stream", str(bad), files[0])
+    assert result.returncode == 2
+    assert result.stdout == offline.stdout.splitlines(keepends=True)[0]
+    assert "bad.wav: cannot decode audio" in result.stderr and "Traceback" not in result.stderr
+    utterance_graph = run_cli("transcribe", "--model", str(utterance_onnx), "--stream", files[0])
+    assert utterance_graph.returncode == 2 and "export --streaming" in utterance_graph.stderr

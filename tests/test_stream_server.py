@@ -34,6 +34,8 @@ LIMITS = (
 )
 CHUNK_BYTES = 3200  # 100 ms of 16 kHz PCM16
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def pcm(tiny_corpus: Path) -> np.ndarray:

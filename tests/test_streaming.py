@@ -110,6 +110,7 @@ def unidirectional_checkpoint(
     return tmp / "ckpt"
 
 
+@pytest.mark.slow
 def test_train_unidirectional_tracks_and_exports_both_graphs(
     unidirectional_checkpoint: Path, tiny_corpus: Path, tmp_path: Path
 ) -> None:

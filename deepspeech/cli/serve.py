@@ -8,9 +8,10 @@ server come from the same code.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -168,6 +169,22 @@ def transcribe(
     lm: LmOption = None,
     alpha: AlphaOption = DEFAULT_ALPHA,
     beta: BetaOption = DEFAULT_BETA,
+    stream: Annotated[
+        bool,
+        typer.Option(
+            "--stream",
+            help="Feed each file in --chunk-ms pieces through the streaming path "
+            "(serving.stream; --model is a `deepspeech export --streaming` graph); the final "
+            "transcript is printed.",
+        ),
+    ] = False,
+    partials: Annotated[
+        bool,
+        typer.Option("--partials", help="With --stream: print each partial transcript on stderr."),
+    ] = False,
+    chunk_ms: Annotated[
+        float, typer.Option(min=1.0, help="With --stream: milliseconds of audio per feed.")
+    ] = 20.0,
 ) -> None:
     """Transcribe WAV files with an exported model: one `path<TAB>transcript` line per file.
 
@@ -180,9 +197,35 @@ def transcribe(
 
     if not files and not manifest:
         raise typer.BadParameter("give WAV files or --manifest CSV", param_hint="FILES")
+    if partials and not stream:
+        raise typer.BadParameter("--partials needs --stream", param_hint="--partials")
+    if stream and decoder != "greedy":
+        raise typer.BadParameter("--stream decodes greedily", param_hint="--decoder")
     limit_blas_threads()
-    decoding = decoder_config(decoder, beam_width, lm, alpha, beta)
-    speech_model = open_model(model, tracking_uri=tracking_uri, device=device, decoder=decoding)
+    if stream:
+        from serving.stream import SpeechModel as StreamingModel
+        from serving.stream import stream_files
+
+        speech_model: Any = StreamingModel(model, tracking_uri=tracking_uri)
+
+        def on_partial(path: str, text: str) -> None:
+            typer.echo(f"{path}\t{text}", err=True)
+
+        def run(paths: list[str], advance: Callable[[int], None]) -> Iterator[FileTranscript]:
+            return stream_files(
+                speech_model,
+                paths,
+                chunk_ms=chunk_ms,
+                on_partial=on_partial if partials else None,
+                progress=advance,
+            )
+    else:
+        decoding = decoder_config(decoder, beam_width, lm, alpha, beta)
+        speech_model = open_model(model, tracking_uri=tracking_uri, device=device, decoder=decoding)
+
+        def run(paths: list[str], advance: Callable[[int], None]) -> Iterator[FileTranscript]:
+            return transcribe_files(speech_model, paths, batch_size=batch_size, progress=advance)
+
     references: dict[str, str] = {}
     paths = [str(f) for f in files or []]
     if manifest:
@@ -198,9 +241,7 @@ def transcribe(
         if len(paths) >= PROGRESS_MIN_FILES
         else nullcontext(lambda n=1, info=None: None)
     ) as advance:
-        for result in transcribe_files(
-            speech_model, paths, batch_size=batch_size, progress=advance
-        ):
+        for result in run(paths, advance):
             if result.error is not None:
                 failed += 1
                 typer.echo(f"error: {result.error}", err=True)
