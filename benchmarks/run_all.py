@@ -29,9 +29,17 @@ from machine import cpu_model
 
 HERE = Path(__file__).resolve().parent
 # In the order they run and appear: cheapest first, so a broken setup fails early.
-BENCHMARKS = ("features", "decoding", "training", "inference", "serving", "reliability")
+BENCHMARKS = (
+    "features",
+    "decoding",
+    "training",
+    "inference",
+    "serving",
+    "reliability",
+    "streaming",
+)
 PACKAGES = ("numpy", "python_speech_features", "tensorflow", "onnxruntime-gpu", "onnxruntime",
-            "tf2onnx", "flashlight-text", "fastapi", "uvicorn", "httpx")  # fmt: skip
+            "tf2onnx", "flashlight-text", "fastapi", "uvicorn", "httpx", "websockets")  # fmt: skip
 SECTION_HEADING = re.compile(r"^## ", re.MULTILINE)
 
 

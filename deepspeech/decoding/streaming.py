@@ -19,7 +19,7 @@ class GreedyStreamDecoder:
     def __init__(self, alphabet: Alphabet) -> None:
         self.alphabet = alphabet
         self._previous = alphabet.blank_index  # the last frame's label (blank before any)
-        self._labels: list[int] = []
+        self._text = ""  # grown by each chunk's characters: never rebuilt from all labels
 
     def accept(self, scores: np.ndarray) -> None:
         """Decode (n_frames, n_classes) more frames (logits or probabilities)."""
@@ -28,9 +28,9 @@ class GreedyStreamDecoder:
             return
         previous = np.concatenate([[self._previous], best[:-1]])
         keep = (best != previous) & (best != self.alphabet.blank_index)
-        self._labels.extend(int(label) for label in best[keep])
+        self._text += self.alphabet.decode(best[keep])
         self._previous = int(best[-1])
 
     def text(self) -> str:
         """The transcript of the frames so far."""
-        return self.alphabet.decode(self._labels)
+        return self._text
