@@ -31,7 +31,10 @@ from deepspeech.model.streaming import (
     STREAM_INPUTS,
     STREAM_OUTPUTS,
     AcousticStream,
+    ChunkCall,
+    ChunkResult,
     ChunkScores,
+    run_chunks,
 )
 from serving.inference import CPU_PROVIDER, FileTranscript, read_audio, resolve_model_source
 
@@ -128,6 +131,14 @@ class Stream:
 
     def feed_audio_content(self, audio: np.ndarray) -> None:
         """Add (n,) int16 samples at 16 kHz mono (any n, including 0)."""
+        call = self.take_model_call(audio)
+        if call is not None:
+            self.apply_model_result(run_chunks(self._acoustic.session, [call])[0])
+
+    def take_model_call(self, audio: np.ndarray) -> ChunkCall | None:
+        """`feed_audio_content` up to the model: MFCC of the samples, and the model call they
+        complete (None if no frame is complete yet). A server runs the calls of many streams
+        in one batch (`run_chunks`) and hands each result to `apply_model_result`."""
         self._check_open()
         audio = np.asarray(audio)
         if audio.dtype != np.int16 or audio.ndim != 1:
@@ -136,10 +147,14 @@ class Stream:
                 f"{audio.dtype}; convert to 16-bit mono PCM first"
             )
         if len(audio) == 0:
-            return
+            return None
         self.n_samples += len(audio)
         frames = self._mfcc.accept(audio.astype(np.float64) / PCM16_SCALE)
-        self._decode(self._acoustic.accept(frames) if len(frames) else None)
+        return self._acoustic.take(frames) if len(frames) else None
+
+    def apply_model_result(self, result: ChunkResult) -> None:
+        """The rest of `feed_audio_content`: carry the model state, decode the new frames."""
+        self._decode(self._acoustic.apply(result))
 
     def intermediate_decode(self) -> str:
         """The transcript so far (frames up to numcontext behind the audio fed)."""

@@ -12,14 +12,18 @@ Every refusal is `{"error": CODE, "detail": MESSAGE}` and then a close:
 - 1013 (try again later): `max_streams` streams already open, or no message for
   `idle_seconds` (the slot goes to someone else; reconnect with audio to send).
 
-The model work of a message (MFCC, one onnxruntime call, greedy decoding of the new frames)
-runs in a thread pool, one message per stream at a time, so the event loop keeps serving
-every other stream meanwhile. Nothing here holds more than a stream's fixed-size state.
+A message's MFCC runs in a thread pool, so the event loop keeps serving the other streams.
+The model calls of all streams are micro-batched: while one onnxruntime run is in progress the
+calls that arrive wait, and the next run takes all of them (one row per stream; streams whose
+chunk or context length differ run in separate groups of the same tick). At low load a call
+runs at once; under load each run carries many streams, which is where a 2-core server gets
+its capacity. Nothing here holds more than a stream's fixed-size state.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -34,6 +38,7 @@ from fastapi import APIRouter, FastAPI, WebSocket, WebSocketDisconnect
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from deepspeech.errors import ConfigError
+from deepspeech.model.streaming import ChunkCall, ChunkResult, run_chunks
 from deepspeech.parallel import available_cpus
 from serving.stream import SpeechModel
 
@@ -50,6 +55,7 @@ CLOSE_UNSUPPORTED = 1003
 CLOSE_TOO_BIG = 1009
 CLOSE_TRY_LATER = 1013
 MESSAGE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
 
 T = TypeVar("T")
 
@@ -104,6 +110,51 @@ class StreamMetrics:
             buckets=MESSAGE_BUCKETS,
             registry=registry,
         )
+        self.batch_size = Histogram(
+            "deepspeech_stream_batch_size",
+            "Stream calls per micro-batched onnxruntime tick.",
+            buckets=BATCH_BUCKETS,
+            registry=registry,
+        )
+
+
+class ChunkBatcher:
+    """Runs the model calls of all streams, everything that queued during the last run at once."""
+
+    def __init__(self, session: Any, hub: StreamHub) -> None:
+        self._session = session
+        self._hub = hub
+        self._waiting: list[tuple[ChunkCall, asyncio.Future[ChunkResult]]] = []
+        self._wakeup = asyncio.Event()
+        self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def run(self, call: ChunkCall) -> ChunkResult:
+        future: asyncio.Future[ChunkResult] = asyncio.get_running_loop().create_future()
+        self._waiting.append((call, future))
+        self._wakeup.set()
+        return await future
+
+    async def _loop(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            batch, self._waiting = self._waiting, []
+            self._hub.metrics.batch_size.observe(len(batch))
+            try:
+                results = await self._hub.run(run_chunks, self._session, [c for c, _ in batch])
+            except Exception as e:  # onnxruntime's errors are untyped; each caller gets it
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(e)
+                continue
+            for (_, future), result in zip(batch, results, strict=True):
+                if not future.done():  # its stream may have gone meanwhile
+                    future.set_result(result)
+
+    async def close(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
 
 
 class StreamHub:
@@ -117,6 +168,7 @@ class StreamHub:
         self.metrics = StreamMetrics(registry)
         self.open_streams = 0
         self._executor = ThreadPoolExecutor(available_cpus(), thread_name_prefix="stream")
+        self.batcher = ChunkBatcher(model.session, self)
 
     def try_open(self) -> bool:
         """Count a new stream in, unless `max_streams` are open (event loop only: no lock)."""
@@ -134,7 +186,8 @@ class StreamHub:
         """Model work off the event loop, in the hub's threads."""
         return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
 
-    def close(self) -> None:
+    async def close(self) -> None:
+        await self.batcher.close()
         self._executor.shutdown(wait=True, cancel_futures=True)
 
 
@@ -161,7 +214,7 @@ async def stream_lifespan(
     finally:
         app.state.streams = None
         if hub:
-            hub.close()
+            await hub.close()
 
 
 class StreamRefused(Exception):
@@ -265,7 +318,9 @@ async def _transcribe(websocket: WebSocket, hub: StreamHub) -> str:
                     "send EOS and open a new stream",
                 )
             samples = np.frombuffer(data[:usable], dtype="<i2").astype(np.int16)
-            await hub.run(stream.feed_audio_content, samples)
+            call = await hub.run(stream.take_model_call, samples)
+            if call is not None:
+                stream.apply_model_result(await hub.batcher.run(call))
             hub.metrics.audio_seconds.inc(len(samples) / hub.model.sample_rate)
             text_now = stream.intermediate_decode()
             if text_now != partial:

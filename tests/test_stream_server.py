@@ -212,3 +212,31 @@ def test_cli_defaults_match_stream_settings() -> None:
         "DEFAULT_MAX_MESSAGE_KB",
     ):
         assert getattr(cli, name) == getattr(stream_server, name), name
+
+
+def test_calls_waiting_together_run_as_one_batch(random_stream_onnx, pcm: np.ndarray) -> None:
+    """Micro-batching: five streams' calls queued in one tick take one onnxruntime run, and
+    each stream still gets its own text."""
+    from prometheus_client import CollectorRegistry
+
+    from serving.stream_server import StreamHub, StreamSettings
+
+    model = SpeechModel(random_stream_onnx[1])
+    pieces = [pcm[i * 4000 : (i + 1) * 4000] for i in range(5)]
+
+    async def scenario() -> tuple[CollectorRegistry, list[str]]:
+        registry = CollectorRegistry()
+        hub = StreamHub(model, StreamSettings(), registry)
+        streams = [model.create_stream() for _ in pieces]
+        calls = [s.take_model_call(p) for s, p in zip(streams, pieces, strict=True)]
+        results = await asyncio.gather(*(hub.batcher.run(c) for c in calls))
+        for stream, result in zip(streams, results, strict=True):
+            stream.apply_model_result(result)
+        await hub.close()
+        return registry, [s.finish_stream() for s in streams]
+
+    registry, texts = asyncio.run(scenario())
+    assert registry.get_sample_value("deepspeech_stream_batch_size_count") == 1
+    assert registry.get_sample_value("deepspeech_stream_batch_size_sum") == 5
+    assert texts == [model.stt(p) for p in pieces]
+    assert len(set(texts)) > 1

@@ -17,7 +17,7 @@ from deepspeech.cli.app import app
 from deepspeech.config import TrainConfig
 from deepspeech.errors import ConfigError, ExportError
 from deepspeech.model.export import STREAM_PARITY_TOLERANCE, export_model
-from deepspeech.model.streaming import AcousticStream, stream_scores
+from deepspeech.model.streaming import AcousticStream, run_chunks, stream_scores
 
 # 1 frame up to 1 s (50 frames at stride 2), with sizes below, at and above 2*numcontext.
 CHUNK_FRAMES = (1, 2, 5, 9, 18, 19, 23, 50)
@@ -72,10 +72,35 @@ def test_stream_lags_numcontext_frames_and_keeps_constant_state(random_stream_on
     for i in range(0, 300, 10):
         stream.accept(frames[i : i + 10])
         assert stream.frames_out == stream.frames_in - N_CONTEXT
-        assert stream.context.shape == (1, 2 * N_CONTEXT, N_CEPSTRUM)
+        assert stream.context.shape == (2 * N_CONTEXT, N_CEPSTRUM)
     assert stream.flush().n_frames == N_CONTEXT
     with pytest.raises(RuntimeError, match="finished"):
         stream.accept(frames[:1])
+
+
+def test_streams_batched_in_one_run_get_their_own_scores(random_stream_onnx) -> None:
+    """Rows of one run never mix: each stream's scores equal its scores run alone, with
+    streams starting at different times (context lengths differ, so runs split by shape)."""
+    session = onnxruntime.InferenceSession(
+        random_stream_onnx[1], providers=["CPUExecutionProvider"]
+    )
+    rng = np.random.default_rng(2)
+    utterances = [rng.normal(0, 5, (60, N_CEPSTRUM)).astype(np.float32) for _ in range(5)]
+    starts = (0, 0, 0, 20, 33)
+    streams = [AcousticStream(session, N_CEPSTRUM, N_CONTEXT, 32) for _ in utterances]
+    scores: list[list[np.ndarray]] = [[] for _ in utterances]
+    for t in range(61):
+        calls = [
+            (i, stream.take(utterances[i][t : t + 1]) if t < 60 else stream.take_flush())
+            for i, stream in enumerate(streams)
+            if t >= starts[i]
+        ]
+        ready = [(i, call) for i, call in calls if call is not None]
+        for (i, _), result in zip(ready, run_chunks(session, [c for _, c in ready]), strict=True):
+            scores[i].append(streams[i].apply(result).logits)
+    for i, start in enumerate(starts):
+        alone = stream_scores(session, utterances[i][start:], 1, numcontext=N_CONTEXT, n_hidden=32)
+        np.testing.assert_allclose(np.concatenate(scores[i]), alone.logits, atol=1e-5)
 
 
 @pytest.fixture(scope="module")

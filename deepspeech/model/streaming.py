@@ -56,20 +56,76 @@ class ChunkScores:
         return int(self.logits.shape[0])
 
 
+@dataclass(frozen=True)
+class ChunkCall:
+    """One stream's inputs to one run of the streaming graph (a batch row)."""
+
+    features: np.ndarray  # (n, numcep) raw MFCC frames, end padding included
+    n_real: int  # frames of `features` that are audio; the rest are the end's zero frames
+    context: np.ndarray  # (K, numcep) normalised frames carried over
+    state_h: np.ndarray  # (n_hidden,)
+    state_c: np.ndarray  # (n_hidden,)
+
+    @property
+    def shape_key(self) -> tuple[int, int]:
+        """Calls with equal keys can share one run: same chunk and context lengths."""
+        return len(self.features), len(self.context)
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    """One batch row of the graph's outputs."""
+
+    scores: ChunkScores
+    context: np.ndarray
+    state_h: np.ndarray
+    state_c: np.ndarray
+
+
+def run_chunks(session: Any, calls: list[ChunkCall]) -> list[ChunkResult]:
+    """Run calls of many streams, one onnxruntime run per group of equal shapes, in order.
+
+    A live stream sends one or two frames per call, so the streams of a server mostly share
+    a shape and run as one batch (the graph is batch-wise: rows never mix).
+    """
+    results: list[ChunkResult | None] = [None] * len(calls)
+    groups: dict[tuple[int, int], list[int]] = {}
+    for index, call in enumerate(calls):
+        groups.setdefault(call.shape_key, []).append(index)
+    for indices in groups.values():
+        rows = [calls[i] for i in indices]
+        logits, probabilities, context, state_h, state_c = session.run(
+            list(STREAM_OUTPUTS),
+            {
+                FEATURES_INPUT: np.stack([c.features for c in rows]),
+                LENGTHS_INPUT: np.array([c.n_real for c in rows], np.int32),
+                CONTEXT_INPUT: np.stack([c.context for c in rows]),
+                STATE_H_INPUT: np.stack([c.state_h for c in rows]),
+                STATE_C_INPUT: np.stack([c.state_c for c in rows]),
+            },
+        )
+        for row, i in enumerate(indices):
+            scores = ChunkScores(logits[row], probabilities[row])
+            results[i] = ChunkResult(scores, context[row], state_h[row], state_c[row])
+    return results  # type: ignore[return-value]  # every index was filled
+
+
 class AcousticStream:
     """One utterance through the streaming graph; holds its context, LSTM state and pending frames.
 
     Work per `accept` depends on the chunk only, never on how long the stream already is: the
-    state is a fixed 2*numcontext frames plus (h, c).
+    state is a fixed 2*numcontext frames plus (h, c). `accept` and `flush` run the graph
+    themselves; a server batching many streams uses `take`/`take_flush`, runs the calls with
+    `run_chunks` and hands each result back with `apply`.
     """
 
     def __init__(self, session: Any, numcep: int, numcontext: int, n_hidden: int) -> None:
         self.session = session
         self.numcep = numcep
         self.numcontext = numcontext
-        self.context = np.zeros((1, numcontext, numcep), np.float32)  # the left edge's padding
-        self.state_h = np.zeros((1, n_hidden), np.float32)
-        self.state_c = np.zeros((1, n_hidden), np.float32)
+        self.context = np.zeros((numcontext, numcep), np.float32)  # the left edge's padding
+        self.state_h = np.zeros(n_hidden, np.float32)
+        self.state_c = np.zeros(n_hidden, np.float32)
         self.pending = np.zeros((0, numcep), np.float32)
         self.frames_in = 0  # MFCC frames accepted so far
         self.frames_out = 0  # frames scored so far (frames_in - numcontext once running)
@@ -77,40 +133,43 @@ class AcousticStream:
 
     def accept(self, frames: np.ndarray) -> ChunkScores | None:
         """Add (n, numcep) MFCC frames; scores of the frames now complete, or None if none is."""
+        return self._run(self.take(frames))
+
+    def flush(self) -> ChunkScores | None:
+        """End of the utterance: scores of the last numcontext frames (and any pending ones)."""
+        return self._run(self.take_flush())
+
+    def take(self, frames: np.ndarray) -> ChunkCall | None:
+        """Add frames; the call that scores the frames now complete, or None if none is."""
         if self.finished:
             raise RuntimeError("the stream is finished; start a new one")
         frames = np.asarray(frames, np.float32).reshape(-1, self.numcep)
         self.pending = np.concatenate([self.pending, frames]) if len(self.pending) else frames
         self.frames_in += len(frames)
-        if self.context.shape[1] + len(self.pending) <= 2 * self.numcontext:
+        if len(self.context) + len(self.pending) <= 2 * self.numcontext:
             return None
         features, self.pending = self.pending, self.pending[:0]
-        return self._run(features, len(features))
+        return ChunkCall(features, len(features), self.context, self.state_h, self.state_c)
 
-    def flush(self) -> ChunkScores | None:
-        """End of the utterance: scores of the last numcontext frames (and any pending ones)."""
+    def take_flush(self) -> ChunkCall | None:
+        """The call that scores the rest, with numcontext end frames; the stream then ends."""
         if self.finished:
             raise RuntimeError("the stream is finished; start a new one")
         self.finished = True
         if self.frames_in == 0:
             return None
-        n_real = len(self.pending)
         padding = np.zeros((self.numcontext, self.numcep), np.float32)
-        return self._run(np.concatenate([self.pending, padding]), n_real)
+        features = np.concatenate([self.pending, padding])
+        return ChunkCall(features, len(self.pending), self.context, self.state_h, self.state_c)
 
-    def _run(self, features: np.ndarray, n_real: int) -> ChunkScores:
-        logits, probabilities, self.context, self.state_h, self.state_c = self.session.run(
-            list(STREAM_OUTPUTS),
-            {
-                FEATURES_INPUT: features[None],
-                LENGTHS_INPUT: np.array([n_real], np.int32),
-                CONTEXT_INPUT: self.context,
-                STATE_H_INPUT: self.state_h,
-                STATE_C_INPUT: self.state_c,
-            },
-        )
-        self.frames_out += logits.shape[1]
-        return ChunkScores(logits[0], probabilities[0])
+    def apply(self, result: ChunkResult) -> ChunkScores:
+        """Carry a run's new context and state; its scores."""
+        self.context, self.state_h, self.state_c = result.context, result.state_h, result.state_c
+        self.frames_out += result.scores.n_frames
+        return result.scores
+
+    def _run(self, call: ChunkCall | None) -> ChunkScores | None:
+        return None if call is None else self.apply(run_chunks(self.session, [call])[0])
 
 
 def stream_scores(
