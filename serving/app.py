@@ -71,9 +71,7 @@ def create_app(
             settings.max_batch,
         )
         if stream_model is None and settings.stream.model:
-            opened = await asyncio.to_thread(
-                open_stream_model, settings.stream, settings.tracking_uri
-            )
+            opened = await asyncio.to_thread(open_stream_model, settings)
         else:
             opened = stream_model
         try:
@@ -106,7 +104,7 @@ def serve(settings: ServerSettings) -> None:
     import uvicorn
 
     model = open_settings_model(settings)
-    stream_model = open_stream_model(settings.stream, settings.tracking_uri)
+    stream_model = open_stream_model(settings)
     uvicorn.run(
         create_app(settings, model, stream_model),
         host=settings.host,

@@ -24,7 +24,8 @@ import numpy as np
 import onnxruntime
 
 from deepspeech.audio import PCM16_SCALE, SAMPLE_RATE, MfccStream
-from deepspeech.decoding.streaming import GreedyStreamDecoder
+from deepspeech.decoding.decoders import DecoderConfig, make_decoder
+from deepspeech.decoding.streaming import stream_decoder
 from deepspeech.errors import AudioFormatError, DeepSpeechError, ModelLoadError
 from deepspeech.model.export import STREAM_GRAPH, ModelMetadata
 from deepspeech.model.streaming import (
@@ -48,7 +49,8 @@ class SpeechModel:
     """A streaming model file (or models:/NAME/VERSION), ready to open streams.
 
     One onnxruntime session serves every stream (`run` is thread-safe); each `Stream` holds
-    only its own small state, so streams are cheap to create.
+    only its own small state, so streams are cheap to create. Greedy decoding unless
+    `decoder` asks for beam search (its LM is loaded here, once, and shared by the streams).
     """
 
     def __init__(
@@ -57,6 +59,7 @@ class SpeechModel:
         *,
         threads: int = DEFAULT_THREADS,
         tracking_uri: str | None = None,
+        decoder: DecoderConfig | None = None,
     ) -> None:
         source = resolve_model_source(path, tracking_uri)
         options = onnxruntime.SessionOptions()
@@ -82,6 +85,8 @@ class SpeechModel:
                 f"{path}: inputs {sorted(inputs)} / outputs {sorted(outputs)} are not the "
                 "streaming graph's; re-export it with `deepspeech export --streaming`"
             )
+        self.decoder_config = decoder or DecoderConfig()  # greedy unless told
+        self.decoder = make_decoder(self.decoder_config, self.metadata.alphabet, "probabilities")
         self.name = source.name or self.metadata.model_name
         self.version = source.version or self.metadata.model_version
         self.create_stream().finish_stream()  # allocate buffers now, not in the first stream
@@ -115,7 +120,7 @@ class Stream:
         self._acoustic = AcousticStream(
             model.session, features.numcep, features.numcontext, meta.n_hidden
         )
-        self._decoder = GreedyStreamDecoder(meta.alphabet)
+        self._decoder = stream_decoder(model.decoder)
         self.n_samples = 0
         self.finished = False
 
@@ -169,7 +174,7 @@ class Stream:
         if len(frames):
             self._decode(self._acoustic.accept(frames))
         self._decode(self._acoustic.flush())
-        return self._decoder.text()
+        return self._decoder.finish()
 
     def _decode(self, scores: ChunkScores | None) -> None:
         # Probabilities, as the whole-utterance server decodes: softmax can round two logits

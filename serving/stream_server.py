@@ -31,7 +31,7 @@ from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 from fastapi import APIRouter, FastAPI, WebSocket, WebSocketDisconnect
@@ -41,6 +41,9 @@ from deepspeech.errors import ConfigError
 from deepspeech.model.streaming import ChunkCall, ChunkResult, run_chunks
 from deepspeech.parallel import available_cpus
 from serving.stream import SpeechModel
+
+if TYPE_CHECKING:
+    from serving.settings import ServerSettings
 
 logger = logging.getLogger(__name__)
 
@@ -191,11 +194,13 @@ class StreamHub:
         self._executor.shutdown(wait=True, cancel_futures=True)
 
 
-def open_stream_model(settings: StreamSettings, tracking_uri: str | None) -> SpeechModel | None:
-    """The streaming model the settings name, or None when streaming is off."""
-    if settings.model is None:
+def open_stream_model(settings: ServerSettings) -> SpeechModel | None:
+    """The streaming model the settings name (decoding as the server does), or None."""
+    if settings.stream.model is None:
         return None
-    return SpeechModel(settings.model, tracking_uri=tracking_uri)
+    return SpeechModel(
+        settings.stream.model, tracking_uri=settings.tracking_uri, decoder=settings.decoder
+    )
 
 
 @asynccontextmanager

@@ -110,3 +110,32 @@ def test_transcribe_stream_prints_the_offline_transcripts_and_partials(
     assert "bad.wav: cannot decode audio" in result.stderr and "Traceback" not in result.stderr
     utterance_graph = run_cli("transcribe", "--model", str(utterance_onnx), "--stream", files[0])
     assert utterance_graph.returncode == 2 and "export --streaming" in utterance_graph.stderr
+
+
+def test_beam_search_with_an_lm_streams_to_the_offline_beam_text(
+    random_stream_onnx, test_wavs: list[Path], tiny_corpus: Path, tmp_path: Path
+) -> None:
+    """flashlight's search stays open across chunks (decode_step per chunk): its final text
+    equals the whole-utterance beam search with the same LM."""
+    from deepspeech.decoding.decoders import DecoderConfig
+    from deepspeech.decoding.lm import build_kneser_ney
+
+    lm_path = tmp_path / "lm.arpa"
+    sentences = [u.transcript for u in read_manifest(tiny_corpus / "train.csv")]
+    build_kneser_ney(sentences, order=3).write_arpa(lm_path)
+    config = DecoderConfig(decoder="beam", beam_width=16, lm_path=lm_path)
+    offline = open_model(random_stream_onnx[0], device="cpu", decoder=config)
+    model = SpeechModel(random_stream_onnx[1], decoder=config)
+    texts = []
+    for wav in test_wavs[:4]:
+        audio = pcm16(wav)
+        expected = offline.transcribe_features([offline.features(load_wav(wav))])[0]
+        stream = model.create_stream()
+        partials = []
+        for i in range(0, len(audio), 1234):
+            stream.feed_audio_content(audio[i : i + 1234])
+            partials.append(stream.intermediate_decode())
+        assert stream.finish_stream() == expected
+        assert any(partials)
+        texts.append(expected)
+    assert any(" " in t for t in texts)  # the LM made words of the random letters

@@ -199,14 +199,13 @@ def transcribe(
         raise typer.BadParameter("give WAV files or --manifest CSV", param_hint="FILES")
     if partials and not stream:
         raise typer.BadParameter("--partials needs --stream", param_hint="--partials")
-    if stream and decoder != "greedy":
-        raise typer.BadParameter("--stream decodes greedily", param_hint="--decoder")
     limit_blas_threads()
+    decoding = decoder_config(decoder, beam_width, lm, alpha, beta)
     if stream:
         from serving.stream import SpeechModel as StreamingModel
         from serving.stream import stream_files
 
-        speech_model: Any = StreamingModel(model, tracking_uri=tracking_uri)
+        speech_model: Any = StreamingModel(model, tracking_uri=tracking_uri, decoder=decoding)
 
         def on_partial(path: str, text: str) -> None:
             typer.echo(f"{path}\t{text}", err=True)
@@ -220,7 +219,6 @@ def transcribe(
                 progress=advance,
             )
     else:
-        decoding = decoder_config(decoder, beam_width, lm, alpha, beta)
         speech_model = open_model(model, tracking_uri=tracking_uri, device=device, decoder=decoding)
 
         def run(paths: list[str], advance: Callable[[int], None]) -> Iterator[FileTranscript]:
