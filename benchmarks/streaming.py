@@ -2,7 +2,7 @@
 and how many real-time WebSocket streams one server holds.
 
 Run: .venv/bin/python benchmarks/streaming.py [--checkpoint-dir DIR --test-files CSV]
-     [--n-hidden 256] [--stream-seconds 60] [--streams 16,32,48,64] [--markdown]
+     [--n-hidden 256] [--stream-seconds 60] [--streams 16,32,64,96,128] [--markdown]
 
 With a trained unidirectional checkpoint (`experiments/sample-streaming.yaml`) both graphs are
 exported from it and every test-split utterance is transcribed offline and streamed (20 ms
@@ -221,7 +221,7 @@ def main() -> None:
     parser.add_argument("--n-hidden", type=int, default=256, help="random model's width")
     parser.add_argument("--stream-seconds", type=float, default=60.0)
     parser.add_argument("--level-seconds", type=float, default=10.0, help="audio per client")
-    parser.add_argument("--streams", default="16,32,48,64", help="concurrent clients per level")
+    parser.add_argument("--streams", default="16,32,64,96,128", help="clients per level")
     parser.add_argument("--markdown", action="store_true", help="print a RESULTS.md section")
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
