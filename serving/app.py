@@ -59,6 +59,10 @@ def create_app(
         # the feature threads and onnxruntime; one BLAS thread per caller is fastest.
         limit_blas_threads()
         loaded = model or await asyncio.to_thread(open_settings_model, settings)
+        if stream_model is None and settings.stream.model:
+            opened = await asyncio.to_thread(open_stream_model, settings)
+        else:
+            opened = stream_model
         service = TranscriptionService(loaded, settings, metrics)
         service.start()
         app.state.service = service
@@ -70,10 +74,6 @@ def create_app(
             settings.port,
             settings.max_batch,
         )
-        if stream_model is None and settings.stream.model:
-            opened = await asyncio.to_thread(open_stream_model, settings)
-        else:
-            opened = stream_model
         try:
             async with stream_lifespan(app, settings.stream, opened):
                 yield

@@ -129,11 +129,6 @@ class Stream:
         """Seconds of audio fed so far."""
         return self.n_samples / SAMPLE_RATE
 
-    @property
-    def frames_decoded(self) -> int:
-        """Feature frames whose scores are decoded (numcontext behind the frames computed)."""
-        return self._acoustic.frames_out
-
     def feed_audio_content(self, audio: np.ndarray) -> None:
         """Add (n,) int16 samples at 16 kHz mono (any n, including 0)."""
         call = self.take_model_call(audio)
