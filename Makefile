@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 RUNS := runs
 CORPUS := $(RUNS)/sample-corpus
 
-.PHONY: setup run test browser lint bench ui clean
+.PHONY: setup run test browser lint bench gpu-check ui clean
 
 setup: $(STAMP)
 
@@ -29,8 +29,8 @@ run: setup
 	tail -n +2 $(CORPUS)/train.csv | cut -d, -f3 > $(SAMPLE)/train-text.txt
 	$(BIN)/deepspeech lm build --text $(SAMPLE)/train-text.txt --order 3 --output $(SAMPLE)/lm.arpa
 	$(BIN)/deepspeech export --checkpoint-dir $(SAMPLE)/checkpoints --output $(SAMPLE)/model.onnx
+	$(BIN)/deepspeech evaluate --checkpoint-dir $(SAMPLE)/checkpoints --test-files $(CORPUS)/test.csv --decoder beam --lm $(SAMPLE)/lm.arpa --report-count 0 --json $(SAMPLE)/beam-report.json
 	$(BIN)/deepspeech transcribe --model $(SAMPLE)/model.onnx --manifest $(CORPUS)/test.csv
-	@echo "Beam search with the LM: $(BIN)/deepspeech evaluate --checkpoint-dir $(SAMPLE)/checkpoints --test-files $(CORPUS)/test.csv --decoder beam --lm $(SAMPLE)/lm.arpa"
 	@echo "Serve the model: $(BIN)/deepspeech serve --model $(SAMPLE)/model.onnx   Compare runs: make ui"
 
 ui: setup
@@ -54,9 +54,18 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# Every benchmark in benchmarks/, one after another; rewrites benchmarks/RESULTS.md (~30 min).
+# Every benchmark in benchmarks/, one after another; rewrites benchmarks/RESULTS.md (~40 min).
 bench: setup
 	$(BIN)/python benchmarks/run_all.py
+
+# On a CUDA machine: install the CUDA builds (.[gpu]), then train, export and serve the
+# n_hidden 2048 model on the GPUs and write RESULTS.md's GPU section (<= 8 min). Elsewhere it
+# says in one line that there is no GPU, and stops.
+gpu-check: setup
+	@if $(BIN)/python benchmarks/gpu.py --probe; then \
+		$(BIN)/python -m pip install --quiet -e '.[gpu]'; \
+	fi
+	@$(BIN)/python benchmarks/gpu.py
 
 clean:
 	rm -rf $(RUNS) mlruns mlflow.db .pytest_cache .ruff_cache

@@ -112,7 +112,7 @@ def main() -> None:
         "| pipeline | audio s per s (best) | epoch (best) | features held |",
         "|---|---:|---:|---:|",
         f"| tf.data from the feature cache | {speed['cache']:,.0f}× | "
-        f"{min(times['cache']):.2f} s | one window (≤ 2048 utterances) |",
+        f"{min(times['cache']):.2f} s | a window (~30 min of audio) at a time |",
         f"| in-memory context windows + from_generator | {speed['generator']:,.0f}× | "
         f"{min(times['generator']):.2f} s | {memory_mb:,.0f} MB (all of train) |",
     ]

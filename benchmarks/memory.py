@@ -6,7 +6,9 @@ Each size is featurized into a fresh cache first (`deepspeech data featurize`), 
 for one epoch (n_hidden 64, stride 2, batch 32: the settings the pre-cache measurement used)
 in a child process whose peak resident set size is read back with `getrusage`. The small corpus
 is the first 10 % of the large one's training manifest, so the two differ only in size.
-The 960 h figure extends the measured growth per audio hour linearly.
+What grows with a corpus is per-utterance bookkeeping (manifest entries, frame counts); the
+features themselves are read a window (~30 min of audio) at a time. So the 960 h figure extends
+the measured growth per utterance to LibriSpeech's 281,241 training utterances.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 from machine import cpu_model
 
 LIBRISPEECH_HOURS = 960
+LIBRISPEECH_UTTERANCES = 281_241  # train-clean-100 + train-clean-360 + train-other-500
 TRAIN = ["--n-hidden", "64", "--feature-stride", "2", "--batch-size", "32", "--epochs", "1"]
 
 
@@ -39,8 +42,8 @@ def peak_rss_mb(command: list[str]) -> float:
     return int(output.split()[-1]) / 1024  # ru_maxrss is in KiB on Linux
 
 
-def measure(manifest: Path, work: Path) -> tuple[float, float]:
-    """(audio hours, peak training RSS in MB) for one training manifest."""
+def measure(manifest: Path, work: Path) -> tuple[float, float, int]:
+    """(audio hours, peak training RSS in MB, utterances) for one training manifest."""
     from deepspeech.data.cache import open_cached_set, read_manifests
     from deepspeech.text import Alphabet
 
@@ -50,7 +53,7 @@ def measure(manifest: Path, work: Path) -> tuple[float, float]:
     command = [sys.executable, "-m", "deepspeech", "train", "--train-files", str(manifest)]
     command += ["--feature-cache", str(cache), "--checkpoint-dir", str(work / "ckpt")]
     command += ["--tracking-uri", f"sqlite:///{work / 'mlflow.db'}", *TRAIN]
-    return cached.audio_hours, peak_rss_mb(command)
+    return cached.audio_hours, peak_rss_mb(command), len(cached)
 
 
 def main() -> None:
@@ -75,20 +78,24 @@ def main() -> None:
             small_manifest.unlink()
 
     growth_per_hour = (large[1] - small[1]) / (large[0] - small[0])
-    projected = large[1] + growth_per_hour * (LIBRISPEECH_HOURS - large[0])
+    growth_per_utterance = (large[1] - small[1]) / (large[2] - small[2])
+    projected = large[1] + growth_per_utterance * (LIBRISPEECH_UTTERANCES - large[2])
     ratio = large[1] / small[1]
     table = [
         "| training audio | peak RSS |",
         "|---:|---:|",
-        f"| {small[0]:.2f} h | {small[1]:,.0f} MB |",
-        f"| {large[0]:.2f} h | {large[1]:,.0f} MB |",
-        f"| {LIBRISPEECH_HOURS} h (projected) | {projected:,.0f} MB |",
+        f"| {small[0]:.2f} h ({small[2]:,} utterances) | {small[1]:,.0f} MB |",
+        f"| {large[0]:.2f} h ({large[2]:,} utterances) | {large[1]:,.0f} MB |",
+        f"| {LIBRISPEECH_HOURS} h ({LIBRISPEECH_UTTERANCES:,} utterances, projected) "
+        f"| {projected:,.0f} MB |",
     ]
     summary = (
         f"{large[0] / small[0]:.1f}× the audio took {ratio:.2f}× the peak RSS "
         f"({'within' if ratio <= 1.2 else 'over'} the 1.2× target): {growth_per_hour:,.1f} MB "
-        f"more per audio hour, so {LIBRISPEECH_HOURS} h projects to {projected / 1024:.2f} GB "
-        f"per worker ({'within' if projected <= 4096 else 'over'} the 4 GB target). Before the "
+        f"more per audio hour, {growth_per_utterance * 1024:,.1f} KB per utterance, so "
+        f"LibriSpeech's {LIBRISPEECH_UTTERANCES:,} utterances ({LIBRISPEECH_HOURS} h) project to "
+        f"{projected / 1024:.2f} GB per worker "
+        f"({'within' if projected <= 4096 else 'over'} the 4 GB target). Before the "
         "feature cache, the same measurement grew by about 340 MB per audio hour (1.46 GB at "
         "0.47 h, 3.05 GB at 5.1 h, shared/FACTS.md)."
     )

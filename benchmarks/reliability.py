@@ -33,12 +33,12 @@ from inputs import random_weights_model, speech_like_wav
 from machine import cpu_model
 
 # Drop this folder from the path (its serving.py would shadow the server package), and use
-# the tests' malformed-input corpus rather than a copy.
+# the tests' harnesses (malformed-input corpus, load generator, server process) rather than
+# copies: they are not part of the production package.
 sys.path[0] = str(Path(__file__).resolve().parent.parent / "tests")
 import malformed  # noqa: E402
-
-from serving.load import LoadResult, generate_load  # noqa: E402
-from serving.process import ServerProcess, run_server_process  # noqa: E402
+from loadgen import LoadResult, generate_load  # noqa: E402
+from servers import ServerProcess, run_server_process  # noqa: E402
 
 MAX_RSS_GROWTH = 0.10
 WARMUP_SECONDS = 5.0

@@ -1,6 +1,7 @@
 """`make bench`: run every benchmark and rewrite benchmarks/RESULTS.md from their output.
 
 Run: .venv/bin/python benchmarks/run_all.py [--only NAME,...] [--output benchmarks/RESULTS.md]
+     [--options NAME="OPTIONS"]...
 
 Each benchmark prints its own RESULTS.md section (`--markdown`): what it measured, its command,
 machine and versions, and its ratios measured side by side in one run. This script runs them
@@ -19,25 +20,23 @@ import itertools
 import os
 import platform
 import re
+import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from machine import cpu_model
+from machine import cpu_model, gpu_description
 
 HERE = Path(__file__).resolve().parent
 # In the order they run and appear: cheapest first, so a broken setup fails early.
-BENCHMARKS = (
-    "features",
-    "decoding",
-    "training",
-    "inference",
-    "serving",
-    "reliability",
-    "streaming",
-)
+BENCHMARKS = ("make_run", "features", "decoding", "input_pipeline", "memory", "training",
+              "inference", "quantization", "serving", "reliability", "flood")  # fmt: skip
+# Kept here as they are: written by `make gpu-check` on a CUDA machine (benchmarks/gpu.py), or
+# measuring trained models that each section's own command names (streaming, robustness).
+GPU_ONLY = ("gpu", "streaming", "robustness")
 PACKAGES = ("numpy", "python_speech_features", "tensorflow", "onnxruntime-gpu", "onnxruntime",
             "tf2onnx", "flashlight-text", "fastapi", "uvicorn", "httpx", "websockets")  # fmt: skip
 SECTION_HEADING = re.compile(r"^## ", re.MULTILINE)
@@ -57,12 +56,12 @@ def memory_gib() -> float:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
 
 
-def run_benchmark(name: str) -> tuple[str, float, bool]:
+def run_benchmark(name: str, options: Sequence[str] = ()) -> tuple[str, float, bool]:
     """(its markdown section, seconds it took, whether it succeeded); progress goes to stderr."""
     print(f"== benchmarks/{name}.py", file=sys.stderr, flush=True)
     start = time.perf_counter()
     result = subprocess.run(
-        [sys.executable, str(HERE / f"{name}.py"), "--markdown"],
+        [sys.executable, str(HERE / f"{name}.py"), "--markdown", *options],
         stdout=subprocess.PIPE,
         text=True,
         cwd=HERE.parent,
@@ -108,7 +107,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", help="comma-separated benchmark names (default: all)")
     parser.add_argument("--output", type=Path, default=HERE / "RESULTS.md")
+    parser.add_argument(
+        "--options",
+        action="append",
+        default=[],
+        metavar='NAME="OPTIONS"',
+        help='extra options for one benchmark, e.g. quantization="--checkpoint-dir DIR"',
+    )
     args = parser.parse_args()
+    extra = {
+        name: shlex.split(value)
+        for name, _, value in (option.partition("=") for option in args.options)
+    }
     chosen = args.only.split(",") if args.only else list(BENCHMARKS)
     unknown = set(chosen) - set(BENCHMARKS)
     if unknown:
@@ -120,7 +130,7 @@ def main() -> None:
     start = time.perf_counter()
     for name in BENCHMARKS:
         if name in chosen:
-            section, took[name], ok = run_benchmark(name)
+            section, took[name], ok = run_benchmark(name, extra.get(name, ()))
             if not ok:
                 failed.append(name)
         else:
@@ -129,6 +139,10 @@ def main() -> None:
                 continue
             section = kept[heading]
         sections.append((name, section))
+    for name in GPU_ONLY:
+        heading = next((h for h in kept if _script_of(kept[h]) == name), None)
+        if heading is not None:
+            sections.append((name, kept[heading]))
     total = time.perf_counter() - start
 
     summary = "\n".join(
@@ -137,16 +151,23 @@ def main() -> None:
         + f"): {summary_line(section)}"
         for name, section in sections
     )
+    ran = ", ".join(took)
+    kept = [name for name, _ in sections if name not in took]
     header = (
         "# Benchmark results\n\n"
-        f"Written by `make bench` (`benchmarks/run_all.py"
-        f"{' --only ' + args.only if args.only else ''}`) on "
-        f"{datetime.date.today().isoformat()} in {total / 60:.0f} min. Every ratio is measured "
-        "side by side in one run of its script (the machines are shared and noisy); each "
-        "section names the command that reproduces it. Hand-written notes under a section "
-        "explain its figures and are kept across runs (`benchmarks/notes/`).\n\n"
+        f"`benchmarks/run_all.py{' --only ' + args.only if args.only else ''}` ran {ran} on "
+        f"{datetime.date.today().isoformat()} in {total / 60:.0f} min"
+        + (
+            f"; {', '.join(kept)} are kept from earlier runs. "
+            if kept
+            else " (every section, in this one run). "
+        )
+        + "Each section states its own date and command, and every ratio is measured side by "
+        "side in one run of its script (the machines are shared and noisy). Hand-written "
+        "notes under a section explain its figures and are kept across runs "
+        "(`benchmarks/notes/`).\n\n"
         f"- Machine: {cpu_model()}, nproc {os.cpu_count()}, {memory_gib():.0f} GiB, "
-        f"{platform.system()} {platform.release()}, no GPU used\n"
+        f"{platform.system()} {platform.release()}; {gpu_description()}\n"
         f"- Python {platform.python_version()}; {installed_versions()}\n\n"
         f"## Summary\n\n{summary}\n"
     )

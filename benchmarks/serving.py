@@ -27,11 +27,11 @@ from inputs import random_weights_model, speech_like_wav
 from machine import cpu_model
 
 # This script is benchmarks/serving.py: while its folder is on the path, `import serving`
-# imports it instead of the server package. Its helpers are imported; drop the folder.
-del sys.path[0]
-
-from serving.load import LoadResult, batch_totals, generate_load  # noqa: E402
-from serving.process import run_server_process  # noqa: E402
+# imports it instead of the server package. Its helpers are imported; put the tests' folder
+# (load generator, server process harness) in its place.
+sys.path[0] = str(Path(__file__).resolve().parent.parent / "tests")
+from loadgen import LoadResult, batch_totals, generate_load  # noqa: E402
+from servers import run_server_process  # noqa: E402
 
 TARGET_SPEEDUP = 2.0  # throughput with batching over without, at concurrency 8
 WARMUP_REQUESTS = 4

@@ -15,6 +15,7 @@ from typing import Any, get_type_hints
 import yaml
 
 from deepspeech.audio import N_CEPSTRUM, N_CONTEXT
+from deepspeech.data.augment_spec import parse_augmentations
 from deepspeech.decoding.decoders import DecoderConfig
 from deepspeech.errors import ConfigError
 
@@ -95,8 +96,15 @@ class TrainConfig:
     stats_every: int = 50  # steps between variable/gradient statistics
     max_train_minutes: float = 0.0  # 0 = no time budget; otherwise stop epochs when it is spent
     seed: int = 0
+    augment: tuple[str, ...] = ()  # SPECs (`deepspeech.data.augment_spec`), applied in order
     experiment_name: str = "deepspeech"
     tracking_uri: str = ""
+    mixed_precision: bool = False  # float16 + loss scaling on GPU, bfloat16 on CPU
+    ray_address: str = ""  # "" = no Ray; "local" = start one here; else a cluster's address
+    workers: int = 1  # Ray workers, joined by TF_CONFIG into one MultiWorkerMirroredStrategy
+    gpus_per_worker: float = 0.0
+    cpus_per_worker: float = 1.0
+    max_failures: int = 0  # lost workers Ray replaces (training resumes); -1 = no limit
 
     def __post_init__(self) -> None:
         _check_positive(self, "epochs", "batch_size", "n_hidden", "feature_stride", "report_count")
@@ -113,6 +121,14 @@ class TrainConfig:
             raise ConfigError(f"rnn {self.rnn!r} must be one of {', '.join(RNN_KINDS)}")
         if self.devices != "all" and not (self.devices.isdigit() and int(self.devices) > 0):
             raise ConfigError(f"devices {self.devices!r} must be a positive count or 'all'")
+        _check_positive(self, "workers")
+        if self.workers > 1 and not self.ray_address:
+            raise ConfigError(f"workers {self.workers} needs --ray-address (an address or local)")
+        if self.gpus_per_worker < 0 or self.cpus_per_worker < 0 or self.max_failures < -1:
+            raise ConfigError(
+                "gpus_per_worker and cpus_per_worker must be >= 0, max_failures >= -1"
+            )
+        parse_augmentations(self.augment)  # a bad SPEC fails now, not after hours of set-up
 
     @property
     def features(self) -> FeatureConfig:
@@ -182,7 +198,8 @@ def build_train_config(
 
 
 def _coerce(name: str, value: Any, kind: Any) -> Any:
-    """YAML and flags give ints for floats and numbers for strings: accept those only."""
+    """YAML and flags give ints for floats, numbers for strings and lists for tuples: accept
+    those only."""
     if kind is bool:
         if isinstance(value, bool):
             return value
@@ -193,4 +210,8 @@ def _coerce(name: str, value: Any, kind: Any) -> Any:
         return value
     if kind is str and isinstance(value, (str, int, Path)) and not isinstance(value, bool):
         return str(value)
+    if kind == tuple[str, ...]:
+        if isinstance(value, (list, tuple)) and all(isinstance(item, str) for item in value):
+            return tuple(value)
+        raise ConfigError(f"{name} must be a list of strings, got {value!r}")
     raise ConfigError(f"{name} must be {kind.__name__}, got {value!r}")

@@ -5,12 +5,21 @@
 fails in a second with one line instead of after uvicorn has started; the lifespan then uses
 that session. uvicorn turns SIGINT/SIGTERM into a graceful shutdown: in-flight requests finish,
 then the lifespan closes the batcher and the feature threads.
+
+With `workers` > 1, uvicorn starts that many processes on one socket (the kernel spreads the
+connections); each builds its app with `app_from_environment`, from the settings the parent
+put in the environment, and opens its own onnxruntime session. Their Prometheus metrics meet
+in a fresh directory (multiprocess mode), so `/metrics` counts every worker's requests.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
+import os
+import pickle
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -20,7 +29,12 @@ from fastapi.staticfiles import StaticFiles
 from deepspeech import __version__
 from deepspeech.parallel import limit_blas_threads
 from serving.inference import SpeechModel, open_model
-from serving.metrics import MetricsMiddleware, ServerMetrics
+from serving.metrics import (
+    MULTIPROCESS_DIR_ENV,
+    MetricsMiddleware,
+    ServerMetrics,
+    mark_worker_stopped,
+)
 from serving.routes import STATIC_DIR, install_error_handlers, router
 from serving.service import TranscriptionService
 from serving.settings import ServerSettings
@@ -31,6 +45,7 @@ from serving.stream_server import router as stream_router
 logger = logging.getLogger(__name__)
 
 GRACEFUL_SHUTDOWN_SECONDS = 10  # in-flight requests get this long after SIGTERM
+SETTINGS_ENV = "DEEPSPEECH_SERVE_SETTINGS"  # the parent's settings, for worker processes
 
 
 def open_settings_model(settings: ServerSettings) -> SpeechModel:
@@ -41,6 +56,8 @@ def open_settings_model(settings: ServerSettings) -> SpeechModel:
         device=settings.device,
         threads=settings.threads or None,
         decoder=settings.decoder,
+        device_id=settings.device_id,
+        gpu_mem_limit_bytes=int(settings.gpu_mem_limit_mb * 2**20) or None,
     )
 
 
@@ -80,6 +97,7 @@ def create_app(
         finally:
             app.state.service = None
             await service.close()
+            mark_worker_stopped(os.getpid())
             logger.info("stopped")
 
     app = FastAPI(
@@ -99,17 +117,37 @@ def create_app(
     return app
 
 
+def app_from_environment() -> FastAPI:
+    """A worker process's app (uvicorn factory): the settings `serve` left in the
+    environment; the model opens in the worker's own lifespan."""
+    from deepspeech.cli.app import configure_logging
+
+    configure_logging(debug=False)
+    settings = pickle.loads(base64.b64decode(os.environ[SETTINGS_ENV]))
+    return create_app(settings)
+
+
 def serve(settings: ServerSettings) -> None:
     """Open the model, then serve HTTP until SIGINT/SIGTERM (blocking)."""
     import uvicorn
 
-    model = open_settings_model(settings)
-    stream_model = open_stream_model(settings)
-    uvicorn.run(
-        create_app(settings, model, stream_model),
-        host=settings.host,
-        port=settings.port,
-        log_level=logging.getLevelName(logging.getLogger().getEffectiveLevel()).lower(),
-        access_log=False,
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
-    )
+    options = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": logging.getLevelName(logging.getLogger().getEffectiveLevel()).lower(),
+        "access_log": False,
+        "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_SECONDS,
+    }
+    model = open_settings_model(settings)  # fails fast, in one line, on a bad model
+    stream_model = open_stream_model(settings)  # likewise, when --stream-model names one
+    if settings.workers == 1:
+        uvicorn.run(create_app(settings, model, stream_model), **options)
+        return
+    del model, stream_model  # each worker opens its own sessions
+    with tempfile.TemporaryDirectory(prefix="deepspeech-metrics-") as metrics_dir:
+        os.environ[MULTIPROCESS_DIR_ENV] = metrics_dir
+        os.environ[SETTINGS_ENV] = base64.b64encode(pickle.dumps(settings)).decode()
+        logger.info("starting %d worker processes", settings.workers)
+        uvicorn.run(
+            "serving.app:app_from_environment", factory=True, workers=settings.workers, **options
+        )

@@ -7,14 +7,21 @@ zero-padded batch + lengths -> onnxruntime -> per-frame probabilities -> greedy 
 The model describes itself (its ONNX metadata holds alphabet, sample rate and feature
 settings), so nothing here needs the training checkpoint, and nothing imports TensorFlow.
 Sessions use CUDA only where it really works: onnxruntime-gpu lists the CUDA provider on every
-machine, so the providers a session actually got are what is reported.
+machine, so the providers a session actually got are what is reported. Asking for CUDA where
+it does not work logs one warning and runs on CPU. A CUDA session is also checked node by
+node: the warm-up batch is profiled and the execution provider of each LSTM node read back,
+since onnxruntime silently places an op without a CUDA kernel (the int8 DynamicQuantizeLSTM
+has none) on the CPU. Its arena grows by what is asked for (kSameAsRequested), not by
+doubling, so batches of ever-new shapes do not inflate it, and it may be capped.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
+import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -50,12 +57,46 @@ REGISTRY_SCHEME = "models:/"
 _REGISTRY_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>[^/]+)|@(?P<alias>[^/]+))$")
 _NVIDIA_DEVICE_FILES = ("/dev/nvidiactl", "/proc/driver/nvidia/version")
 WARMUP_FRAMES = 16  # a first run allocates buffers; done at load so no request pays for it
+RECURRENT_OPS = ("LSTM", "DynamicQuantizeLSTM")  # nodes whose placement is checked on CUDA
 TRANSCRIBE_CHUNK = 64  # files featurized at a time by `transcribe_files` (bounds memory)
 
 
 def gpu_present() -> bool:
     """An NVIDIA driver is loaded; without one, trying CUDA only prints loader errors."""
     return any(os.path.exists(path) for path in _NVIDIA_DEVICE_FILES)
+
+
+def cuda_provider_options(device_id: int = 0, gpu_mem_limit_bytes: int | None = None) -> dict:
+    """CUDA provider options: which GPU, an arena that grows only by what each allocation
+    asks for, and an optional cap on it."""
+    options: dict[str, Any] = {
+        "device_id": device_id,
+        "arena_extend_strategy": "kSameAsRequested",
+    }
+    if gpu_mem_limit_bytes:
+        options["gpu_mem_limit"] = gpu_mem_limit_bytes
+    return options
+
+
+def recurrent_node_providers(
+    session_factory: Callable[[onnxruntime.SessionOptions], Any], threads: int | None
+) -> tuple[Any, dict[str, set[str]]]:
+    """(a warmed-up session, {recurrent op type: execution providers its nodes ran on}),
+    read from onnxruntime's profile of the warm-up batch."""
+    with tempfile.TemporaryDirectory(prefix="deepspeech-profile-") as tmp:
+        options = _session_options(threads)
+        options.enable_profiling = True
+        options.profile_file_prefix = os.path.join(tmp, "warmup")
+        session = session_factory(options)
+        _warm_up(session)
+        with open(session.end_profiling()) as profile:
+            events = json.load(profile)
+    placed: dict[str, set[str]] = {}
+    for event in events:
+        args = event.get("args", {})
+        if event.get("cat") == "Node" and args.get("op_name") in RECURRENT_OPS:
+            placed.setdefault(args["op_name"], set()).add(args.get("provider", "?"))
+    return session, placed
 
 
 def _session_options(threads: int | None) -> onnxruntime.SessionOptions:
@@ -82,34 +123,34 @@ def _warm_up(session: onnxruntime.InferenceSession) -> None:
 
 
 def open_session(
-    model_path: Path, device: str = "auto", threads: int | None = None
+    model_path: Path,
+    device: str = "auto",
+    threads: int | None = None,
+    *,
+    device_id: int = 0,
+    gpu_mem_limit_bytes: int | None = None,
 ) -> onnxruntime.InferenceSession:
     """An onnxruntime session on CUDA when asked for (or 'auto') and it really runs, else CPU.
 
-    'Really runs' means the session reports the CUDA provider and a warm-up batch succeeds;
-    otherwise the CPU session is used ('auto') or ModelLoadError is raised ('cuda').
+    'Really runs' means the session reports the CUDA provider and a profiled warm-up batch
+    succeeds; an LSTM node that ran on the CPU is logged as a warning. Otherwise CPU is used,
+    with a warning when CUDA was asked for ('cuda'); 'auto' tries CUDA only where a driver is.
     """
-    want_cuda = device == "cuda" or (
+    asked = device == "cuda"
+    want_cuda = asked or (
         device == "auto"
         and CUDA_PROVIDER in onnxruntime.get_available_providers()
         and gpu_present()
     )
     if want_cuda:
-        try:
-            if hasattr(onnxruntime, "preload_dlls"):
-                onnxruntime.preload_dlls()  # CUDA libraries from pip's nvidia-* wheels, if any
-            session = onnxruntime.InferenceSession(
-                str(model_path), _session_options(threads), providers=[CUDA_PROVIDER, CPU_PROVIDER]
-            )
-            if CUDA_PROVIDER in session.get_providers():
-                _warm_up(session)
-                return session
-            problem = "onnxruntime fell back to CPU (CUDA or cuDNN libraries missing?)"
-        except Exception as e:  # onnxruntime raises its own untyped errors
-            problem = f"CUDA session failed: {e}"
-        if device == "cuda":
-            raise ModelLoadError(f"{model_path}: --device cuda, but {problem}")
-        logger.warning("%s; using CPU", problem)
+        outcome = _try_cuda(model_path, threads, device_id, gpu_mem_limit_bytes)
+        if not isinstance(outcome, str):
+            return outcome
+        if asked:
+            logger.warning("CUDA was asked for but %s; running on CPU (CPUExecutionProvider)",
+                           outcome)  # fmt: skip
+        else:
+            logger.info("CUDA is not usable (%s); running on CPU", outcome)
     try:
         session = onnxruntime.InferenceSession(
             str(model_path), _session_options(threads), providers=[CPU_PROVIDER]
@@ -119,6 +160,41 @@ def open_session(
         raise
     except Exception as e:
         raise ModelLoadError(f"{model_path}: onnxruntime cannot run this model: {e}") from e
+    return session
+
+
+def _try_cuda(
+    model_path: Path, threads: int | None, device_id: int, gpu_mem_limit_bytes: int | None
+) -> onnxruntime.InferenceSession | str:
+    """A checked CUDA session, or why there is none."""
+    if CUDA_PROVIDER not in onnxruntime.get_available_providers():
+        return "this onnxruntime build has no CUDA provider (install onnxruntime-gpu)"
+    if not gpu_present():
+        return "no NVIDIA driver is loaded (no /dev/nvidiactl)"
+    providers = [(CUDA_PROVIDER, cuda_provider_options(device_id, gpu_mem_limit_bytes)),
+                 CPU_PROVIDER]  # fmt: skip
+    try:
+        if hasattr(onnxruntime, "preload_dlls"):
+            onnxruntime.preload_dlls()  # CUDA libraries from pip's nvidia-* wheels, if any
+        session, placed = recurrent_node_providers(
+            lambda options: onnxruntime.InferenceSession(
+                str(model_path), options, providers=providers
+            ),
+            threads,
+        )
+    except Exception as e:  # onnxruntime raises its own untyped errors
+        return f"the CUDA session failed ({e})"
+    if CUDA_PROVIDER not in session.get_providers():
+        return "onnxruntime fell back to CPU (CUDA or cuDNN libraries missing?)"
+    on_cpu = sorted(op for op, where in placed.items() if CUDA_PROVIDER not in where)
+    if on_cpu:
+        logger.warning(
+            "%s nodes run on the CPU, not CUDA (no CUDA kernel; an int8 model's LSTM has none): "
+            "serve the fp32 model on GPUs",
+            ", ".join(on_cpu),
+        )
+    else:
+        logger.info("LSTM nodes run on CUDA device %d", device_id)
     return session
 
 
@@ -227,6 +303,7 @@ class SpeechModel:
             "alphabet": list(m.alphabet.labels),
             "execution_providers": self.providers,
             "opset": m.opset,
+            "quantization": m.quantization,
             "features": {
                 "numcep": m.features.numcep,
                 "numcontext": m.features.numcontext,
@@ -281,11 +358,19 @@ def open_model(
     device: str = "auto",
     threads: int | None = None,
     decoder: DecoderConfig | None = None,
+    device_id: int = 0,
+    gpu_mem_limit_bytes: int | None = None,
 ) -> SpeechModel:
     """Open an exported model file or registry version, ready to transcribe (greedy decoding
     unless `decoder` asks for beam search; its LM is loaded here, once)."""
     resolved = resolve_model_source(source, tracking_uri)
-    session = open_session(resolved.path, device, threads)
+    session = open_session(
+        resolved.path,
+        device,
+        threads,
+        device_id=device_id,
+        gpu_mem_limit_bytes=gpu_mem_limit_bytes,
+    )
     props = session.get_modelmeta().custom_metadata_map
     metadata = ModelMetadata.from_props(props, os.fspath(source))
     _check_signature(session, metadata, os.fspath(source))

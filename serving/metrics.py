@@ -2,10 +2,16 @@
 
 Requests are labelled by route template (never by raw path, which a client controls), method
 and status; batches by size, so the effect of micro-batching can be read off `/metrics`.
+
+With `serve --workers N` every worker process records into files under
+$PROMETHEUS_MULTIPROC_DIR (prometheus_client's multiprocess mode, which the parent sets before
+starting the workers), and `/metrics`, whichever worker answers it, adds up all of them.
+Gauges say how they combine: requests in flight and queued are summed over live workers.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -17,10 +23,12 @@ from prometheus_client import (
     Gauge,
     Histogram,
     generate_latest,
+    multiprocess,
 )
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 UNMATCHED_ROUTE = "unmatched"  # label for paths no route serves (404s)
+MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"  # set: workers share metrics through files
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -70,6 +78,36 @@ class ServerMetrics:
             "deepspeech_queued_requests",
             "Requests waiting for a batch.",
             registry=self.registry,
+            multiprocess_mode="livesum",
+        )
+        self.in_flight = Gauge(
+            "deepspeech_requests_in_flight",
+            "Transcription requests admitted and not yet answered.",
+            registry=self.registry,
+            multiprocess_mode="livesum",
+        )
+        self.workers = Gauge(
+            "deepspeech_workers",
+            "Server processes with a loaded model.",
+            registry=self.registry,
+            multiprocess_mode="livesum",
+        )
+        self.refused = Counter(
+            "deepspeech_refused_requests",
+            "Transcription requests refused with 503 before their body was read, by reason.",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.dropped = Counter(
+            "deepspeech_dropped_requests",
+            "Admitted requests dropped before an answer (client disconnected, time limit).",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.batcher_failures = Counter(
+            "deepspeech_batcher_failures",
+            "Times the batching loop failed and was restarted.",
+            registry=self.registry,
         )
 
     def observe_batch(self, size: int, seconds: float) -> None:
@@ -77,7 +115,18 @@ class ServerMetrics:
         self.batch_seconds.observe(seconds)
 
     def render(self) -> bytes:
+        """Prometheus text: this process's metrics, or every worker's added up."""
+        if os.environ.get(MULTIPROCESS_DIR_ENV):
+            combined = CollectorRegistry()
+            multiprocess.MultiProcessCollector(combined)
+            return generate_latest(combined)
         return generate_latest(self.registry)
+
+
+def mark_worker_stopped(pid: int) -> None:
+    """Drop a stopped worker's live gauges from the shared files (multiprocess mode only)."""
+    if os.environ.get(MULTIPROCESS_DIR_ENV):
+        multiprocess.mark_process_dead(pid)
 
 
 class MetricsMiddleware:

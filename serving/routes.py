@@ -4,11 +4,14 @@ Every error is JSON `{"error": CODE, "detail": MESSAGE}`: bad input gets 400 (un
 audio), 413 (body or duration over the limit), 415 (media type) or 422 (missing field), and
 never a 5xx. Bodies are read as a stream and counted, so an oversized upload is refused at the
 limit instead of after it has been buffered whole, and no uploaded byte is written to disk.
+Overload is a 503 with Retry-After, given before the body is read: too many transcriptions in
+flight (`overloaded`), the time limit passed (`timeout`), shutting down (`shutting_down`).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +25,12 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 
 from deepspeech.errors import AudioFormatError, AudioTooLongError
 from serving.batching import BatcherClosedError, QueueFullError
-from serving.service import TranscriptionService
+from serving.service import (
+    ClientGoneError,
+    OverloadedError,
+    RequestTimeoutError,
+    TranscriptionService,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +39,8 @@ WAV_MEDIA_TYPES = frozenset({"audio/wav", "audio/x-wav", "audio/wave", "audio/vn
 MULTIPART_MEDIA_TYPE = "multipart/form-data"
 AUDIO_FIELD = "audio"
 MULTIPART_MAX_FIELDS = 16  # a browser form sends one or two; more is not a transcription request
+RETRY_AFTER_SECONDS = "1"  # what a refused client is told to wait
+CLIENT_CLOSED_STATUS = 499  # nginx's code for "client closed the request"; nobody receives it
 
 router = APIRouter()
 
@@ -62,6 +72,38 @@ def _service(request: Request) -> TranscriptionService:
     return service
 
 
+def _unavailable(code: str, detail: str, close: bool = False) -> ApiError:
+    headers = {"Retry-After": RETRY_AFTER_SECONDS}
+    if close:
+        headers["Connection"] = "close"
+    return ApiError(503, code, detail, headers=headers)
+
+
+async def _refuse_overloaded(request: Request, limit: int, detail: str) -> ApiError:
+    """The 503 for a request not admitted, without holding its body.
+
+    A client that sent `Expect: 100-continue` (curl does, for large uploads) gets it at once
+    and never sends the body. Others are already sending it: it is read and thrown away chunk
+    by chunk first, since closing the connection under an upload resets it (the client sees
+    a transport error, not the 503), and a refused body left unread is cut off by uvicorn's
+    keep-alive timeout when a flood keeps the server busy for longer.
+    """
+    if "100-continue" in request.headers.get("expect", "").lower():
+        return _unavailable("overloaded", detail, close=True)
+    try:
+        async for _ in _limited_stream(request, limit):
+            pass
+    except _BodyTooLargeError:  # chunked and over the limit: stop reading, close
+        return _unavailable("overloaded", detail, close=True)
+    return _unavailable("overloaded", detail)
+
+
+async def _wait_for_disconnect(request: Request) -> None:
+    """Return when the client has gone away (called once the body has been read)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
 def _too_large(limit: int, size: str) -> ApiError:
     # The rest of the body is never read, so the connection cannot be reused.
     return ApiError(
@@ -82,9 +124,21 @@ async def _limited_stream(request: Request, limit: int) -> AsyncIterator[bytes]:
         yield chunk
 
 
-async def _read_wav_body(request: Request, limit: int) -> bytes:
-    chunks = [chunk async for chunk in _limited_stream(request, limit)]
-    return b"".join(chunks)
+async def _read_wav_body(request: Request, limit: int) -> bytes | bytearray:
+    """The body, held once: with a Content-Length (checked against the limit already) it is
+    read into a buffer of that size; joining chunks would hold it twice for a moment, and
+    when a flood's admitted uploads finish together those moments add up."""
+    declared = request.headers.get("content-length", "")
+    if not declared.isdigit():
+        return b"".join([chunk async for chunk in _limited_stream(request, limit)])
+    body = bytearray(int(declared))
+    received = 0
+    async for chunk in _limited_stream(request, limit):
+        body[received : received + len(chunk)] = chunk
+        received += len(chunk)
+    if received != len(body):  # the client sent less than it declared, then hung up
+        del body[received:]
+    return body
 
 
 async def _read_multipart_audio(request: Request, limit: int) -> tuple[bytes, str]:
@@ -161,6 +215,16 @@ async def transcribe(request: Request) -> dict[str, Any]:
     if declared.isdigit() and int(declared) > limit:
         raise _too_large(limit, f"{int(declared)} bytes (Content-Length)")
     try:
+        with service.admit():
+            return await _transcribe_body(request, service, media_type, limit)
+    except OverloadedError as e:
+        raise await _refuse_overloaded(request, limit, str(e)) from e
+
+
+async def _transcribe_body(
+    request: Request, service: TranscriptionService, media_type: str, limit: int
+) -> Any:
+    try:
         if media_type == MULTIPART_MEDIA_TYPE:
             wav, name = await _read_multipart_audio(request, limit)
         else:
@@ -170,22 +234,28 @@ async def transcribe(request: Request) -> dict[str, Any]:
     if not wav:
         raise ApiError(400, "invalid_audio", "the audio is empty (0 bytes); send a WAV file")
     try:
-        result = await service.transcribe(wav, name)
+        result = await service.transcribe(wav, name, lambda: _wait_for_disconnect(request))
     except AudioTooLongError as e:
         raise ApiError(413, "audio_too_long", str(e)) from e
     except AudioFormatError as e:
         raise ApiError(400, "invalid_audio", str(e)) from e
     except QueueFullError as e:
-        raise ApiError(503, "overloaded", str(e), headers={"Retry-After": "1"}) from e
+        raise _unavailable("overloaded", str(e)) from e
+    except RequestTimeoutError as e:
+        raise _unavailable("timeout", str(e)) from e
     except BatcherClosedError as e:
-        raise ApiError(503, "shutting_down", str(e)) from e
+        raise _unavailable("shutting_down", str(e)) from e
+    except ClientGoneError as e:
+        return error_response(CLIENT_CLOSED_STATUS, "client_closed", str(e))
     return result.to_dict()
 
 
 @router.get("/healthz", summary="Liveness and readiness")
 async def healthz(request: Request) -> dict[str, str]:
-    """200 once the model is loaded and the server takes requests."""
-    _service(request)
+    """200 once the model is loaded and the server takes requests; 503 if its batcher has
+    stopped (repeated failures), so an orchestrator restarts the process."""
+    if not _service(request).healthy:
+        raise ApiError(503, "unhealthy", "the batcher stopped after repeated failures; restart")
     return {"status": "ok"}
 
 
@@ -201,7 +271,11 @@ async def model_info(request: Request) -> dict[str, Any]:
             "batch_wait_ms": settings.batch_wait_ms,
             "max_audio_seconds": settings.max_audio_seconds,
             "max_body_bytes": settings.max_body_bytes,
+            "max_in_flight": settings.max_in_flight,
+            "request_timeout_s": settings.request_timeout_s,
         },
+        "workers": settings.workers,
+        "worker_pid": os.getpid(),
     }
 
 

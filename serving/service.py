@@ -2,12 +2,19 @@
 
 Decoding and MFCCs run in a thread pool sized to the CPUs, the model in the micro-batcher's
 own thread, so the event loop only moves bytes and JSON and stays responsive under load.
+
+The work in flight is bounded: at most `max_in_flight` transcriptions are admitted at once
+(`admit`, before the body is read), so the feature pool's queue and the batcher's hold at most
+that many; the rest get 503 with Retry-After at once. An admitted request is dropped, before it
+reaches the model if it has not yet, when its client disconnects or its time limit passes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -19,6 +26,18 @@ from serving.batching import MicroBatcher
 from serving.inference import SpeechModel, read_audio
 from serving.metrics import ServerMetrics
 from serving.settings import ServerSettings
+
+
+class OverloadedError(Exception):
+    """As many transcriptions as allowed are in progress; the client should retry later."""
+
+
+class RequestTimeoutError(Exception):
+    """The request was not answered within its time limit, and was dropped."""
+
+
+class ClientGoneError(Exception):
+    """The client disconnected before its answer; the request was dropped."""
 
 
 @dataclass(frozen=True)
@@ -54,20 +73,83 @@ class TranscriptionService:
             max_batch=settings.max_batch,
             wait_seconds=settings.batch_wait_ms / 1000,
             max_queue=settings.max_queue,
-            on_batch=metrics.observe_batch,
+            on_batch=self._observe_batch,
+            on_failure=metrics.batcher_failures.inc,
         )
-        metrics.queued.set_function(lambda: self.batcher.queued)
+        self.in_flight = 0
 
     def start(self) -> None:
         self.batcher.start()
+        self.metrics.workers.set(1)
+
+    @property
+    def healthy(self) -> bool:
+        """The batcher runs: requests can be answered."""
+        return self.batcher.alive
 
     async def close(self) -> None:
+        """Stop the batcher and the feature threads; the waiting happens off the event loop."""
+        self.metrics.workers.set(0)
         await self.batcher.close()
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        await asyncio.to_thread(self._pool.shutdown, wait=True, cancel_futures=True)
 
-    async def transcribe(self, wav: bytes, name: str) -> Transcription:
-        """Transcribe one WAV file's bytes (`name` labels errors); raises AudioFormatError or
-        AudioTooLongError."""
+    @contextlib.contextmanager
+    def admit(self) -> Iterator[None]:
+        """Hold one of the `max_in_flight` places; OverloadedError when none is free."""
+        limit = self.settings.max_in_flight
+        if self.in_flight >= limit:
+            self.metrics.refused.labels("overloaded").inc()
+            raise OverloadedError(f"{limit} transcriptions are in progress; retry in a moment")
+        self.in_flight += 1
+        self.metrics.in_flight.inc()
+        try:
+            yield
+        finally:
+            self.in_flight -= 1
+            self.metrics.in_flight.dec()
+
+    async def transcribe(
+        self,
+        wav: bytes | bytearray,
+        name: str,
+        disconnected: Callable[[], Awaitable[None]] | None = None,
+    ) -> Transcription:
+        """Transcribe one WAV file's bytes (`name` labels errors) within the time limit.
+
+        `disconnected` returns when the client goes away; the request is then dropped
+        (ClientGoneError), as it is when the limit passes (RequestTimeoutError). Also raises
+        AudioFormatError or AudioTooLongError.
+        """
+        work = asyncio.ensure_future(self._transcribe(wav, name))
+        watch = asyncio.ensure_future(disconnected()) if disconnected else None
+        try:
+            done, _ = await asyncio.wait(
+                [t for t in (work, watch) if t is not None],
+                timeout=self.settings.request_timeout_s,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            for task in (work, watch):
+                if task is not None and not task.done():
+                    task.cancel()  # a cancelled request's batch entry is skipped
+        if work in done:
+            return work.result()
+        with contextlib.suppress(asyncio.CancelledError):
+            await work
+        if watch is not None and watch in done:
+            self.metrics.dropped.labels("disconnected").inc()
+            raise ClientGoneError(f"{name}: the client disconnected; the request was dropped")
+        self.metrics.dropped.labels("timeout").inc()
+        raise RequestTimeoutError(
+            f"not answered within the {self.settings.request_timeout_s:g} s limit; the server "
+            "is busy, retry later"
+        )
+
+    def _observe_batch(self, size: int, seconds: float) -> None:
+        self.metrics.observe_batch(size, seconds)
+        self.metrics.queued.set(self.batcher.queued)  # after each batch: what still waits
+
+    async def _transcribe(self, wav: bytes | bytearray, name: str) -> Transcription:
         start = time.perf_counter()
         loop = asyncio.get_running_loop()
         seconds, features = await loop.run_in_executor(self._pool, self._prepare, wav, name)
@@ -80,6 +162,6 @@ class TranscriptionService:
             model=self.model.model_id,
         )
 
-    def _prepare(self, wav: bytes, name: str) -> tuple[float, np.ndarray]:
+    def _prepare(self, wav: bytes | bytearray, name: str) -> tuple[float, np.ndarray]:
         audio = read_audio(wav, max_seconds=self.settings.max_audio_seconds, name=name)
         return len(audio) / SAMPLE_RATE, self.model.features(audio)

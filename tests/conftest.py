@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 TINY_CORPUS_UTTERANCES = 160
+FEW_STEPS = 48  # utterances: 6 steps of 8. More steps amplify rounding (summation order) past 1e-4
 
 
 @pytest.fixture(scope="session")
@@ -19,6 +20,17 @@ def tiny_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("tiny-corpus")
     make_sample_corpus(out, SampleCorpusConfig(utterances=TINY_CORPUS_UTTERANCES, seed=7))
     return out
+
+
+@pytest.fixture(scope="session")
+def few_steps_corpus(tiny_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The first FEW_STEPS training utterances of `tiny_corpus`, in their own manifest: the
+    multi-device comparisons train on it (absolute WAV paths)."""
+    from deepspeech.data.manifest import read_manifest, write_manifest
+
+    manifest = tmp_path_factory.mktemp("few-steps") / "train.csv"
+    write_manifest(manifest, read_manifest(tiny_corpus / "train.csv")[:FEW_STEPS])
+    return manifest
 
 
 @pytest.fixture(scope="session")

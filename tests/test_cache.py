@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import signal
@@ -22,7 +23,7 @@ from deepspeech.data.cache import (
     entry_folder,
     open_cached_set,
     read_manifests,
-    shard_size,
+    shard_bounds,
 )
 from deepspeech.data.manifest import read_manifest, write_manifest
 from deepspeech.errors import AudioFormatError, ManifestError
@@ -45,7 +46,7 @@ def test_shards_hold_each_utterances_mfcc_and_labels(tiny_corpus: Path, tmp_path
     cached = open_set(tiny_corpus / "train.csv", tmp_path, workers=2)
     utterances = read_manifest(tiny_corpus / "train.csv")
     assert [u.wav_path for u in cached.utterances] == [u.wav_path for u in utterances]
-    assert len(cached.shards) == -(-len(utterances) // shard_size(len(utterances))) > 1
+    assert len(cached.shards) == len(shard_bounds(utterances)) > 1
     for k in (0, len(cached.shards) - 1):
         shard = cached.shards[k]
         frames, labels = shard_arrays(cached, k)
@@ -68,6 +69,16 @@ def test_normalization_is_the_mean_and_std_of_every_frame(tiny_corpus: Path, tmp
     assert mean.shape == std.shape == (26,)
     np.testing.assert_allclose(mean, frames.mean(axis=0), rtol=1e-3, atol=1e-3)
     np.testing.assert_allclose(std, frames.std(axis=0), rtol=1e-3, atol=1e-3)
+
+
+def test_shards_hold_about_equal_audio_and_cover_the_manifest(tiny_corpus: Path) -> None:
+    utterances = read_manifest(tiny_corpus / "train.csv")
+    bounds = shard_bounds(utterances)
+    assert bounds[0][0] == 0 and bounds[-1][1] == len(utterances)
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(bounds))
+    sizes = [sum(u.wav_filesize for u in utterances[a:b]) for a, b in bounds]
+    assert 25 <= len(bounds) <= 40  # TARGET_SHARDS for a small manifest
+    assert max(sizes[:-1]) < 2.5 * min(sizes[:-1])
 
 
 def test_cache_size_is_under_forty_megabytes_per_audio_hour(tiny_corpus: Path, tmp_path: Path):

@@ -79,3 +79,22 @@ def test_usage_error_exit_code(capsys: pytest.CaptureFixture[str]) -> None:
         main(["data", "check"])
     assert e.value.code == 2
     assert "Missing argument" in capsys.readouterr().err
+
+
+def test_train_help_documents_every_augmentation() -> None:
+    result = run_cli("train", "--help")
+    assert result.returncode == 0, result.stderr
+    assert "--augment" in result.stdout
+    for name in ("noise", "reverb", "speed", "pitch", "volume", "eq", "freq_mask", "time_mask"):
+        assert f"{name} (" in result.stdout, name
+
+
+def test_a_bad_augment_spec_fails_in_one_line_before_training(tmp_path: Path) -> None:
+    csv_path = _corpus(tmp_path, "hello world")
+    manifests = ("--train-files", str(csv_path), "--dev-files", str(csv_path))
+    result = run_cli("train", *manifests, "--augment", "noise", "--augment", "echo[p=1]")
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    known = "known: noise, reverb, speed, pitch, volume, eq, freq_mask, time_mask, time_warp"
+    assert lines[0] == f"error: unknown augmentation 'echo'; {known}"

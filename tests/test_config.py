@@ -83,3 +83,30 @@ def test_mlproject_defaults_match_the_sample_experiment() -> None:
         if name != "config":
             value = getattr(sample, name)
             assert value == type(value)(spec["default"]), name
+
+
+def test_augment_is_a_list_of_specs_checked_when_the_config_is_built(tmp_path: Path) -> None:
+    path = tmp_path / "x.yaml"
+    path.write_text("augment:\n  - noise[p=0.5,snr=5:20]\n  - time_mask\n")
+    assert build_train_config(path).augment == ("noise[p=0.5,snr=5:20]", "time_mask")
+    flags = build_train_config(path, {"augment": ["reverb[rt60=0.3]"]})
+    assert flags.augment == ("reverb[rt60=0.3]",)  # flags replace the file's list
+    assert build_train_config(path, {"augment": None}).augment == build_train_config(path).augment
+    assert TrainConfig().augment == ()
+    assert TrainConfig(augment=("speed",)).to_dict()["augment"] == ("speed",)
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("augment: noise\n", "augment must be a list of strings"),
+        ("augment: [1]\n", "augment must be a list of strings"),
+        ("augment: ['noise[snr=loud]']\n", "noise: snr=loud is not a number"),
+        ("augment: ['echo']\n", "unknown augmentation 'echo'"),
+    ],
+)
+def test_bad_augment_values_are_rejected(tmp_path: Path, text: str, fragment: str) -> None:
+    path = tmp_path / "x.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=fragment):
+        build_train_config(path)

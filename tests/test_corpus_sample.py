@@ -120,7 +120,7 @@ def test_speech_is_audible_and_as_long_as_its_words(corpus: Path) -> None:
                 assert rms > 0.02, row
                 assert 0.85 <= np.max(np.abs(audio)) <= 0.95, row  # peak-normalised
                 seconds_per_word = len(audio) / SAMPLE_RATE / len(row["transcript"].split())
-                # 130-200 wpm is 0.3-0.46 s a word; warp, short words and pauses widen it.
+                # 120-220 wpm is 0.27-0.5 s a word; warp, short words and pauses widen it.
                 assert 0.12 <= seconds_per_word <= 0.8, row
 
 
@@ -152,7 +152,7 @@ def test_held_out_sentences_are_not_in_train(corpus: Path, metadata: dict) -> No
 
 
 def test_metadata_reports_the_corpus(corpus: Path, metadata: dict) -> None:
-    assert metadata["format_version"] == 1
+    assert metadata["format_version"] == 2
     assert metadata["seed"] == 0
     assert metadata["vocabulary_size"] == len(grammar.vocabulary())
     assert metadata["settings"]["utterances"] == UTTERANCES
@@ -175,6 +175,23 @@ def test_same_seed_gives_the_same_bytes_whatever_the_workers(
     out = tmp_path / "again"
     make_sample_corpus(out, SampleCorpusConfig(utterances=UTTERANCES, seed=0, workers=workers))
     assert files_of(out) == corpus_files
+
+
+def test_prosody_varies_from_clip_to_clip_within_the_settings() -> None:
+    voices = plan_voices(list_variants(), 0, 1 / 3)
+    config = SampleCorpusConfig(utterances=400)
+    specs = plan_utterances(config, voices)
+    for name in ("rate_wpm", "pitch", "pitch_range", "word_gap"):
+        values = [getattr(spec, name) for spec in specs]
+        low, high = getattr(config, name)
+        assert low <= min(values) and max(values) <= high, name
+        assert len(set(values)) >= min(high - low + 1, 20), name  # the range is used
+    assert {spec.ending for spec in specs} == set(".?!,")
+    for split in SPLITS:  # every split hears every tune, not only train
+        assert {spec.ending for spec in specs if spec.split == split} == set(".?!,")
+    assert all(spec.text[-1].isalpha() for spec in specs)  # the transcript has no punctuation
+    flat = SampleCorpusConfig(utterances=400, pitch_range=(50, 50), clause_endings=".")
+    assert {(s.pitch_range, s.ending) for s in plan_utterances(flat, voices)} == {(50, ".")}
 
 
 def test_another_seed_gives_another_corpus() -> None:
@@ -284,6 +301,10 @@ def test_a_folder_with_other_files_is_refused(tmp_path: Path) -> None:
         ({"dev_fraction": 0.6}, "dev_fraction must be between 0 and 0.5"),
         ({"rate_wpm": (200, 130)}, r"rate_wpm must be \(min, max\)"),
         ({"pitch": (0, 101)}, r"pitch must be \(min, max\)"),
+        ({"pitch_range": (-1, 50)}, r"pitch_range must be \(min, max\) within \[0, 100\]"),
+        ({"word_gap": (0, 51)}, r"word_gap must be \(min, max\) within \[0, 50\]"),
+        ({"clause_endings": ".;"}, r"clause_endings must be some of '\.\?!,', got '\.;'"),
+        ({"clause_endings": ""}, "clause_endings must be some of"),
         ({"speaker_warp": 0.5}, "speaker_warp must be in"),
         ({"utterances": 4, "dev_fraction": 0.49, "test_fraction": 0.49}, "leave none for train"),
     ],
@@ -332,6 +353,64 @@ def test_rate_and_pitch_change_the_speech(synthesizer: EspeakSynthesizer) -> Non
     assert not np.array_equal(slow[: len(high)], high[: len(slow)])
 
 
+def semitone_track(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Pitch of each clearly voiced 40 ms frame (autocorrelation, 60-300 Hz), in semitones."""
+    n = round(0.04 * sample_rate)
+    low, high = round(sample_rate / 300), round(sample_rate / 60)
+    pitches = []
+    for start in range(0, len(audio) - n, n // 2):
+        frame = audio[start : start + n] - np.mean(audio[start : start + n])
+        correlation = np.correlate(frame, frame, "full")[n - 1 :]
+        if correlation[0] <= 0:
+            continue
+        lag = low + int(np.argmax(correlation[low:high]))
+        if correlation[lag] > 0.6 * correlation[0]:
+            pitches.append(12 * np.log2(sample_rate / lag))
+    return np.array(pitches)
+
+
+def test_pitch_range_widens_the_intonation(synthesizer: EspeakSynthesizer) -> None:
+    text = "please put the red cup here on the table"
+    spread = {
+        width: np.std(
+            semitone_track(
+                synthesizer.synthesize(text, "en-us+m3", 170, 50, pitch_range=width),
+                synthesizer.sample_rate,
+            )
+        )
+        for width in (0, 50, 100)
+    }
+    assert spread[0] < 0.5 < 1.0 < spread[50] < spread[100]  # a monotone, then livelier
+    default = synthesizer.synthesize(text, "en-us+m3", 170, 50)
+    assert np.array_equal(default, synthesizer.synthesize(text, "en-us+m3", 170, 50, 50, 0))
+
+
+def test_word_gaps_add_pauses_between_words(synthesizer: EspeakSynthesizer) -> None:
+    text = "please put the red cup here"
+    lengths = [
+        len(synthesizer.synthesize(text, "en+f2", 170, 50, word_gap=gap)) for gap in (0, 5, 20)
+    ]
+    assert lengths[0] < lengths[1] < lengths[2]
+    seconds_per_gap = (lengths[2] - lengths[0]) / synthesizer.sample_rate / 5  # 5 word gaps
+    assert seconds_per_gap > 0.1  # 20 units of 10 ms at the default speed, scaled by the rate
+
+
+def test_the_final_punctuation_changes_the_tune_but_is_not_spoken(
+    synthesizer: EspeakSynthesizer,
+) -> None:
+    clips = {
+        ending: synthesizer.synthesize(f"put the cup here{ending}", "en-us+m3", 170, 50)
+        for ending in ".?!,"
+    }
+    assert len({clip.tobytes() for clip in clips.values()}) == 4
+    # Same words, same length give or take the final fall or rise: nothing extra is said.
+    lengths = [len(clip) for clip in clips.values()]
+    assert max(lengths) < 1.1 * min(lengths)
+    rise = semitone_track(clips["?"], synthesizer.sample_rate)
+    fall = semitone_track(clips["."], synthesizer.sample_rate)
+    assert rise[-3:].mean() > fall[-3:].mean() + 2  # a question ends higher than a statement
+
+
 def test_unknown_voices_are_named(synthesizer: EspeakSynthesizer) -> None:
     with pytest.raises(CorpusError, match=r"no voice variant 'nobody'.*m3"):
         synthesizer.synthesize("hello", "en-us+nobody", 170, 50)
@@ -339,6 +418,10 @@ def test_unknown_voices_are_named(synthesizer: EspeakSynthesizer) -> None:
         synthesizer.synthesize("hello", "xx-yy", 170, 50)
     with pytest.raises(ValueError, match="rate_wpm"):
         synthesizer.synthesize("hello", "en-us", 20, 50)
+    with pytest.raises(ValueError, match=r"pitch_range must be in \(0, 100\), got 101"):
+        synthesizer.synthesize("hello", "en-us", 170, 50, pitch_range=101)
+    with pytest.raises(ValueError, match="word_gap"):
+        synthesizer.synthesize("hello", "en-us", 170, 50, word_gap=-1)
 
 
 def test_a_missing_library_is_a_corpus_error(tmp_path: Path) -> None:

@@ -27,11 +27,10 @@ import pytest
 import uvicorn
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from servers import clean_server
+from loadgen import generate_load
+from servers import LOOPBACK, ServerProcess, clean_server, free_port
 
 from serving.app import create_app
-from serving.load import generate_load
-from serving.process import LOOPBACK, ServerProcess, free_port
 from serving.settings import ServerSettings
 
 pytestmark = pytest.mark.slow

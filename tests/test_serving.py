@@ -7,6 +7,7 @@ import io
 import struct
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -15,13 +16,12 @@ import httpx
 import numpy as np
 import pytest
 import soundfile
-from servers import clean_server
+from loadgen import batch_totals
+from servers import ServerProcess, clean_server
 
 from deepspeech.audio import SAMPLE_RATE, load_wav
 from deepspeech.data.manifest import read_manifest
 from serving.inference import open_model
-from serving.load import batch_totals
-from serving.process import ServerProcess
 
 pytestmark = pytest.mark.slow
 
@@ -98,21 +98,29 @@ def test_serve_with_a_bad_model_fails_in_one_line(tmp_path: Path) -> None:
         assert model in line and "Traceback" not in result.stderr
 
 
-def test_cli_defaults_match_settings() -> None:
-    import deepspeech.cli.serve as cli
-    import serving.settings as settings
+def test_deepspeech_never_imports_serving() -> None:
+    """The dependency goes one way: serving uses deepspeech; `transcribe` and `serve` reach
+    the CLI through the `deepspeech.commands` entry point, not an import."""
+    import ast
 
-    for name in (
-        "DEFAULT_HOST",
-        "DEFAULT_PORT",
-        "DEFAULT_MAX_BATCH",
-        "DEFAULT_BATCH_WAIT_MS",
-        "DEFAULT_MAX_AUDIO_SECONDS",
-        "DEFAULT_MAX_BODY_MB",
-        "DEFAULT_THREADS",
-    ):
-        assert getattr(cli, name) == getattr(settings, name), name
-    assert settings.DEFAULT_HOST == "127.0.0.1"
+    package = Path(__file__).resolve().parent.parent / "deepspeech"
+    offenders = []
+    for path in sorted(package.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = (
+                [a.name for a in node.names] if isinstance(node, ast.Import)
+                else [node.module or ""] if isinstance(node, ast.ImportFrom)
+                else []
+            )  # fmt: skip
+            offenders += [f"{path}: {n}" for n in names if n.split(".")[0] == "serving"]
+    assert offenders == []
+    result = subprocess.run(
+        [sys.executable, "-m", "deepspeech", "serve", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0 and "--max-in-flight" in result.stdout, result.stderr
 
 
 def test_health_model_and_page(client: httpx.Client, random_onnx: Path) -> None:
@@ -330,3 +338,83 @@ def test_metrics_count_requests_batches_and_audio(client: httpx.Client, test_wav
     assert "deepspeech_batch_size_bucket" in text
     (audio,) = [ln for ln in text.splitlines() if ln.startswith("deepspeech_audio_seconds_total")]
     assert float(audio.split()[1]) > 0
+
+
+def test_asking_for_cuda_without_it_runs_on_cpu_and_says_so(
+    random_onnx: Path, test_wavs: list[Path]
+) -> None:
+    """On a machine without a working CUDA provider: one warning, CPU, and /v1/model lists
+    the provider really used. (Where CUDA works, the LSTM's placement is checked instead.)"""
+    import onnxruntime
+
+    from serving.inference import CUDA_PROVIDER, gpu_present
+
+    if CUDA_PROVIDER in onnxruntime.get_available_providers() and gpu_present():
+        pytest.skip("this machine has a working GPU; the fallback path cannot be exercised")
+    with (
+        clean_server(
+            random_onnx, "--device", "cuda", "--device-id", "0", "--gpu-mem-limit-mb", "512"
+        ) as server,  # fmt: skip
+        httpx.Client(base_url=server.url, timeout=60) as client,
+    ):
+        info = client.get("/v1/model").json()
+        assert info["execution_providers"] == ["CPUExecutionProvider"]
+        assert post_wav(client, test_wavs[0].read_bytes()).status_code == 200
+        log = server.log()
+    assert "CUDA was asked for but" in log and "running on CPU (CPUExecutionProvider)" in log
+
+
+def test_recurrent_node_placement_is_read_from_the_profile(random_onnx: Path) -> None:
+    import onnxruntime
+
+    from serving.inference import cuda_provider_options, recurrent_node_providers
+
+    session, placed = recurrent_node_providers(
+        lambda options: onnxruntime.InferenceSession(
+            str(random_onnx), options, providers=["CPUExecutionProvider"]
+        ),
+        1,
+    )
+    assert placed == {"LSTM": {"CPUExecutionProvider"}}
+    assert session.get_providers() == ["CPUExecutionProvider"]
+    assert cuda_provider_options(1, 2**30) == {
+        "device_id": 1,
+        "arena_extend_strategy": "kSameAsRequested",
+        "gpu_mem_limit": 2**30,
+    }
+
+
+def _children(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return [int(p) for p in f.read().split()]
+
+
+def test_workers_share_the_port_and_metrics_add_up(
+    random_onnx: Path, test_wavs: list[Path]
+) -> None:
+    """--workers 2: two processes each with a model, and /metrics, whichever worker answers,
+    counts the requests both answered."""
+    requests = 12
+    with clean_server(random_onnx, "--workers", "2") as server:
+        with httpx.Client(base_url=server.url, timeout=60) as client:
+            for _ in range(1200):  # /healthz answered once one worker was up; wait for both
+                workers = [ln for ln in client.get("/metrics").text.splitlines()
+                           if ln.startswith("deepspeech_workers ")]  # fmt: skip
+                if workers == ["deepspeech_workers 2.0"]:
+                    break
+                time.sleep(0.1)
+            assert workers == ["deepspeech_workers 2.0"], workers
+        pids = set()
+        for i in range(requests):  # a new connection each: the kernel picks the worker
+            with httpx.Client(base_url=server.url, timeout=60) as client:
+                response = post_wav(client, test_wavs[i % len(test_wavs)].read_bytes())
+                assert response.status_code == 200, response.text
+                pids.add(client.get("/v1/model").json()["worker_pid"])
+        assert pids <= set(_children(server.process.pid))
+        with httpx.Client(base_url=server.url, timeout=60) as client:
+            text = client.get("/metrics").text
+        ok = 'deepspeech_http_requests_total{method="POST",route="/v1/transcribe",status="200"}'
+        (line,) = [ln for ln in text.splitlines() if ln.startswith(ok)]
+        assert float(line.split()[1]) == requests
+        utterances = [ln for ln in text.splitlines() if ln.startswith("deepspeech_batch_size_sum")]
+        assert utterances == [f"deepspeech_batch_size_sum {float(requests)}"]

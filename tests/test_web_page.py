@@ -17,10 +17,9 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
-from servers import clean_server
+from servers import ServerProcess, clean_server
 
 from deepspeech.data.manifest import read_manifest
-from serving.process import ServerProcess
 
 pytestmark = pytest.mark.slow
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from importlib.metadata import entry_points
 from typing import Annotated
 
 import typer
@@ -14,6 +15,7 @@ from deepspeech import __version__
 from deepspeech.errors import DeepSpeechError
 
 USER_ERROR_EXIT_CODE = 2
+COMMANDS_ENTRY_POINT_GROUP = "deepspeech.commands"  # other packages' commands (serving's)
 
 app = typer.Typer(
     name="deepspeech",
@@ -76,16 +78,19 @@ def _register_commands() -> None:
     from deepspeech.cli.data import data_app
     from deepspeech.cli.lm import lm_app
     from deepspeech.cli.runs import runs_app
-    from deepspeech.cli.serve import export, serve, transcribe
+    from deepspeech.cli.serve import export
     from deepspeech.cli.train import evaluate, train
+    from deepspeech.data.augment_spec import AUGMENT_HELP
 
     app.add_typer(data_app, name="data")
     app.add_typer(lm_app, name="lm")
-    app.command("train")(train)
+    app.command("train", epilog=AUGMENT_HELP)(train)
     app.command("evaluate")(evaluate)
     app.command("export")(export)
-    app.command("transcribe")(transcribe)
-    app.command("serve")(serve)
+    # `transcribe` and `serve` come from the serving package, which depends on this one:
+    # it registers them through an entry point, so nothing here imports it.
+    for entry_point in entry_points(group=COMMANDS_ENTRY_POINT_GROUP):
+        entry_point.load()(app)
     app.add_typer(runs_app, name="runs")
 
 

@@ -119,12 +119,41 @@ def train(
         str | None, typer.Option(help="Alphabet file (default: space, a-z, apostrophe).")
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Seed for weights and batch order.")] = None,
+    augment: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="SPEC",
+            help="Augment the training data: name[p=P,key=VALUE,...], VALUE a number, a word or "
+            "a range LO:HI; repeatable. Names and keys are listed below.",
+        ),
+    ] = None,
     experiment_name: Annotated[str | None, typer.Option(help="MLflow experiment.")] = None,
     tracking_uri: Annotated[
         str | None,
         typer.Option(
             help="MLflow tracking URI (else $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)."
         ),
+    ] = None,
+    mixed_precision: Annotated[
+        bool | None,
+        typer.Option(
+            "--mixed-precision/--no-mixed-precision",
+            help="float16 with loss scaling on GPU (bfloat16 on CPU); the output layer and the "
+            "CTC loss stay float32.",
+        ),
+    ] = None,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(help="Train on a Ray cluster at this address, or 'local' to start one here."),
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Ray workers (each runs the same training). [default: 1]")
+    ] = None,
+    gpus_per_worker: Annotated[float | None, typer.Option(help="GPUs per Ray worker.")] = None,
+    cpus_per_worker: Annotated[float | None, typer.Option(help="CPUs per Ray worker.")] = None,
+    max_failures: Annotated[
+        int | None,
+        typer.Option(help="Lost Ray workers to replace (resuming from the checkpoint); -1: any."),
     ] = None,
     config: Annotated[
         Path | None,
@@ -146,6 +175,18 @@ def train(
     from deepspeech.training.loop import train as train_model
 
     options = build_train_config(config, flags)
+    if options.ray_address:
+        from deepspeech.training.ray_launch import train_on_ray
+
+        result = train_on_ray(options)
+        typer.echo(
+            f"checkpoints: {result.checkpoint_dir} (step {result.steps}, epoch {result.epochs})"
+        )
+        if result.mlflow_run_id:
+            typer.echo(f"mlflow run: {result.mlflow_run_id}")
+        if result.test_wer is not None:
+            typer.echo(f"test WER {result.test_wer:.2%}, CER {result.test_cer:.2%}")
+        return
     result = train_model(
         options, progress=progress_bar, on_report=lambda r: typer.echo(r.to_text())
     )

@@ -34,10 +34,14 @@ _POS_CHARACTER = 1
 _CHARS_UTF8 = 1
 _PARAMETER_RATE = 1  # words per minute
 _PARAMETER_PITCH = 3  # 0-100, 50 is the voice's own pitch
+_PARAMETER_RANGE = 4  # pitch range 0-100: 0 is a monotone, 50 the voice's own
+_PARAMETER_WORDGAP = 7  # extra pause between words, in units of 10 ms at the default speed
 _MAX_PCM = 32768.0  # espeak-ng writes signed 16-bit samples
 
 RATE_WPM_RANGE = (80, 450)  # espeak-ng's own limits for the speaking rate
 PITCH_RANGE = (0, 100)
+PITCH_RANGE_LIMITS = (0, 100)  # limits of the pitch range (intonation width) setting
+WORD_GAP_LIMITS = (0, 50)  # 0: espeak-ng's own gaps; 50: half a second more between words
 VARIANT_FOLDER = Path("voices") / "!v"  # where espeak-ng keeps voice variants ("+m3", "+klatt")
 
 _SynthCallback = ctypes.CFUNCTYPE(
@@ -230,17 +234,32 @@ class EspeakSynthesizer:
             finally:
                 self._unload(library)
 
-    def synthesize(self, text: str, voice: str, rate_wpm: int, pitch: int) -> np.ndarray:
+    def synthesize(
+        self,
+        text: str,
+        voice: str,
+        rate_wpm: int,
+        pitch: int,
+        pitch_range: int = 50,
+        word_gap: int = 0,
+    ) -> np.ndarray:
         """Speak `text`: -> (n_samples,) float32 in [-1, 1] at `sample_rate`.
 
         `voice` is "language[+variant]" ("en-us+f3"), `rate_wpm` the speaking rate in words
-        per minute, `pitch` 0-100 (50: the voice's own). The same arguments give the same
-        samples, whatever was synthesised before.
+        per minute, `pitch` 0-100 (50: the voice's own), `pitch_range` how far the intonation
+        moves 0-100 (0: a monotone, 50: the voice's own), `word_gap` an extra pause between
+        words in 10 ms units. The tune follows the final punctuation of `text` (".", "?", "!",
+        ","), which is not spoken. The same arguments give the same samples, whatever was
+        synthesised before.
         """
-        if not RATE_WPM_RANGE[0] <= rate_wpm <= RATE_WPM_RANGE[1]:
-            raise ValueError(f"rate_wpm must be in {RATE_WPM_RANGE}, got {rate_wpm}")
-        if not PITCH_RANGE[0] <= pitch <= PITCH_RANGE[1]:
-            raise ValueError(f"pitch must be in {PITCH_RANGE}, got {pitch}")
+        for name, value, limits in (
+            ("rate_wpm", rate_wpm, RATE_WPM_RANGE),
+            ("pitch", pitch, PITCH_RANGE),
+            ("pitch_range", pitch_range, PITCH_RANGE_LIMITS),
+            ("word_gap", word_gap, WORD_GAP_LIMITS),
+        ):
+            if not limits[0] <= value <= limits[1]:
+                raise ValueError(f"{name} must be in {limits}, got {value}")
         encoded = text.encode("utf-8")
         with _synthesis_lock:
             library = self._load()
@@ -248,6 +267,8 @@ class EspeakSynthesizer:
                 self._set_voice(library, voice)
                 library.espeak_SetParameter(_PARAMETER_RATE, rate_wpm, 0)
                 library.espeak_SetParameter(_PARAMETER_PITCH, pitch, 0)
+                library.espeak_SetParameter(_PARAMETER_RANGE, pitch_range, 0)
+                library.espeak_SetParameter(_PARAMETER_WORDGAP, word_gap, 0)
                 library.espeak_ng_SetRandSeed(ctypes.c_long(0))
                 self._libc.srand(0)
                 self._chunks = []

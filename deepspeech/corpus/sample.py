@@ -6,6 +6,9 @@ speech"):
 
 - dev and test are spoken by voices train never hears (`voices.plan_voices`), and test and dev
   sentences never occur in train (`grammar.sentence_split`);
+- prosody varies per clip, in every split: speaking rate, pitch, pitch range (monotone to
+  lively), extra pauses between words, and the tune of a statement, question, exclamation or
+  unfinished clause (espeak-ng follows the unspoken final punctuation);
 - training clips get a random speaker warp (resampled by 1 ± 0.2 and read back at 16 kHz,
   which moves formants and pitch together): the largest single gain of the prototype, because
   otherwise the model overfits to the training voices;
@@ -35,7 +38,14 @@ from scipy.signal import firwin, resample_poly
 
 from deepspeech.audio import SAMPLE_RATE, read_wav_info, write_wav
 from deepspeech.corpus import DEFAULT_UTTERANCES, grammar
-from deepspeech.corpus.espeak import PITCH_RANGE, RATE_WPM_RANGE, EspeakSynthesizer, list_variants
+from deepspeech.corpus.espeak import (
+    PITCH_RANGE,
+    PITCH_RANGE_LIMITS,
+    RATE_WPM_RANGE,
+    WORD_GAP_LIMITS,
+    EspeakSynthesizer,
+    list_variants,
+)
 from deepspeech.corpus.voices import ACCENTS, VoicePlan, plan_voices
 from deepspeech.data.manifest import Utterance, write_manifest
 from deepspeech.errors import AudioFormatError, ConfigError, CorpusError
@@ -44,7 +54,7 @@ from deepspeech.parallel import available_cpus
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1  # bump when the same settings would produce different files
+FORMAT_VERSION = 2  # bump when the same settings would produce different files
 SPLITS = ("train", "dev", "test")
 # The prototype's training-set size (FACTS.md: 12,000 clips, CER 1.3 % after 10 minutes of
 # training). About 5 h of training audio, made in about a minute on 2 idle cores.
@@ -61,6 +71,7 @@ RESAMPLE_HALF_LENGTH = 10  # scipy's resample_poly defaults: filter half-length 
 RESAMPLE_WINDOW = ("kaiser", 5.0)  # and its window
 
 _SPLIT_STREAM = {"train": 10, "dev": 11, "test": 12}  # random streams, apart from voices.py's
+CLAUSE_ENDINGS = ".?!,"  # statement, question, exclamation, unfinished clause: four tunes
 
 
 @dataclass(frozen=True)
@@ -72,8 +83,11 @@ class SampleCorpusConfig:
     dev_fraction: float = 0.04  # share of utterances in dev (at least one)
     test_fraction: float = 0.05  # share of utterances in test (at least one)
     workers: int = field(default_factory=available_cpus)  # processes; 1 runs in-process
-    rate_wpm: tuple[int, int] = (130, 200)  # speaking rate, drawn uniformly per utterance
+    rate_wpm: tuple[int, int] = (120, 220)  # speaking rate, drawn uniformly per utterance
     pitch: tuple[int, int] = (25, 75)  # espeak-ng pitch (0-100, 50: the voice's own)
+    pitch_range: tuple[int, int] = (15, 85)  # intonation width (0: monotone, 50: the voice's)
+    word_gap: tuple[int, int] = (0, 4)  # extra pause between words, 10 ms units
+    clause_endings: str = CLAUSE_ENDINGS  # each clip ends with one: its intonation
     speaker_warp: float = 0.2  # training clips are resampled by 1 ± up to this (in 1/100 steps)
     held_out_variant_share: float = 1 / 3  # share of typical voice variants kept from train
     held_out_sentence_share: float = 0.1  # share of all sentences reserved for dev, and for test
@@ -96,6 +110,12 @@ class SampleCorpusConfig:
             )
         _check_range("rate_wpm", self.rate_wpm, RATE_WPM_RANGE)
         _check_range("pitch", self.pitch, PITCH_RANGE)
+        _check_range("pitch_range", self.pitch_range, PITCH_RANGE_LIMITS)
+        _check_range("word_gap", self.word_gap, WORD_GAP_LIMITS)
+        if not self.clause_endings or set(self.clause_endings) - set(CLAUSE_ENDINGS):
+            raise ConfigError(
+                f"clause_endings must be some of {CLAUSE_ENDINGS!r}, got {self.clause_endings!r}"
+            )
         if not 0 <= self.speaker_warp < 0.5:
             raise ConfigError(f"speaker_warp must be in [0, 0.5), got {self.speaker_warp}")
         if not 0 < self.held_out_variant_share < 1:
@@ -138,6 +158,9 @@ class UtteranceSpec:
     rate_wpm: int
     pitch: int
     warp_percent: int  # 100: no speaker warp (dev, test); 80-120 for train
+    pitch_range: int
+    word_gap: int  # 10 ms units
+    ending: str  # final punctuation, spoken as intonation only (not in the transcript)
 
     @property
     def id(self) -> str:
@@ -192,7 +215,15 @@ def plan_utterances(config: SampleCorpusConfig, voices: VoicePlan) -> list[Utter
             warp = WARP_STEPS
             if split == "train":
                 warp += int(rng.integers(-warp_steps, warp_steps + 1))
-            specs.append(UtteranceSpec(split, index, text, voice, rate, pitch, warp))
+            # Drawn last, so adding them left every clip's sentence, voice and warp as it was.
+            pitch_range = int(rng.integers(config.pitch_range[0], config.pitch_range[1] + 1))
+            word_gap = int(rng.integers(config.word_gap[0], config.word_gap[1] + 1))
+            ending = config.clause_endings[int(rng.integers(len(config.clause_endings)))]
+            specs.append(
+                UtteranceSpec(
+                    split, index, text, voice, rate, pitch, warp, pitch_range, word_gap, ending
+                )
+            )
     return specs
 
 
@@ -243,7 +274,14 @@ def _lowpass(up: int, down: int) -> np.ndarray:
 
 def render_clip(synthesizer: EspeakSynthesizer, spec: UtteranceSpec) -> np.ndarray:
     """Synthesise one clip: -> (n,) float32 at SAMPLE_RATE, trimmed, peak at PEAK_LEVEL."""
-    audio = synthesizer.synthesize(spec.text, spec.voice, spec.rate_wpm, spec.pitch)
+    audio = synthesizer.synthesize(
+        spec.text + spec.ending,
+        spec.voice,
+        spec.rate_wpm,
+        spec.pitch,
+        pitch_range=spec.pitch_range,
+        word_gap=spec.word_gap,
+    )
     audio = trim_silence(audio, synthesizer.sample_rate)
     audio = warp_to_16k(audio, synthesizer.sample_rate, spec.warp_percent)
     peak = float(np.max(np.abs(audio))) if len(audio) else 0.0

@@ -26,12 +26,12 @@ import functools
 import hashlib
 import json
 import logging
-import math
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -45,12 +45,12 @@ from deepspeech.text import Alphabet
 
 logger = logging.getLogger(__name__)
 
-CACHE_FORMAT = 1  # bump when the files' layout changes: old entries are then ignored
+CACHE_FORMAT = 2  # bump when the files' layout changes: old entries are then ignored
 FEATURE_DTYPE = np.dtype("<f2")  # float16, little-endian (what tf.io.decode_raw reads)
 LABEL_DTYPE = np.dtype("<i2")  # int16: alphabets of up to 32767 characters
-MAX_SHARD_UTTERANCES = 256  # a LibriSpeech shard: about 50 min of audio, 16 MB
-MIN_SHARD_UTTERANCES = 8
+SHARD_SECONDS = 300.0  # audio per shard: 5 min, 1.6 MB; small shards mix well into windows
 TARGET_SHARDS = 32  # small manifests still get enough shards to split across workers
+WAV_HEADER_BYTES = 44  # to estimate a manifest's durations from its file sizes
 INDEX_FILE = "index.json"
 
 
@@ -59,10 +59,17 @@ def ctc_min_frames(labels: np.ndarray) -> int:
     return int(labels.size + np.count_nonzero(labels[1:] == labels[:-1]))
 
 
-def shard_size(n_utterances: int) -> int:
-    """Utterances per shard: at most MAX_SHARD_UTTERANCES, fewer for small manifests."""
-    wanted = math.ceil(n_utterances / TARGET_SHARDS)
-    return int(np.clip(wanted, MIN_SHARD_UTTERANCES, MAX_SHARD_UTTERANCES))
+def shard_bounds(utterances: Sequence[Utterance]) -> list[tuple[int, int]]:
+    """(first, end) of each shard: consecutive utterances holding about SHARD_SECONDS of audio
+    (less for small manifests, so they still split into TARGET_SHARDS), from the manifest's
+    file sizes alone (16-bit mono 16 kHz PCM), before any audio is read."""
+    seconds = np.array(
+        [max(u.wav_filesize - WAV_HEADER_BYTES, 0) / (2 * SAMPLE_RATE) for u in utterances]
+    )
+    per_shard = min(SHARD_SECONDS, max(float(seconds.sum()) / TARGET_SHARDS, 1e-9))
+    shard_of = np.floor((np.cumsum(seconds) - seconds) / per_shard).astype(np.int64)
+    starts = np.flatnonzero(np.diff(shard_of, prepend=-1))
+    return list(zip(starts.tolist(), [*starts[1:].tolist(), len(utterances)], strict=True))
 
 
 @dataclass(frozen=True)
@@ -187,8 +194,16 @@ def entry_folder(cache_dir: Path, manifest: Path, numcep: int, alphabet: Alphabe
     return Path(cache_dir) / f"{manifest.stem}-{cache_key(manifest, numcep, alphabet)}"
 
 
+class AudioTransform(Protocol):
+    """Changes an utterance's audio before its MFCC (waveform augmentation); picklable."""
+
+    def __call__(self, audio: np.ndarray, index: int, min_frames: int) -> np.ndarray: ...
+
+
 @dataclass(frozen=True)
-class _ShardTask:
+class ShardTask:
+    """One shard to featurize: its utterances, where to write, and an optional transform."""
+
     folder: Path
     name: str
     first: int
@@ -196,16 +211,20 @@ class _ShardTask:
     transcripts: tuple[str, ...]
     numcep: int
     alphabet: Alphabet
+    transform: AudioTransform | None = None  # never used for the cache itself
 
 
-def _write_shard(task: _ShardTask) -> int:
+def write_shard(task: ShardTask) -> int:
     """Featurize one shard's utterances and write its three files (the JSON last)."""
     features, labels, seconds = [], [], 0.0
-    for path, transcript in zip(task.paths, task.transcripts, strict=True):
+    for offset, (path, transcript) in enumerate(zip(task.paths, task.transcripts, strict=True)):
         audio = load_wav(path)
+        encoded = task.alphabet.encode(transcript)
+        if task.transform is not None:
+            audio = task.transform(audio, task.first + offset, ctc_min_frames(encoded))
         seconds += audio.size / SAMPLE_RATE
         features.append(mfcc(audio, task.numcep))
-        labels.append(task.alphabet.encode(transcript))
+        labels.append(encoded)
     frames = np.concatenate(features).astype(np.float64)
     with atomic_write(task.folder / f"{task.name}.feat", "wb") as stream:
         stream.write(frames.astype(FEATURE_DTYPE).tobytes())
@@ -227,13 +246,16 @@ def _write_shard(task: _ShardTask) -> int:
     return len(task.paths)
 
 
-def _shard_names(n_utterances: int) -> list[tuple[str, int, int]]:
-    """(name, first, end) of every shard of a manifest with `n_utterances` utterances."""
-    size = shard_size(n_utterances)
+def _shard_names(utterances: Sequence[Utterance]) -> list[tuple[str, int, int]]:
+    """(name, first, end) of every shard of a manifest."""
     return [
-        (f"shard-{k:05d}", first, min(first + size, n_utterances))
-        for k, first in enumerate(range(0, n_utterances, size))
+        (f"shard-{k:05d}", first, end) for k, (first, end) in enumerate(shard_bounds(utterances))
     ]
+
+
+def read_shard(folder: Path, name: str) -> Shard:
+    """A shard as its JSON describes it (present once its files are complete)."""
+    return Shard.from_dict(folder, name, json.loads((folder / f"{name}.json").read_text("utf-8")))
 
 
 def _read_complete(folder: Path, names: Sequence[tuple[str, int, int]]) -> dict[str, Shard]:
@@ -244,10 +266,35 @@ def _read_complete(folder: Path, names: Sequence[tuple[str, int, int]]) -> dict[
         return {name: Shard.from_dict(folder, name, d) for name, d in data["shards"].items()}
     done = {}
     for name, _, _ in names:
-        path = folder / f"{name}.json"
-        if path.is_file():
-            done[name] = Shard.from_dict(folder, name, json.loads(path.read_text("utf-8")))
+        if (folder / f"{name}.json").is_file():
+            done[name] = read_shard(folder, name)
     return done
+
+
+def run_shard_tasks(
+    tasks: Sequence[ShardTask], workers: int | None, progress: Callable[..., None] | None
+) -> None:
+    """Write the shards, in a pool of processes (one BLAS thread each) when there are several.
+
+    Each process writes its own shard's files, so only shard counts cross process boundaries.
+    """
+    for task in tasks:
+        task.folder.mkdir(parents=True, exist_ok=True)
+    workers = min(workers or available_cpus(), len(tasks))
+    if workers <= 1:
+        with threadpool_limits(limits=1):
+            for task in tasks:
+                count = write_shard(task)
+                if progress:
+                    progress(count)
+        return
+    # spawn: forking a process that has started TensorFlow's threads can deadlock.
+    with ProcessPoolExecutor(
+        workers, mp_context=get_context("spawn"), initializer=limit_blas_threads
+    ) as pool:
+        for count in pool.map(write_shard, tasks):
+            if progress:
+                progress(count)
 
 
 def build_entry(
@@ -260,16 +307,12 @@ def build_entry(
     workers: int | None = None,
     progress: Callable[..., None] | None = None,
 ) -> list[Shard]:
-    """Make sure one manifest's entry is complete (featurizing only missing shards); its shards.
-
-    Missing shards are featurized in a pool of processes (one BLAS thread each), each process
-    writing its own shard's files, so only shard counts cross process boundaries.
-    """
+    """Make sure one manifest's entry is complete (featurizing only missing shards); its shards."""
     folder = entry_folder(cache_dir, manifest, numcep, alphabet)
-    names = _shard_names(len(utterances))
+    names = _shard_names(utterances)
     done = _read_complete(folder, names)
     todo = [
-        _ShardTask(
+        ShardTask(
             folder,
             name,
             first,
@@ -284,23 +327,8 @@ def build_entry(
     if progress:
         progress(sum(len(s.frames) for s in done.values()))
     if todo:
-        folder.mkdir(parents=True, exist_ok=True)
-        workers = min(workers or available_cpus(), len(todo))
         logger.info("featurizing %d shard(s) of %s into %s", len(todo), manifest, folder)
-        if workers == 1:
-            with threadpool_limits(limits=1):
-                for task in todo:
-                    count = _write_shard(task)
-                    if progress:
-                        progress(count)
-        else:
-            # spawn: forking a process that has started TensorFlow's threads can deadlock.
-            with ProcessPoolExecutor(
-                workers, mp_context=get_context("spawn"), initializer=limit_blas_threads
-            ) as pool:
-                for count in pool.map(_write_shard, todo):
-                    if progress:
-                        progress(count)
+        run_shard_tasks(todo, workers, progress)
         done = _read_complete(folder, names)
     shards = [done[name] for name, _, _ in names]
     index = folder / INDEX_FILE

@@ -4,8 +4,8 @@ Which utterances form which batch is planned in NumPy from the cache's index (fr
 only, no features), as a pure function of (seed, epoch, worker): a resumed epoch skips exactly
 the steps it already trained, and every worker can compute every other worker's plan, so all
 agree on the number of steps without talking. tf.data then executes the plan natively (no
-Python generator): it reads a *window* of shards at a time (about WINDOW_UTTERANCES
-utterances), and cuts that window's batches by gathering frames, so memory holds one window,
+Python generator): it reads a *window* of shards at a time (about WINDOW_SECONDS of audio,
+some 10 MB of MFCC), and cuts that window's batches by gathering frames, so memory holds one window,
 whatever the size of the corpus.
 
 An epoch: worker w of W owns the shards k with k % W == w (it reads only those); its shards
@@ -23,11 +23,14 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
+from deepspeech.data.augment_spec import Augmentation
 from deepspeech.data.cache import CachedSet
+from deepspeech.data.spec_augment import apply_feature_augmentations
 
 logger = logging.getLogger(__name__)
 
-WINDOW_UTTERANCES = 2048  # utterances read together and bucketed by length: the memory bound
+EPOCH_SEEDS = 100_000  # SpecAugment's stateless seed is (seed * EPOCH_SEEDS + epoch, utterance)
+WINDOW_SECONDS = 1800.0  # audio read together and bucketed by length: the memory bound
 EVAL_BATCH_SIZE = 32
 NO_UTTERANCE = -1  # fills the short last evaluation batch; dropped when the batch is cut
 
@@ -75,14 +78,46 @@ class Plan:
         return Plan(tuple(windows), self.replicas, self.batch_size)
 
 
+@dataclass(frozen=True)
+class FeatureAugmentation:
+    """SpecAugment for one epoch's training batches.
+
+    Masks write zeros, which mean "no information" only for normalised features: batches are
+    normalised with the model's own statistics, augmented, and mapped back to MFCC.
+    """
+
+    augmentations: tuple[Augmentation, ...]  # the feature-domain ones are applied
+    mean: np.ndarray  # (numcep,) the model's normalisation
+    std: np.ndarray  # (numcep,)
+    seed: int
+    epoch: int
+
+    def apply(self, features: tf.Tensor, lengths: tf.Tensor, ids: tf.Tensor) -> tf.Tensor:
+        """(B, T, numcep) MFCC -> the same, each utterance masked/warped by its own draw."""
+        normalised = (features - self.mean) / self.std
+        epoch_seed = tf.constant(self.seed * EPOCH_SEEDS + self.epoch, tf.int64)
+
+        def one(row):
+            frames, length, utterance = row
+            seed = tf.stack([epoch_seed, utterance])
+            return apply_feature_augmentations(frames, self.augmentations, seed, length)
+
+        augmented = tf.map_fn(one, (normalised, lengths, ids), fn_output_signature=tf.float32)
+        valid = tf.sequence_mask(lengths, tf.shape(features)[1], tf.float32)[..., None]
+        return (augmented * self.std + self.mean) * valid
+
+
 def feasible(cached: CachedSet, stride: int) -> np.ndarray:
     """(n,) bool: utterances with enough frames at `stride` for CTC to align their labels."""
     return -(-cached.frames // stride) >= cached.min_frames
 
 
 def _window_shards(cached: CachedSet, shards: np.ndarray) -> list[np.ndarray]:
-    per_window = max(1, WINDOW_UTTERANCES // max(int(cached.shard_counts.max()), 1))
-    return [shards[i : i + per_window] for i in range(0, len(shards), per_window)]
+    """Consecutive runs of `shards` holding about WINDOW_SECONDS of audio each."""
+    seconds = np.array([cached.shards[k].seconds for k in shards])
+    window_of = np.floor((np.cumsum(seconds) - seconds) / WINDOW_SECONDS).astype(np.int64)
+    starts = np.flatnonzero(np.diff(window_of, prepend=-1))
+    return np.split(shards, starts[1:])
 
 
 def _shard_ids(cached: CachedSet, shards: np.ndarray, usable: np.ndarray) -> np.ndarray:
@@ -234,7 +269,12 @@ def _read_concatenated(files: tf.Tensor) -> tf.Tensor:
     return tf.strings.reduce_join(tf.map_fn(tf.io.read_file, files, fn_output_signature=tf.string))
 
 
-def make_dataset(cached: CachedSet, plan: Plan, stride: int) -> tf.data.Dataset:
+def make_dataset(
+    cached: CachedSet,
+    plan: Plan,
+    stride: int,
+    augmentation: FeatureAugmentation | None = None,
+) -> tf.data.Dataset:
     """The plan's per-replica batches as a tf.data pipeline (elements: `batch_signature`)."""
     numcep = cached.numcep
     feature_files, label_files, rows = _plan_tensors(cached, plan)
@@ -248,6 +288,8 @@ def make_dataset(cached: CachedSet, plan: Plan, stride: int) -> tf.data.Dataset:
         where = tf.where(valid, offsets[:, None] + t[None, :] * stride, 0)
         features = tf.cast(tf.gather(window_frames, where), tf.float32)  # (B, T, numcep)
         features *= tf.cast(valid, tf.float32)[..., None]
+        if augmentation is not None:
+            features = augmentation.apply(features, lengths, ids)
         j = tf.range(tf.reduce_max(label_lengths), dtype=tf.int64)
         label_valid = j[None, :] < label_lengths[:, None]
         label_where = tf.where(label_valid, label_offsets[:, None] + j[None, :], 0)
@@ -260,19 +302,26 @@ def make_dataset(cached: CachedSet, plan: Plan, stride: int) -> tf.data.Dataset:
             ids,
         )
 
-    def window_batches(features_of, labels_of, window_rows):
+    def read_window(features_of, labels_of, window_rows):
         frames = tf.reshape(
             tf.io.decode_raw(_read_concatenated(features_of), tf.float16), (-1, numcep)
         )
         labels = tf.cast(tf.io.decode_raw(_read_concatenated(labels_of), tf.int16), tf.int32)
-        return tf.data.Dataset.from_tensor_slices(window_rows).map(
-            lambda r: cut_batch(frames, labels, r),
-            num_parallel_calls=tf.data.AUTOTUNE,
-            deterministic=True,
-        )
+        return (frames, labels, window_rows)
+
+    def window_batches(frames, labels, window_rows):
+        # Each batch refers to its window's tensors (no copy), so the one parallel map below
+        # cuts batches across window boundaries without stalling at each new window.
+        return tf.data.Dataset.from_tensor_slices(window_rows).map(lambda r: (frames, labels, r))
 
     dataset = tf.data.Dataset.from_tensor_slices((feature_files, label_files, rows))
-    return dataset.flat_map(window_batches).prefetch(tf.data.AUTOTUNE)
+    return (
+        dataset.map(read_window)
+        .prefetch(1)  # the next window is read while this one's batches are cut
+        .flat_map(window_batches)
+        .map(cut_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        .prefetch(tf.data.AUTOTUNE)
+    )
 
 
 def distributed_dataset(
@@ -280,6 +329,7 @@ def distributed_dataset(
     cached: CachedSet,
     plans: Sequence[Plan],
     stride: int,
+    augmentation: FeatureAugmentation | None = None,
 ) -> tf.distribute.DistributedDataset:
     """Each input pipeline (one per worker) runs its own plan; each element is one global step.
 
@@ -288,7 +338,7 @@ def distributed_dataset(
     """
 
     def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
-        dataset = make_dataset(cached, plans[context.input_pipeline_id], stride)
+        dataset = make_dataset(cached, plans[context.input_pipeline_id], stride, augmentation)
         options = tf.data.Options()
         # Each pipeline reads only its own shards already: no further sharding by tf.data.
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF

@@ -75,7 +75,10 @@ class BiRNN(keras.Model):
     def __init__(self, config: ModelConfig, **kwargs: object) -> None:
         super().__init__(name="birnn", **kwargs)
         self.config = config
-        self.normalization = FeatureNormalization(config.numcep, name="normalization")
+        # float32 whatever the precision policy: the input statistics need full precision.
+        self.normalization = FeatureNormalization(
+            config.numcep, name="normalization", dtype="float32"
+        )
         self.h1 = keras.layers.Dense(config.n_hidden, name="h1")
         self.h2 = keras.layers.Dense(config.n_hidden, name="h2")
         self.h3 = keras.layers.Dense(config.n_hidden, name="h3")
@@ -93,7 +96,7 @@ class BiRNN(keras.Model):
                 name="lstm",
             )
         self.h5 = keras.layers.Dense(config.n_hidden, name="h5")
-        self.h6 = keras.layers.Dense(config.n_classes, name="h6")
+        self.h6 = keras.layers.Dense(config.n_classes, name="h6", dtype="float32")  # logits, loss
         self.dropout = keras.layers.Dropout(config.dropout_rate)
 
     def _clipped_relu(self, x: tf.Tensor, training: bool) -> tf.Tensor:
@@ -144,8 +147,8 @@ class BiRNN(keras.Model):
 
     def _normalize(self, features: tf.Tensor, lengths: tf.Tensor) -> tf.Tensor:
         """Normalised frames, zero from `lengths` on (padding is zero after normalisation)."""
-        mask = tf.sequence_mask(lengths, maxlen=tf.shape(features)[1], dtype=features.dtype)
-        return self.normalization(features) * mask[..., None]
+        x = self.normalization(features)
+        return x * tf.sequence_mask(lengths, maxlen=tf.shape(features)[1], dtype=x.dtype)[..., None]
 
     def _dense_in(self, x: tf.Tensor, training: bool) -> tf.Tensor:
         """h1..h3 on context windows: (B, T, n_input) -> (B, T, n_hidden)."""

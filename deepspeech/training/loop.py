@@ -22,12 +22,15 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from deepspeech.config import ModelConfig, TrainConfig
 from deepspeech.data.cache import CachedSet, open_cached_set, read_manifests
+
+if TYPE_CHECKING:
+    from deepspeech.data.pipeline import FeatureAugmentation
 from deepspeech.errors import ConfigError
 from deepspeech.text import Alphabet
 from deepspeech.training.checkpoint import RunInfo, check_resumable, read_run_info, write_run_info
@@ -151,11 +154,13 @@ def build_state(config: TrainConfig, model_config: ModelConfig, placement: Any) 
     import tensorflow as tf
 
     from deepspeech.model.birnn import build_birnn
+    from deepspeech.training.precision import mixed_precision, with_loss_scaling
     from deepspeech.training.step import make_optimizer
 
-    with placement.strategy.scope():
+    with placement.strategy.scope(), mixed_precision(config.mixed_precision):
         model = build_birnn(model_config)
         optimizer = make_optimizer(config.optimizer, config.learning_rate)
+        optimizer = with_loss_scaling(optimizer, config.mixed_precision)
         optimizer.build(model.trainable_variables)
     counters = {
         name: tf.Variable(0, dtype=tf.int64, trainable=False)
@@ -178,12 +183,9 @@ def build_state(config: TrainConfig, model_config: ModelConfig, placement: Any) 
     return TrainingState(model, optimizer, counters, manager)
 
 
-def restore_or_initialize(state: TrainingState, config: TrainConfig, train_set: CachedSet) -> None:
-    """Continue from the latest checkpoint, or start: normalisation from the training cache.
-
-    A fresh run saves its initial state as checkpoint 0, so a run can be replayed from its
-    very first weights (the multi-worker tests do).
-    """
+def restore_or_initialize(state: TrainingState, config: TrainConfig, train_set: CachedSet) -> bool:
+    """Continue from the latest checkpoint (True), or start (False): normalisation from the
+    training cache."""
     import tensorflow as tf
 
     latest = tf.train.latest_checkpoint(config.checkpoint_dir)
@@ -195,10 +197,10 @@ def restore_or_initialize(state: TrainingState, config: TrainConfig, train_set: 
             state.value("epoch"),
             state.value("step"),
         )
-        return
+        return True
     mean, std = train_set.normalization()
     state.model.normalization.set_statistics(mean, std)
-    state.manager.save(checkpoint_number=0)
+    return False
 
 
 def start_tracking(
@@ -366,7 +368,11 @@ class Epochs:
         plans = [plan.skip(start) for plan in self.plans(epoch)]
         steps_per_epoch = start + plans[0].steps
         dataset = distributed_dataset(
-            strategy, self.data["train"], plans, self.config.feature_stride
+            strategy,
+            self.augmented_train_set(epoch),
+            plans,
+            self.config.feature_stride,
+            self.feature_augmentation(epoch),
         )
         self._compile(dataset.element_spec)
         variables = state.model.trainable_variables
@@ -411,6 +417,52 @@ class Epochs:
                         logger.info("time budget spent during epoch %d", epoch + 1)
                         break
         return loss_sum / max(loss_steps, 1), out_of_time
+
+    def augmented_train_set(self, epoch: int) -> CachedSet:
+        """The training set this epoch reads: the cache, or (with waveform augmentations) this
+        worker's shards featurized anew from this epoch's augmented audio."""
+        from deepspeech.data.augment_spec import parse_augmentations
+        from deepspeech.data.augmented_epoch import augment_epoch
+
+        train = self.data["train"]
+        waveform = [a for a in parse_augmentations(self.config.augment) if a.domain == "waveform"]
+        if not waveform:
+            return train
+        placement = self.placement
+        owned = np.arange(placement.worker_index, len(train.shards), placement.num_workers)
+        folder = (
+            Path(self.config.checkpoint_dir) / ".augmented" / f"worker-{placement.worker_index}"
+        )
+        total = int(train.shard_counts[owned].sum())
+        with self.progress(f"augment epoch {epoch + 1}", total) as advance:
+            return augment_epoch(
+                train,
+                owned,
+                waveform,
+                self.alphabet,
+                seed=self.config.seed,
+                epoch=epoch,
+                stride=self.config.feature_stride,
+                folder=folder,
+                progress=advance,
+            )
+
+    def feature_augmentation(self, epoch: int) -> FeatureAugmentation | None:
+        """SpecAugment for this epoch's batches, if any feature-domain augmentation is asked."""
+        from deepspeech.data.augment_spec import parse_augmentations
+        from deepspeech.data.pipeline import FeatureAugmentation
+
+        specs = tuple(a for a in parse_augmentations(self.config.augment) if a.domain == "feature")
+        if not specs:
+            return None
+        normalization = self.state.model.normalization
+        return FeatureAugmentation(
+            specs,
+            normalization.mean.numpy(),
+            normalization.std.numpy(),
+            self.config.seed,
+            epoch,
+        )
 
     def _compile(self, element_spec: object) -> None:
         """The compiled steps, once per run (every epoch's dataset has the same spec)."""
@@ -499,7 +551,7 @@ def train(
     placement = make_placement(config.devices)
     keras.utils.set_random_seed(config.seed)
     state = build_state(config, config.model(alphabet.num_classes), placement)
-    restore_or_initialize(state, config, data["train"])
+    resumed = restore_or_initialize(state, config, data["train"])
     epochs = Epochs(config, state, placement, data, alphabet, progress, on_report)
     steps_per_epoch = epochs.plans(0)[0].steps
     if steps_per_epoch == 0:
@@ -509,6 +561,8 @@ def train(
             "on every worker; lower --batch-size"
         )
     start_tracking(config, state, placement, data, existing, alphabet, steps_per_epoch)
+    if not resumed:  # the initial weights, so a run can be replayed from its very first step
+        state.manager.save(checkpoint_number=0)
     try:
         test_report = epochs.run()
         if state.tracker:

@@ -16,6 +16,7 @@ import keras
 import tensorflow as tf
 
 from deepspeech.model.birnn import ctc_loss
+from deepspeech.training.precision import scale_loss, unscale_gradients
 
 OPTIMIZERS = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD}
 
@@ -62,14 +63,17 @@ def make_train_step(
             logits = model(features, feature_lengths, training=True)
             per_example = ctc_loss(labels, label_lengths, logits, feature_lengths)
             loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch_size)
-        grads = tape.gradient(loss, variables)
-        # The one all-reduce: the gradient of the whole global batch, the same on every replica.
-        total = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, grads)
+            scaled_loss = scale_loss(optimizer, loss)  # under the tape, or it has no gradient
+        grads = tape.gradient(scaled_loss, variables)
+        # The one all-reduce: the gradient of the whole global batch, the same on every replica
+        # (times the loss scale under float16 loss scaling, which the optimizer divides out).
+        summed = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, grads)
+        total, to_apply = unscale_gradients(optimizer, summed, summed)
         norm = tf.linalg.global_norm(total)
-        clipped = total
+        clipped = to_apply
         if grad_clip_norm > 0:
             scale = tf.minimum(1.0, grad_clip_norm / tf.maximum(norm, 1e-12))
-            clipped = [g * scale for g in total]
+            clipped = [g * scale for g in to_apply]
 
         optimizer.apply_gradients(zip(clipped, variables, strict=True))
         return loss, norm, total

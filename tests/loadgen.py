@@ -1,22 +1,26 @@
-"""A closed-loop load generator for a running server, for the load test and the benchmarks.
+"""Load generators for a running server, for the load and flood tests and the benchmarks.
 
-`concurrency` clients each upload the next WAV as soon as their previous answer arrives, for a
-fixed number of requests or a fixed time, so the server is always holding `concurrency`
-requests: the load a pool of callers puts on it. Every non-200 answer and every transport
-error is recorded, not raised, so a run reports all its failures at the end. One asyncio
-client: on a 2-core machine client threads would take CPU the server needs.
+`generate_load` is closed-loop: `concurrency` clients each upload the next WAV as soon as
+their previous answer arrives, for a fixed number of requests or a fixed time, so the server
+is always holding `concurrency` requests: the load a pool of callers puts on it. Every non-200
+answer and every transport error is recorded, not raised, so a run reports all its failures
+at the end. One asyncio client: on a 2-core machine client threads would take CPU the server
+needs. `flood` sends many uploads at once, and `PeakMemory` samples the server's resident
+memory meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import httpx
 import numpy as np
+from servers import resident_memory_bytes
 
 TRANSCRIBE_ROUTE = "/v1/transcribe"
 BATCH_SIZE_METRICS = ("deepspeech_batch_size_count", "deepspeech_batch_size_sum")
@@ -112,3 +116,41 @@ def batch_totals(client: httpx.Client) -> tuple[float, float]:
             name, value = line.split()
             values[name] = float(value)
     return values[BATCH_SIZE_METRICS[0]], values[BATCH_SIZE_METRICS[1]]
+
+
+class PeakMemory:
+    """Samples a process's resident memory in a thread until stopped; keeps the peak."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid, self.peak, self._stop = pid, 0, threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, resident_memory_bytes(self.pid))
+            self._stop.wait(0.005)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+async def flood(url: str, body: bytes, clients: int) -> list[httpx.Response | Exception]:
+    """`clients` uploads of `body` all at once, each on its own connection: the answers, or
+    the transport errors, in order."""
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=0)
+    async with httpx.AsyncClient(base_url=url, timeout=300, limits=limits) as client:
+
+        async def one() -> httpx.Response | Exception:
+            try:
+                return await client.post(
+                    "/v1/transcribe", content=body, headers={"Content-Type": "audio/wav"}
+                )
+            except httpx.HTTPError as e:
+                return e
+
+        return await asyncio.gather(*(one() for _ in range(clients)))

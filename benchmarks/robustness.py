@@ -1,0 +1,149 @@
+"""Robustness: test WER of trained models on clean, noisy (20/10/5 dB SNR) and reverberant audio.
+
+Run: .venv/bin/python benchmarks/robustness.py --model clean=runs/sample/checkpoints
+         --model augmented=runs/sample-augmented/checkpoints [--lm runs/sample/lm.arpa]
+         [--corpus runs/sample-corpus] [--markdown]
+
+Each condition is a deterministic copy of the test split (seed per utterance): pink noise at
+the given SNR (over the whole clip), or a synthetic room response (RT60 0.6 s, DRR 3 dB). Every
+model is evaluated on every copy with greedy decoding and, with `--lm`, beam search with the
+LM, through the same evaluation code training uses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from machine import cpu_model
+
+NOISE_SNRS_DB = (20, 10, 5)
+REVERB_RT60_S, REVERB_DRR_DB = 0.6, 3.0
+
+
+def degrade(audio: np.ndarray, condition: str, rng: np.random.Generator) -> np.ndarray:
+    from deepspeech.data.augment import (
+        add_noise,
+        colored_noise,
+        reverberate,
+        room_impulse_response,
+    )
+
+    if condition == "clean":
+        return audio
+    if condition == "reverb":
+        return reverberate(audio, room_impulse_response(REVERB_RT60_S, REVERB_DRR_DB, rng))
+    snr = float(condition.split()[0])
+    return add_noise(audio, colored_noise(audio.size, "pink", rng), snr)
+
+
+def conditions() -> list[str]:
+    return ["clean", *(f"{snr} dB" for snr in NOISE_SNRS_DB), "reverb"]
+
+
+def make_condition_set(corpus: Path, condition: str, out: Path) -> Path:
+    """A manifest of the test split under `condition`, WAVs written under `out`."""
+    from deepspeech.audio import load_wav, write_wav
+    from deepspeech.data.manifest import Utterance, read_manifest, write_manifest
+
+    utterances = []
+    for index, utterance in enumerate(read_manifest(corpus / "test.csv")):
+        rng = np.random.default_rng([index, len(condition)])
+        audio = np.clip(degrade(load_wav(utterance.wav_path), condition, rng), -1, 1)
+        path = out / f"{index:05d}.wav"
+        write_wav(path, audio.astype(np.float32))
+        utterances.append(Utterance(path, path.stat().st_size, utterance.transcript))
+    manifest = out / "test.csv"
+    write_manifest(manifest, utterances)
+    return manifest
+
+
+def evaluate(checkpoint: Path, manifest: Path, cache: Path, lm: Path | None) -> dict[str, float]:
+    from deepspeech.data.cache import open_cached_set, read_manifests
+    from deepspeech.decoding.decoders import DecoderConfig, make_decoder
+    from deepspeech.training.checkpoint import restore_inference_model
+    from deepspeech.training.evaluate import evaluate_set, make_eval_step
+
+    model, info = restore_inference_model(checkpoint)
+    cached = open_cached_set(
+        read_manifests(manifest, info.alphabet), cache, info.features.numcep, info.alphabet
+    )
+    step = make_eval_step(model, info.features.numcep)
+    decoders = {"greedy": DecoderConfig()}
+    if lm:
+        decoders["lm"] = DecoderConfig(decoder="beam", beam_width=64, lm_path=lm)
+    return {
+        name: evaluate_set(
+            step,
+            cached,
+            info.features.stride,
+            info.alphabet,
+            "test",
+            0,
+            decoder=make_decoder(config, info.alphabet, kind="logits"),
+        ).wer
+        for name, config in decoders.items()
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", action="append", required=True, help="NAME=CHECKPOINT_DIR")
+    parser.add_argument("--lm", type=Path, help="ARPA LM for beam search (optional)")
+    parser.add_argument("--corpus", type=Path, default=Path("runs/sample-corpus"))
+    parser.add_argument("--markdown", action="store_true", help="print a RESULTS.md section")
+    args = parser.parse_args()
+    models = dict(spec.split("=", 1) for spec in args.model)
+
+    results: dict[tuple[str, str], dict[str, float]] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-robust-") as tmp:
+        for condition in conditions():
+            folder = Path(tmp) / condition.replace(" ", "")
+            manifest = make_condition_set(args.corpus, condition, folder)
+            for name, checkpoint in models.items():
+                results[name, condition] = evaluate(
+                    Path(checkpoint), manifest, Path(tmp) / "cache", args.lm
+                )
+
+    decoders = ["greedy", "lm"] if args.lm else ["greedy"]
+    header = "| model | decoding | " + " | ".join(conditions()) + " |"
+    table = [header, "|---|---|" + "---:|" * len(conditions())]
+    for name in models:
+        for decoder in decoders:
+            cells = [f"{results[name, c][decoder]:.2%}" for c in conditions()]
+            table.append(f"| {name} | {decoder} | " + " | ".join(cells) + " |")
+    sentences = []
+    for name in models:
+        clean, noisy = results[name, "clean"]["greedy"], results[name, "10 dB"]["greedy"]
+        ratio = noisy / clean if clean > 0 else float("inf")
+        verdict = "within" if ratio <= 2 else "over"
+        sentences.append(
+            f"{name}: greedy WER at 10 dB SNR is {ratio:.1f}× clean ({verdict} the 2× target)."
+        )
+    if not args.markdown:
+        print("\n".join(table))
+        print(" ".join(sentences))
+        return
+    print("## Robustness\n")
+    print(
+        "Test split of the sample corpus (held-out voices and sentences), clean and degraded: "
+        f"pink noise at {', '.join(map(str, NOISE_SNRS_DB))} dB SNR, and reverb (RT60 "
+        f"{REVERB_RT60_S} s, DRR {REVERB_DRR_DB} dB). Models: "
+        + ", ".join(f"`{n}` = {c}" for n, c in models.items())
+        + ".\n"
+    )
+    command = " ".join(f"--model {n}={c}" for n, c in models.items())
+    lm = f" --lm {args.lm}" if args.lm else ""
+    print(f"- Command: `.venv/bin/python benchmarks/robustness.py {command}{lm} --markdown`")
+    print(f"- Date: {datetime.date.today().isoformat()}")
+    print(f"- Machine: {cpu_model()}, nproc {os.cpu_count()}\n")
+    print("\n".join(table))
+    print("\n" + " ".join(sentences))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""Augmentations wired into training: waveform draws per epoch (deepspeech/data/augmented_epoch.py)
+and SpecAugment inside the tf.data pipeline; neither ever reaches the feature cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from deepspeech.data.augment_spec import parse_augmentations
+from deepspeech.data.augmented_epoch import augment_epoch
+from deepspeech.data.cache import FEATURE_DTYPE, open_cached_set, read_manifests
+from deepspeech.data.pipeline import FeatureAugmentation, epoch_plan, make_dataset
+from deepspeech.text import Alphabet
+
+ALPHABET = Alphabet.default()
+WAVEFORM = parse_augmentations(["noise[snr=5:10]", "speed[factor=0.8:1.2]"])
+SPEC = parse_augmentations(["freq_mask[n=2,size=3]", "time_mask[n=2,size=4]"])
+
+
+@pytest.fixture(scope="module")
+def cached(tiny_corpus: Path, feature_cache: Path):
+    return open_cached_set(
+        read_manifests(tiny_corpus / "train.csv", ALPHABET), feature_cache, 26, ALPHABET
+    )
+
+
+def shard_bytes(cached, k: int) -> bytes:
+    return cached.shards[k].feature_file.read_bytes()
+
+
+def augmented(cached, folder: Path, epoch: int, shards=(0, 2)):
+    return augment_epoch(
+        cached, list(shards), WAVEFORM, ALPHABET, seed=4, epoch=epoch, stride=2, folder=folder,
+        workers=1,
+    )  # fmt: skip
+
+
+def test_waveform_draws_are_new_each_epoch_and_never_cached(cached, tmp_path: Path) -> None:
+    before = {p: p.stat().st_mtime_ns for p in cached.shards[0].feature_file.parent.iterdir()}
+    first = augmented(cached, tmp_path / "a", epoch=0)
+    again = augmented(cached, tmp_path / "b", epoch=0)
+    later = augmented(cached, tmp_path / "c", epoch=1)
+    assert {p: p.stat().st_mtime_ns for p in before} == before  # the cache is untouched
+    assert shard_bytes(first, 0) == shard_bytes(again, 0)  # deterministic per (seed, epoch)
+    assert shard_bytes(first, 0) != shard_bytes(later, 0)  # a new draw every epoch
+    assert shard_bytes(first, 0) != shard_bytes(cached, 0)  # and not the clean features
+    assert first.shards[1] is cached.shards[1]  # shards this worker does not own stay as they are
+
+
+def test_augmented_epoch_keeps_every_utterance_trainable(cached, tmp_path: Path) -> None:
+    result = augmented(cached, tmp_path / "a", epoch=3, shards=range(len(cached.shards)))
+    assert (-(-result.frames // 2) >= result.min_frames).all()  # a fast speed never breaks CTC
+    plan = epoch_plan(cached, batch_size=8, replicas=1, stride=2, seed=4, epoch=3)
+    batches = list(make_dataset(result, plan, stride=2))
+    assert len(batches) == plan.steps
+    frames = np.fromfile(result.shards[0].feature_file, FEATURE_DTYPE)
+    assert np.isfinite(frames).all()
+
+
+def test_spec_augment_masks_in_the_pipeline_deterministically(cached) -> None:
+    plan = epoch_plan(cached, batch_size=8, replicas=1, stride=2, seed=4, epoch=0).take(2)
+    mean, std = cached.normalization()
+
+    def batches(epoch: int | None):
+        augmentation = None if epoch is None else FeatureAugmentation(SPEC, mean, std, 4, epoch)
+        return [b for b in make_dataset(cached, plan, 2, augmentation)]
+
+    clean, first, again, later = batches(None), batches(0), batches(0), batches(1)
+    for c, a, b, d in zip(clean, first, again, later, strict=True):
+        np.testing.assert_array_equal(a[0], b[0])
+        assert not np.array_equal(a[0], d[0])
+        lengths = c[1].numpy()
+        for row, n in enumerate(lengths):
+            masked = np.isclose(a[0][row, :n], mean, atol=1e-4)  # a masked value is the mean
+            assert masked.any() and not np.allclose(a[0][row, :n], c[0][row, :n])
+            assert not np.any(a[0][row, n:]), "padding must stay zero"
