@@ -36,14 +36,15 @@ import numpy as np
 from inputs import speech_like_wav
 from machine import cpu_model
 
-# This script's folder holds benchmarks/serving.py, which would shadow the `serving` package.
-del sys.path[0]
+# This script's folder holds benchmarks/serving.py, which would shadow the `serving` package;
+# the server harness lives with the tests.
+sys.path[0] = str(Path(__file__).resolve().parent.parent / "tests")
 
 import websockets  # noqa: E402
+from servers import run_server_process  # noqa: E402
 
 from deepspeech.audio import SAMPLE_RATE, load_wav  # noqa: E402
 from serving.inference import open_model  # noqa: E402
-from serving.process import run_server_process  # noqa: E402
 from serving.stream import SpeechModel, Stream, to_pcm16  # noqa: E402
 
 CHUNK_SAMPLES = SAMPLE_RATE // 50  # 20 ms, what an AudioWorklet or WebRTC source delivers

@@ -13,11 +13,10 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
-from servers import clean_server
+from servers import ServerProcess, clean_server
 from test_web_page import FAKE_MICROPHONE_FLAGS, WAIT_SECONDS, browser, open_page
 
 from deepspeech.data.manifest import read_manifest
-from serving.process import ServerProcess
 
 pytestmark = pytest.mark.slow
 

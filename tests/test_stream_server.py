@@ -15,11 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import websockets
-from servers import clean_server
+from servers import ServerProcess, clean_server, free_port
 
 from deepspeech.audio import PCM16_SCALE, load_wav
 from deepspeech.data.manifest import read_manifest
-from serving.process import ServerProcess, free_port
 from serving.stream import SpeechModel
 
 LIMITS = (
