@@ -40,15 +40,16 @@ from serving.settings import (
     DEFAULT_WORKERS,
     ServerSettings,
 )
+from serving.stream_server import (
+    DEFAULT_IDLE_SECONDS,
+    DEFAULT_MAX_MESSAGE_KB,
+    DEFAULT_MAX_STREAM_SECONDS,
+    DEFAULT_MAX_STREAMS,
+)
 
 if TYPE_CHECKING:
     from serving.inference import FileTranscript
 
-# Defaults of `serving.stream_server`, repeated so `--help` does not import onnxruntime.
-DEFAULT_MAX_STREAMS = 64
-DEFAULT_MAX_STREAM_SECONDS = 600.0
-DEFAULT_IDLE_SECONDS = 20.0
-DEFAULT_MAX_MESSAGE_KB = 256.0
 PROGRESS_MIN_FILES = 10  # fewer files finish before a progress bar would tell anything
 
 ModelOption = Annotated[

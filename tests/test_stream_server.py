@@ -200,19 +200,6 @@ def test_a_bad_stream_model_fails_the_server_start(random_onnx: Path) -> None:
     assert "export --streaming" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_cli_defaults_match_stream_settings() -> None:
-    import deepspeech.cli.serve as cli
-    import serving.stream_server as stream_server
-
-    for name in (
-        "DEFAULT_MAX_STREAMS",
-        "DEFAULT_MAX_STREAM_SECONDS",
-        "DEFAULT_IDLE_SECONDS",
-        "DEFAULT_MAX_MESSAGE_KB",
-    ):
-        assert getattr(cli, name) == getattr(stream_server, name), name
-
-
 def test_calls_waiting_together_run_as_one_batch(random_stream_onnx, pcm: np.ndarray) -> None:
     """Micro-batching: five streams' calls queued in one tick take one onnxruntime run, and
     each stream still gets its own text."""
