@@ -34,10 +34,11 @@ HERE = Path(__file__).resolve().parent
 # In the order they run and appear: cheapest first, so a broken setup fails early.
 BENCHMARKS = ("make_run", "features", "decoding", "input_pipeline", "memory", "training",
               "inference", "quantization", "serving", "reliability", "flood")  # fmt: skip
-# Written only by `make gpu-check` on a CUDA machine (benchmarks/gpu.py); kept here as it is.
-GPU_ONLY = ("gpu",)
+# Kept here as they are: written by `make gpu-check` on a CUDA machine (benchmarks/gpu.py), or
+# measuring trained models that each section's own command names (streaming, robustness).
+GPU_ONLY = ("gpu", "streaming", "robustness")
 PACKAGES = ("numpy", "python_speech_features", "tensorflow", "onnxruntime-gpu", "onnxruntime",
-            "tf2onnx", "flashlight-text", "fastapi", "uvicorn", "httpx")  # fmt: skip
+            "tf2onnx", "flashlight-text", "fastapi", "uvicorn", "httpx", "websockets")  # fmt: skip
 SECTION_HEADING = re.compile(r"^## ", re.MULTILINE)
 
 

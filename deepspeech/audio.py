@@ -4,6 +4,7 @@ Training, export checks and serving all compute features here, so a model never 
 made differently from the ones it was trained on. NumPy only: no TensorFlow import.
 """
 
+import functools
 import io
 import math
 import os
@@ -17,6 +18,7 @@ import numpy as np
 import python_speech_features
 import soundfile
 from numpy.lib.stride_tricks import sliding_window_view
+from scipy.fftpack import dct as scipy_dct
 from scipy.signal import resample_poly
 
 from deepspeech.errors import AudioFormatError
@@ -30,6 +32,8 @@ WINDOW_SECONDS = 0.025  # MFCC analysis window
 STEP_SECONDS = 0.01  # MFCC hop: 100 frames per second
 N_FILTERS = 26  # mel filters (python_speech_features default); numcep may not exceed it
 N_FFT = 512  # FFT size for the 400-sample window (python_speech_features default)
+PREEMPHASIS = 0.97  # y[n] = x[n] - 0.97 x[n-1] before framing (python_speech_features default)
+CEPSTRAL_LIFTER = 22  # python_speech_features default
 WINDOW_SAMPLES = round(WINDOW_SECONDS * SAMPLE_RATE)  # 400
 STEP_SAMPLES = round(STEP_SECONDS * SAMPLE_RATE)  # 160
 
@@ -285,8 +289,98 @@ def mfcc(audio: np.ndarray, numcep: int = N_CEPSTRUM) -> np.ndarray:
         numcep=numcep,
         nfilt=N_FILTERS,
         nfft=N_FFT,
+        preemph=PREEMPHASIS,
     )
     return features.astype(np.float32)
+
+
+class MfccStream:
+    """`audio_to_features` of a signal that arrives in pieces, frame for frame the same numbers.
+
+    python_speech_features pre-emphasises the whole signal, then cuts 400-sample frames every
+    160 samples and zero-pads the last one. Here pre-emphasis carries the previous sample
+    across pieces, a frame is computed once its 400 samples are in (the 240-sample overlap
+    stays buffered), and `finish` computes the remaining frames of the zero-padded tail, so
+    the frames equal the offline MFCC of the whole signal. Work per piece depends on the piece
+    only: at most WINDOW_SAMPLES + a piece's samples are held.
+    """
+
+    def __init__(self, numcep: int = N_CEPSTRUM, stride: int = 1) -> None:
+        if stride < 1:
+            raise ValueError(f"stride must be >= 1, got {stride}")
+        if not 1 <= numcep <= N_FILTERS:
+            raise ValueError(f"numcep must be in 1..{N_FILTERS}, got {numcep}")
+        self.numcep = numcep
+        self.stride = stride
+        self.n_samples = 0  # samples accepted so far
+        self._next_frame = 0  # index of the first frame not computed yet
+        self._buffer = np.zeros(0, np.float64)  # pre-emphasised samples from that frame on
+        self._last_sample: float | None = None  # for the pre-emphasis of the next piece
+        self.finished = False
+
+    def accept(self, audio: np.ndarray) -> np.ndarray:
+        """(n,) float samples in [-1, 1] -> (k, numcep) float32 frames now complete (k >= 0)."""
+        if self.finished:
+            raise RuntimeError("the MFCC stream is finished")
+        x = np.asarray(audio, dtype=np.float64).reshape(-1)
+        if len(x) == 0:
+            return np.zeros((0, self.numcep), np.float32)
+        if self._last_sample is None:  # the signal's first sample is kept as it is
+            emphasised = np.append(x[0], x[1:] - PREEMPHASIS * x[:-1])
+        else:
+            emphasised = x - PREEMPHASIS * np.append(self._last_sample, x[:-1])
+        self._last_sample = float(x[-1])
+        self.n_samples += len(x)
+        self._buffer = np.concatenate([self._buffer, emphasised])
+        if len(self._buffer) < WINDOW_SAMPLES:
+            return np.zeros((0, self.numcep), np.float32)
+        n_frames = 1 + (len(self._buffer) - WINDOW_SAMPLES) // STEP_SAMPLES
+        segment = self._buffer[: (n_frames - 1) * STEP_SAMPLES + WINDOW_SAMPLES]
+        frames = self._frames(segment)
+        self._buffer = self._buffer[n_frames * STEP_SAMPLES :]
+        return frames
+
+    def finish(self) -> np.ndarray:
+        """The frames of the zero-padded end of the signal: (k, numcep) float32, k >= 0."""
+        if self.finished:
+            raise RuntimeError("the MFCC stream is finished")
+        self.finished = True
+        if self.n_samples == 0 or self._next_frame >= n_feature_frames(self.n_samples):
+            return np.zeros((0, self.numcep), np.float32)
+        return self._frames(self._buffer)
+
+    def _frames(self, emphasised: np.ndarray) -> np.ndarray:
+        """MFCC of pre-emphasised samples starting at frame `_next_frame`, kept by stride.
+
+        python_speech_features' own steps (framing with zero padding, power spectrum, mel
+        filterbank, log, DCT, lifter, log energy as c0) with the same numpy and scipy calls, so
+        the numbers are identical; only its per-call rebuilding of the filterbank (a Python
+        loop that cost more than the rest for a 20 ms piece) is done once.
+        """
+        n_samples = len(emphasised)
+        n_frames = n_feature_frames(n_samples)
+        padded = np.concatenate(
+            (emphasised, np.zeros((n_frames - 1) * STEP_SAMPLES + WINDOW_SAMPLES - n_samples))
+        )
+        frames = sliding_window_view(padded, WINDOW_SAMPLES)[::STEP_SAMPLES]
+        power = 1.0 / N_FFT * np.square(np.absolute(np.fft.rfft(frames, N_FFT)))
+        energy = np.sum(power, 1)
+        energy = np.where(energy == 0, np.finfo(float).eps, energy)
+        banks = np.dot(power, _mel_filterbank().T)
+        banks = np.where(banks == 0, np.finfo(float).eps, banks)
+        cepstra = scipy_dct(np.log(banks), type=2, axis=1, norm="ortho")[:, : self.numcep]
+        features = python_speech_features.lifter(cepstra, CEPSTRAL_LIFTER)
+        features[:, 0] = np.log(energy)
+        features = features.astype(np.float32)
+        first = self._next_frame
+        self._next_frame += len(features)
+        return features[(-first) % self.stride :: self.stride]
+
+
+@functools.cache
+def _mel_filterbank() -> np.ndarray:
+    """(N_FILTERS, N_FFT // 2 + 1): python_speech_features' mel filterbank for 16 kHz."""
+    return python_speech_features.get_filterbanks(N_FILTERS, N_FFT, SAMPLE_RATE, 0, SAMPLE_RATE / 2)
 
 
 def add_context_windows(features: np.ndarray, numcontext: int) -> np.ndarray:

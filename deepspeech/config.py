@@ -20,6 +20,7 @@ from deepspeech.decoding.decoders import DecoderConfig
 from deepspeech.errors import ConfigError
 
 OPTIMIZERS = ("adam", "sgd")
+RNN_KINDS = ("bidirectional", "unidirectional")  # 2017 BiRNN; DeepSpeech 0.6-0.9's streaming LSTM
 DEFAULT_FEATURE_CACHE = "runs/feature-cache"  # beside the default checkpoints, under runs/
 
 
@@ -49,6 +50,7 @@ class ModelConfig:
     n_hidden: int = 2048
     dropout_rate: float = 0.05
     relu_clip: float = 20.0
+    rnn: str = "bidirectional"  # or "unidirectional": forward-only, future context from windows
 
     @property
     def n_input(self) -> int:
@@ -69,6 +71,7 @@ class TrainConfig:
     n_hidden: int = 256
     learning_rate: float = 1e-3
     optimizer: str = "adam"  # "adam" (the 2017 choice) or "sgd" (plain: checks gradient sums)
+    rnn: str = "bidirectional"  # "unidirectional" = forward-only LSTM, the one that streams
     dropout_rate: float = 0.05
     relu_clip: float = 20.0
     feature_stride: int = 1
@@ -114,6 +117,8 @@ class TrainConfig:
             raise ConfigError(
                 f"optimizer {self.optimizer!r} must be one of {', '.join(OPTIMIZERS)}"
             )
+        if self.rnn not in RNN_KINDS:
+            raise ConfigError(f"rnn {self.rnn!r} must be one of {', '.join(RNN_KINDS)}")
         if self.devices != "all" and not (self.devices.isdigit() and int(self.devices) > 0):
             raise ConfigError(f"devices {self.devices!r} must be a positive count or 'all'")
         _check_positive(self, "workers")
@@ -137,6 +142,7 @@ class TrainConfig:
             n_hidden=self.n_hidden,
             dropout_rate=self.dropout_rate,
             relu_clip=self.relu_clip,
+            rnn=self.rnn,
         )
 
     def decoder(self) -> DecoderConfig:

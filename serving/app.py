@@ -38,6 +38,9 @@ from serving.metrics import (
 from serving.routes import STATIC_DIR, install_error_handlers, router
 from serving.service import TranscriptionService
 from serving.settings import ServerSettings
+from serving.stream import SpeechModel as StreamingModel
+from serving.stream_server import open_stream_model, stream_lifespan
+from serving.stream_server import router as stream_router
 
 logger = logging.getLogger(__name__)
 
@@ -58,8 +61,13 @@ def open_settings_model(settings: ServerSettings) -> SpeechModel:
     )
 
 
-def create_app(settings: ServerSettings, model: SpeechModel | None = None) -> FastAPI:
-    """The server app; `model` is opened in the lifespan unless an open one is handed in."""
+def create_app(
+    settings: ServerSettings,
+    model: SpeechModel | None = None,
+    stream_model: StreamingModel | None = None,
+) -> FastAPI:
+    """The server app; `model` (and `stream_model`, when the settings name one) are opened in
+    the lifespan unless open ones are handed in."""
     metrics = ServerMetrics(settings.max_batch)
 
     @asynccontextmanager
@@ -68,6 +76,10 @@ def create_app(settings: ServerSettings, model: SpeechModel | None = None) -> Fa
         # the feature threads and onnxruntime; one BLAS thread per caller is fastest.
         limit_blas_threads()
         loaded = model or await asyncio.to_thread(open_settings_model, settings)
+        if stream_model is None and settings.stream.model:
+            opened = await asyncio.to_thread(open_stream_model, settings)
+        else:
+            opened = stream_model
         service = TranscriptionService(loaded, settings, metrics)
         service.start()
         app.state.service = service
@@ -80,7 +92,8 @@ def create_app(settings: ServerSettings, model: SpeechModel | None = None) -> Fa
             settings.max_batch,
         )
         try:
-            yield
+            async with stream_lifespan(app, settings.stream, opened):
+                yield
         finally:
             app.state.service = None
             await service.close()
@@ -99,6 +112,7 @@ def create_app(settings: ServerSettings, model: SpeechModel | None = None) -> Fa
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     install_error_handlers(app)
     app.include_router(router)
+    app.include_router(stream_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
 
@@ -125,10 +139,11 @@ def serve(settings: ServerSettings) -> None:
         "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_SECONDS,
     }
     model = open_settings_model(settings)  # fails fast, in one line, on a bad model
+    stream_model = open_stream_model(settings)  # likewise, when --stream-model names one
     if settings.workers == 1:
-        uvicorn.run(create_app(settings, model), **options)
+        uvicorn.run(create_app(settings, model, stream_model), **options)
         return
-    del model  # each worker opens its own session
+    del model, stream_model  # each worker opens its own sessions
     with tempfile.TemporaryDirectory(prefix="deepspeech-metrics-") as metrics_dir:
         os.environ[MULTIPROCESS_DIR_ENV] = metrics_dir
         os.environ[SETTINGS_ENV] = base64.b64encode(pickle.dumps(settings)).decode()

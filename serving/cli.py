@@ -10,9 +10,10 @@ level: `deepspeech --help` stays fast.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -38,6 +39,12 @@ from serving.settings import (
     DEFAULT_THREADS,
     DEFAULT_WORKERS,
     ServerSettings,
+)
+from serving.stream_server import (
+    DEFAULT_IDLE_SECONDS,
+    DEFAULT_MAX_MESSAGE_KB,
+    DEFAULT_MAX_STREAM_SECONDS,
+    DEFAULT_MAX_STREAMS,
 )
 
 if TYPE_CHECKING:
@@ -103,6 +110,22 @@ def transcribe(
     lm: LmOption = None,
     alpha: AlphaOption = DEFAULT_ALPHA,
     beta: BetaOption = DEFAULT_BETA,
+    stream: Annotated[
+        bool,
+        typer.Option(
+            "--stream",
+            help="Feed each file in --chunk-ms pieces through the streaming path "
+            "(serving.stream; --model is a `deepspeech export --streaming` graph); the final "
+            "transcript is printed.",
+        ),
+    ] = False,
+    partials: Annotated[
+        bool,
+        typer.Option("--partials", help="With --stream: print each partial transcript on stderr."),
+    ] = False,
+    chunk_ms: Annotated[
+        float, typer.Option(min=1.0, help="With --stream: milliseconds of audio per feed.")
+    ] = 20.0,
 ) -> None:
     """Transcribe WAV files with an exported model: one `path<TAB>transcript` line per file.
 
@@ -115,9 +138,33 @@ def transcribe(
 
     if not files and not manifest:
         raise typer.BadParameter("give WAV files or --manifest CSV", param_hint="FILES")
+    if partials and not stream:
+        raise typer.BadParameter("--partials needs --stream", param_hint="--partials")
     limit_blas_threads()
     decoding = decoder_config(decoder, beam_width, lm, alpha, beta)
-    speech_model = open_model(model, tracking_uri=tracking_uri, device=device, decoder=decoding)
+    if stream:
+        from serving.stream import SpeechModel as StreamingModel
+        from serving.stream import stream_files
+
+        speech_model: Any = StreamingModel(model, tracking_uri=tracking_uri, decoder=decoding)
+
+        def on_partial(path: str, text: str) -> None:
+            typer.echo(f"{path}\t{text}", err=True)
+
+        def run(paths: list[str], advance: Callable[[int], None]) -> Iterator[FileTranscript]:
+            return stream_files(
+                speech_model,
+                paths,
+                chunk_ms=chunk_ms,
+                on_partial=on_partial if partials else None,
+                progress=advance,
+            )
+    else:
+        speech_model = open_model(model, tracking_uri=tracking_uri, device=device, decoder=decoding)
+
+        def run(paths: list[str], advance: Callable[[int], None]) -> Iterator[FileTranscript]:
+            return transcribe_files(speech_model, paths, batch_size=batch_size, progress=advance)
+
     references: dict[str, str] = {}
     paths = [str(f) for f in files or []]
     if manifest:
@@ -133,9 +180,7 @@ def transcribe(
         if len(paths) >= PROGRESS_MIN_FILES
         else nullcontext(lambda n=1, info=None: None)
     ) as advance:
-        for result in transcribe_files(
-            speech_model, paths, batch_size=batch_size, progress=advance
-        ):
+        for result in run(paths, advance):
             if result.error is not None:
                 failed += 1
                 typer.echo(f"error: {result.error}", err=True)
@@ -259,12 +304,34 @@ def serve(
     lm: LmOption = None,
     alpha: AlphaOption = DEFAULT_ALPHA,
     beta: BetaOption = DEFAULT_BETA,
+    stream_model: Annotated[
+        str | None,
+        typer.Option(
+            help="A streaming model (`deepspeech export --streaming`, or models:/NAME/VERSION) "
+            "served on the WebSocket /v1/stream; without it /v1/stream refuses with 1003."
+        ),
+    ] = None,
+    max_streams: Annotated[
+        int, typer.Option(min=1, help="Open streams; more are refused with 1013.")
+    ] = DEFAULT_MAX_STREAMS,
+    max_stream_seconds: Annotated[
+        float, typer.Option(min=0.0, help="Audio per stream; more closes it with 1009.")
+    ] = DEFAULT_MAX_STREAM_SECONDS,
+    stream_idle_seconds: Annotated[
+        float,
+        typer.Option(min=0.0, help="A stream with no message for this long is closed (1013)."),
+    ] = DEFAULT_IDLE_SECONDS,
+    max_message_kb: Annotated[
+        float, typer.Option(min=0.0, help="One stream message; larger closes it with 1009.")
+    ] = DEFAULT_MAX_MESSAGE_KB,
 ) -> None:
     """Serve the model over HTTP: POST /v1/transcribe, GET /healthz, /v1/model, /metrics, /.
 
-    Requests arriving together are run as one batch. Stops cleanly on Ctrl-C or SIGTERM.
+    Requests arriving together are run as one batch. With --stream-model, WebSocket
+    /v1/stream transcribes live PCM16 audio. Stops cleanly on Ctrl-C or SIGTERM.
     """
     from serving.app import serve as run_server
+    from serving.stream_server import StreamSettings
 
     run_server(
         ServerSettings(
@@ -285,5 +352,12 @@ def serve(
             gpu_mem_limit_mb=gpu_mem_limit_mb,
             threads=threads,
             decoder=decoder_config(decoder, beam_width, lm, alpha, beta),
+            stream=StreamSettings(
+                model=stream_model,
+                max_streams=max_streams,
+                max_stream_seconds=max_stream_seconds,
+                idle_seconds=stream_idle_seconds,
+                max_message_kb=max_message_kb,
+            ),
         )
     )

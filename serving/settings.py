@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from deepspeech.decoding.decoders import DecoderConfig
 from deepspeech.errors import ConfigError
+from serving.stream_server import StreamSettings
 
 DEFAULT_HOST = "127.0.0.1"  # loopback unless told otherwise: a model server is not a public service
 DEFAULT_PORT = 8080
@@ -56,6 +57,7 @@ class ServerSettings:
     feature_workers: int = 0  # threads decoding audio and computing features; 0 = usable CPUs
     threads: int = DEFAULT_THREADS  # onnxruntime intra-op threads per batch; 0 = usable CPUs
     decoder: DecoderConfig = field(default_factory=DecoderConfig)  # greedy unless told
+    stream: StreamSettings = field(default_factory=StreamSettings)  # WebSocket /v1/stream
 
     def __post_init__(self) -> None:
         if not self.model:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -91,23 +92,14 @@ def random_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
     are random too: with Keras' zero biases, zero padding stays zero through every layer and
     a padding bug would go unseen.
     """
-    import keras
     import onnx
 
     from deepspeech.config import FeatureConfig, ModelConfig
-    from deepspeech.model.birnn import build_birnn
     from deepspeech.model.export import ModelMetadata, convert_to_onnx, write_metadata
     from deepspeech.text import Alphabet
 
-    keras.utils.set_random_seed(5)
     alphabet, features = Alphabet.default(), FeatureConfig(stride=2)
-    model = build_birnn(ModelConfig(alphabet.num_classes, n_hidden=32))
-    rng = np.random.default_rng(5)
-    for variable in model.weights:  # zero biases would hide padding bugs: zeros stay zeros
-        if "bias" in variable.path:
-            variable.assign(rng.normal(0.0, 0.5, variable.shape).astype(np.float32))
-    # MFCC-like statistics, so normalisation is exercised (padding must stay zero after it)
-    model.normalization.set_statistics(rng.normal(0.0, 5.0, 26), rng.uniform(2.0, 10.0, 26))
+    model = random_model(ModelConfig(alphabet.num_classes, n_hidden=32), seed=5)
     proto, _ = convert_to_onnx(model)
     write_metadata(
         proto,
@@ -116,3 +108,74 @@ def random_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("random-onnx") / "random.onnx"
     onnx.save(proto, path)
     return path
+
+
+def random_model(config, seed: int):
+    """A model with random weights and biases and MFCC-like normalisation statistics.
+
+    Zero biases would hide padding bugs (zeros stay zeros through every layer); the statistics
+    make normalisation matter (padding must be zero after it, not before).
+    """
+    import keras
+
+    from deepspeech.model.birnn import build_birnn
+
+    keras.utils.set_random_seed(seed)
+    model = build_birnn(config)
+    rng = np.random.default_rng(seed)
+    for variable in model.weights:
+        if "bias" in variable.path:
+            variable.assign(rng.normal(0.0, 0.5, variable.shape).astype(np.float32))
+    model.normalization.set_statistics(rng.normal(0.0, 5.0, 26), rng.uniform(2.0, 10.0, 26))
+    return model
+
+
+@pytest.fixture(scope="session")
+def random_unidirectional():
+    """A unidirectional model (n_hidden 32) with random weights: varied characters, see above."""
+    from deepspeech.config import ModelConfig
+    from deepspeech.text import Alphabet
+
+    config = ModelConfig(Alphabet.default().num_classes, n_hidden=32, rnn="unidirectional")
+    model = random_model(config, seed=11)
+    # Dense biases as large as random_model's drown the signal in this model (one class
+    # wins every frame); a tenth of them leaves biases in, and 8-10 classes in the argmax.
+    for layer in (model.h1, model.h2, model.h3, model.h5, model.h6):
+        layer.bias.assign(layer.bias * 0.1)
+    return model
+
+
+@pytest.fixture(scope="session")
+def random_stream_onnx(random_unidirectional, tmp_path_factory: pytest.TempPathFactory):
+    """`random_unidirectional` exported (stride 2): (whole-utterance graph, streaming graph)."""
+    import onnx
+
+    from deepspeech.config import FeatureConfig
+    from deepspeech.model.export import (
+        STREAM_GRAPH,
+        ModelMetadata,
+        convert_streaming_to_onnx,
+        convert_to_onnx,
+        write_metadata,
+    )
+    from deepspeech.text import Alphabet
+
+    folder = tmp_path_factory.mktemp("random-stream-onnx")
+    metadata = ModelMetadata(
+        Alphabet.default(),
+        FeatureConfig(stride=2),
+        n_hidden=32,
+        model_name="random-uni",
+        model_version="0",
+        rnn="unidirectional",
+    )
+    paths = []
+    for convert, graph in (
+        (convert_to_onnx, "utterance"),
+        (convert_streaming_to_onnx, STREAM_GRAPH),
+    ):
+        proto, _ = convert(random_unidirectional)
+        write_metadata(proto, dataclasses.replace(metadata, graph=graph))
+        paths.append(folder / f"{graph}.onnx")
+        onnx.save(proto, paths[-1])
+    return tuple(paths)

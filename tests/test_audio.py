@@ -17,9 +17,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from deepspeech.audio import (
+    N_CEPSTRUM,
     N_INPUT,
     PCM16_SCALE,
     SAMPLE_RATE,
+    MfccStream,
     WavInfo,
     add_context_windows,
     audio_to_features,
@@ -536,3 +538,28 @@ def test_any_header_damage_is_refused_or_decoded(offset: int, junk: bytes, cut: 
 @given(data=st.binary(max_size=2000))
 def test_any_bytes_are_refused_or_decoded(data: bytes) -> None:
     _decodes_or_refuses(data)
+
+
+@pytest.mark.parametrize("n_samples", [1, 399, 400, 401, 559, 560, 561, 16000, 16123])
+@pytest.mark.parametrize("stride", [1, 2, 3])
+def test_mfcc_stream_equals_the_mfcc_of_the_whole_signal(n_samples: int, stride: int) -> None:
+    """Pieces of any size, the 400-sample windows straddling them, the zero-padded last frame:
+    bit for bit the offline features."""
+    rng = np.random.default_rng(n_samples)
+    audio = rng.integers(-8000, 8000, n_samples).astype(np.float32) / 32768
+    expected = audio_to_features(audio, N_CEPSTRUM, stride)
+    for piece in (1, 159, 160, 400, 1000, 16000):
+        if n_samples > 1000 and piece == 1:
+            continue
+        stream = MfccStream(N_CEPSTRUM, stride)
+        parts = [stream.accept(audio[i : i + piece]) for i in range(0, n_samples, piece)]
+        parts.append(stream.finish())
+        np.testing.assert_array_equal(np.concatenate(parts), expected)
+
+
+def test_mfcc_stream_without_audio_has_no_frames_and_ends_once() -> None:
+    stream = MfccStream(N_CEPSTRUM, 2)
+    assert stream.accept(np.zeros(0, np.float32)).shape == (0, N_CEPSTRUM)
+    assert stream.finish().shape == (0, N_CEPSTRUM)
+    with pytest.raises(RuntimeError, match="finished"):
+        stream.accept(np.zeros(10, np.float32))

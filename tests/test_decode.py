@@ -234,3 +234,21 @@ def test_lm_needs_a_space_to_find_words(lm_path: Path) -> None:
 def test_beam_refuses_the_wrong_width() -> None:
     with pytest.raises(ValueError, match="does not match"):
         beam_decode(np.zeros((3, 5)), ALPHABET)
+
+
+def test_greedy_stream_decoder_equals_greedy_decode_for_any_chunking() -> None:
+    """Repeats merge across chunk boundaries; a blank between them keeps double letters."""
+    from deepspeech.decoding.streaming import GreedyStreamDecoder
+
+    alphabet = Alphabet.default()
+    rng = np.random.default_rng(0)
+    labels = rng.choice([0, 1, 1, 2, alphabet.blank_index], size=200)
+    scores = np.eye(alphabet.num_classes, dtype=np.float32)[labels]
+    expected = greedy_decode(scores, alphabet)
+    for chunk in (1, 2, 3, 7, 200):
+        decoder = GreedyStreamDecoder(alphabet)
+        for i in range(0, len(scores), chunk):
+            decoder.accept(scores[i : i + chunk])
+            assert expected.startswith(decoder.text())
+        decoder.accept(scores[:0])
+        assert decoder.text() == expected

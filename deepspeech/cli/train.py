@@ -51,6 +51,14 @@ def train(
             "in its update, so it checks multi-device sums). [default: adam]"
         ),
     ] = None,
+    rnn: Annotated[
+        str | None,
+        typer.Option(
+            help="bidirectional (the 2017 BiRNN) or unidirectional (forward-only LSTM, future "
+            "context from the context windows only: the model that streams). "
+            "[default: bidirectional]"
+        ),
+    ] = None,
     dropout_rate: Annotated[
         float | None, typer.Option(help="Dropout after the dense layers.")
     ] = None,

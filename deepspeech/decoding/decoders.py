@@ -216,29 +216,42 @@ class BeamDecoder:
 
     def __call__(self, scores: np.ndarray, length: int | None = None) -> str:
         """(n_frames, n_classes) scores of one utterance -> its best transcript."""
-        from flashlight.lib.text.decoder import LexiconFreeDecoder, ZeroLM
-
         _check_shape(scores, self.alphabet)
         log_probs = to_log_probs(scores[: scores.shape[0] if length is None else length], self.kind)
         n_frames, n_classes = log_probs.shape
         if n_frames == 0:
             return ""
+        search, _lm = self.new_search()  # _lm: alive until the search is done
+        results = search.decode(log_probs.ctypes.data, n_frames, n_classes)
+        return self._text(results[0].tokens) if results else ""
+
+    def new_search(self) -> tuple[Any, Any]:
+        """A fresh flashlight search and its LM, per utterance (or stream).
+
+        Keep the LM referenced as long as the search: flashlight holds the Python LM only
+        from C++, and once Python frees it the search calls a dead object.
+        """
+        from flashlight.lib.text.decoder import LexiconFreeDecoder, ZeroLM
+
         if self.lm is None:
             lm: Any = ZeroLM()
         else:
             lm = _word_lm_class()(self.lm, self.alphabet, self.alpha, self.beta, self.unk_offset)
         search = LexiconFreeDecoder(self._options, lm, self._space, self.alphabet.blank_index, [])
-        results = search.decode(log_probs.ctypes.data, n_frames, n_classes)
-        return self._text(results[0].tokens) if results else ""
+        return search, lm
+
+    def tokens_to_text(self, tokens: Sequence[int]) -> str:
+        """Frame-wise labels of a search result, without its start and end markers -> text."""
+        blank = self.alphabet.blank_index
+        labels = [label for label, _ in itertools.groupby(tokens) if label != blank]
+        return " ".join(self.alphabet.decode(labels).split())
 
     def decode_batch(self, scores: np.ndarray, lengths: Sequence[int] | np.ndarray) -> list[str]:
         return [self(s, int(n)) for s, n in zip(scores, lengths, strict=True)]
 
     def _text(self, tokens: Sequence[int]) -> str:
         """Frame-wise labels (with a start and end marker) -> text: merge, drop blanks."""
-        blank = self.alphabet.blank_index
-        labels = [label for label, _ in itertools.groupby(tokens[1:-1]) if label != blank]
-        return " ".join(self.alphabet.decode(labels).split())
+        return self.tokens_to_text(tokens[1:-1])
 
 
 def make_decoder(config: DecoderConfig, alphabet: Alphabet, kind: ScoreKind = "auto") -> Decoder:

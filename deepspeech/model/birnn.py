@@ -1,6 +1,8 @@
 """The DeepSpeech BiRNN (2017 `BiRNN`): MFCC in, normalised and stacked into context windows by
 the model itself, then three clipped-ReLU dense layers, a bidirectional LSTM, one more dense
-layer and the output layer over the alphabet plus the CTC blank.
+layer and the output layer over the alphabet plus the CTC blank. With `rnn="unidirectional"`
+the LSTM runs forward only (DeepSpeech 0.6-0.9): future context then comes from the context
+windows alone (numcontext frames), which is what lets the model stream.
 
 The input is per-frame MFCC (B, T, numcep), what the feature cache holds and what serving
 computes. The first two operations are fixed: per-coefficient normalisation with the training
@@ -11,7 +13,10 @@ utterance gets the same scores alone or in a padded batch.
 
 Layers are named h1, h2, h3, lstm, h5, h6 like the 2017 variables, so tracked statistics read
 the same. `forward` is the one definition of the pass; training masks the LSTM, the export
-runs it unmasked (the fused ONNX LSTM op gets the lengths instead).
+runs it unmasked (the fused ONNX LSTM op gets the lengths instead). `forward_chunk` is the same
+pass over one chunk of a stream, for the unidirectional model: it carries the last
+2*numcontext normalised frames and the LSTM state between calls, so chunk by chunk it computes
+exactly what `forward` computes on the whole utterance, numcontext frames later.
 """
 
 from __future__ import annotations
@@ -44,15 +49,24 @@ class FeatureNormalization(keras.layers.Layer):
 def add_context_windows(features: tf.Tensor, numcontext: int) -> tf.Tensor:
     """(B, T, numcep) -> (B, T, numcep * (2*numcontext + 1)): row t is frames t-c..t+c.
 
-    Zero frames past either edge, as `deepspeech.audio.add_context_windows` (2017). Slices of
-    a zero-padded copy: no arithmetic, so the windows are exact.
+    Zero frames past either edge, as `deepspeech.audio.add_context_windows` (2017).
     """
     if numcontext == 0:
         return features
-    n_frames = tf.shape(features)[1]
     padded = tf.pad(features, [[0, 0], [numcontext, numcontext], [0, 0]])
+    return full_context_windows(padded, numcontext)
+
+
+def full_context_windows(frames: tf.Tensor, numcontext: int) -> tf.Tensor:
+    """(B, L, numcep) -> (B, L - 2*numcontext, numcep * (2*numcontext + 1)): whole windows only.
+
+    Row j is frames j..j+2c of `frames`, i.e. centred on frame j+c: the windows that need no
+    frame outside `frames`. Slices, no arithmetic, so the windows are exact; the whole-utterance
+    path pads first, the streaming path prepends the frames it carried.
+    """
+    n_out = tf.shape(frames)[1] - 2 * numcontext
     width = 2 * numcontext + 1
-    return tf.concat([padded[:, k : k + n_frames] for k in range(width)], axis=-1)
+    return tf.concat([frames[:, k : k + n_out] for k in range(width)], axis=-1)
 
 
 class BiRNN(keras.Model):
@@ -68,13 +82,19 @@ class BiRNN(keras.Model):
         self.h1 = keras.layers.Dense(config.n_hidden, name="h1")
         self.h2 = keras.layers.Dense(config.n_hidden, name="h2")
         self.h3 = keras.layers.Dense(config.n_hidden, name="h3")
-        self.lstm = keras.layers.Bidirectional(
-            # Named, or Keras numbers it per process (lstm_1, ...) and the tracked statistics
-            # names would depend on how many models the process built before.
-            keras.layers.LSTM(config.n_hidden, return_sequences=True, name="lstm"),
-            merge_mode="concat",
-            name="lstm",
-        )
+        # Named, or Keras numbers it per process (lstm_1, ...) and the tracked statistics
+        # names would depend on how many models the process built before.
+        if config.rnn == "unidirectional":
+            # The state is returned so a stream can carry it from one chunk to the next.
+            self.lstm = keras.layers.LSTM(
+                config.n_hidden, return_sequences=True, return_state=True, name="lstm"
+            )
+        else:
+            self.lstm = keras.layers.Bidirectional(
+                keras.layers.LSTM(config.n_hidden, return_sequences=True, name="lstm"),
+                merge_mode="concat",
+                name="lstm",
+            )
         self.h5 = keras.layers.Dense(config.n_hidden, name="h5")
         self.h6 = keras.layers.Dense(config.n_classes, name="h6", dtype="float32")  # logits, loss
         self.dropout = keras.layers.Dropout(config.dropout_rate)
@@ -92,15 +112,53 @@ class BiRNN(keras.Model):
         LSTM op, which then takes `lengths` as sequence_lens); everything else is identical.
         """
         mask = tf.sequence_mask(lengths, maxlen=tf.shape(features)[1])  # (B, T)
-        x = self.normalization(features)
-        x *= tf.cast(mask, x.dtype)[..., None]
+        x = self._normalize(features, lengths)
         x = add_context_windows(x, self.config.numcontext)  # (B, T, n_input)
-        x = self._clipped_relu(self.h1(x), training)  # (B, T, n_hidden)
+        x = self._dense_in(x, training)  # (B, T, n_hidden)
+        x = self.lstm(x, mask=mask if mask_lstm else None, training=training)
+        if self.config.rnn == "unidirectional":
+            x = x[0]  # the sequence; the state matters only to streams
+        return self._dense_out(x, training)  # (B, T, n_classes) logits; the blank is last
+
+    def forward_chunk(
+        self,
+        features: tf.Tensor,
+        lengths: tf.Tensor,
+        context: tf.Tensor,
+        state_h: tf.Tensor,
+        state_c: tf.Tensor,
+    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
+        """One chunk of a stream (unidirectional only, inference): the same pass as `forward`.
+
+        features: (B, n, numcep) MFCC; frames at and after `lengths` (B,) are the zero frames
+        past the end of the utterance (normalised zeros, as `forward` pads), fed once to flush.
+        context: (B, K, numcep) normalised frames carried from the last call: c zero frames at
+        the start of a stream, then the last 2c. state_h, state_c: (B, n_hidden) LSTM state.
+        Returns logits (B, K + n - 2c, n_classes) for the frames whose whole window is now
+        known (the stream lags c frames), the new context (B, 2c, numcep) and the new state.
+        """
+        c = self.config.numcontext
+        frames = tf.concat([context, self._normalize(features, lengths)], axis=1)
+        new_context = frames[:, tf.shape(frames)[1] - 2 * c :]
+        x = full_context_windows(frames, c)  # (B, K + n - 2c, n_input)
+        x = self._dense_in(x, training=False)
+        x, state_h, state_c = self.lstm(x, initial_state=[state_h, state_c], training=False)
+        return self._dense_out(x, training=False), new_context, state_h, state_c
+
+    def _normalize(self, features: tf.Tensor, lengths: tf.Tensor) -> tf.Tensor:
+        """Normalised frames, zero from `lengths` on (padding is zero after normalisation)."""
+        x = self.normalization(features)
+        return x * tf.sequence_mask(lengths, maxlen=tf.shape(features)[1], dtype=x.dtype)[..., None]
+
+    def _dense_in(self, x: tf.Tensor, training: bool) -> tf.Tensor:
+        """h1..h3 on context windows: (B, T, n_input) -> (B, T, n_hidden)."""
+        x = self._clipped_relu(self.h1(x), training)
         x = self._clipped_relu(self.h2(x), training)
-        x = self._clipped_relu(self.h3(x), training)
-        x = self.lstm(x, mask=mask if mask_lstm else None, training=training)  # (B, T, 2*n_hidden)
-        x = self._clipped_relu(self.h5(x), training)
-        return self.h6(x)  # (B, T, n_classes) logits; the blank is the last class
+        return self._clipped_relu(self.h3(x), training)
+
+    def _dense_out(self, x: tf.Tensor, training: bool) -> tf.Tensor:
+        """h5 and the output layer on LSTM outputs -> (B, T, n_classes) logits."""
+        return self.h6(self._clipped_relu(self.h5(x), training))
 
     def call(self, features: tf.Tensor, lengths: tf.Tensor, training: bool = False) -> tf.Tensor:
         return self.forward(features, lengths, training=training, mask_lstm=True)

@@ -11,6 +11,11 @@ The metadata (`metadata_props`) makes the file self-describing: alphabet, sample
 settings, width, training run, commit, test WER, name and version. The server needs nothing
 else. `ModelMetadata` is the one schema for writing and reading it; this module imports
 TensorFlow, tf2onnx, onnx and MLflow inside functions only, so the server can import it.
+
+`export_model(..., streaming=True)` writes the streaming graph of a unidirectional model
+instead (`BiRNN.forward_chunk`: a chunk of MFCC frames plus the carried context and LSTM state
+in, scores plus the new context and state out; see `deepspeech.model.streaming`), checked
+chunk by chunk against the whole-utterance Keras model.
 """
 
 from __future__ import annotations
@@ -50,6 +55,10 @@ PARITY_UTTERANCES = (
 DEFAULT_MODEL_NAME = "deepspeech"
 MLFLOW_ARTIFACT_NAME = "onnx-model"  # name of the logged model inside the training run
 METADATA_FORMAT = "2"  # bump when the metadata keys change meaning (2: MFCC input)
+UTTERANCE_GRAPH = "utterance"  # metadata `graph`: whole utterances, features + lengths
+STREAM_GRAPH = "stream"  # metadata `graph`: one chunk of a stream plus carried state
+STREAM_PARITY_TOLERANCE = 1e-4  # max |Keras whole utterance - streamed| logit allowed
+STREAM_PARITY_CHUNKS = (1, 7, 50)  # frames per call the streaming export is checked with
 EXTERNAL_DATA_BYTES = 1 << 30  # above this, MLflow stores weights beside the graph (2 GB limit)
 
 
@@ -67,6 +76,8 @@ class ModelMetadata:
     mlflow_run_id: str = ""
     git_commit: str = ""
     test_wer: float | None = None
+    rnn: str = "bidirectional"  # the LSTM the model was trained with
+    graph: str = UTTERANCE_GRAPH  # UTTERANCE_GRAPH, or STREAM_GRAPH for chunk-by-chunk use
     quantization: str = "fp32"  # or "int8" (`export --quantize int8`)
 
     def to_props(self) -> dict[str, str]:
@@ -84,11 +95,19 @@ class ModelMetadata:
             "model_version": self.model_version,
             "mlflow_run_id": self.mlflow_run_id,
             "git_commit": self.git_commit,
+            "rnn": self.rnn,
+            "graph": self.graph,
             "inputs": f"{FEATURES_INPUT} (batch, time, numcep) float32 MFCC, "
             f"{LENGTHS_INPUT} (batch,) int32",
             "outputs": f"{PROBABILITIES_OUTPUT} (batch, time, n_classes) softmax, blank last",
             "quantization": self.quantization,
         }
+        if self.graph == STREAM_GRAPH:
+            props["inputs"] += (
+                ", context (batch, context, numcep) float32 normalised frames carried over, "
+                "state_h and state_c (batch, n_hidden) float32"
+            )
+            props["outputs"] += ", logits, new_context, new_state_h, new_state_c"
         if self.test_wer is not None:
             props["test_wer"] = repr(self.test_wer)
         return props
@@ -124,6 +143,8 @@ class ModelMetadata:
                 mlflow_run_id=props.get("mlflow_run_id", ""),
                 git_commit=props.get("git_commit", ""),
                 test_wer=float(test_wer) if test_wer else None,
+                rnn=props.get("rnn", "bidirectional"),
+                graph=props.get("graph", UTTERANCE_GRAPH),
                 quantization=props.get("quantization", "fp32"),
             )
         except (KeyError, ValueError, TypeError, DeepSpeechError) as e:
@@ -159,6 +180,7 @@ def export_model(
     tracking_uri: str | None = None,
     model_name: str | None = None,
     opset: int = OPSET,
+    streaming: bool = False,
     quantize: str | None = None,
 ) -> ExportResult:
     """Export a checkpoint folder's model to ONNX, check it against Keras, optionally register.
@@ -166,10 +188,13 @@ def export_model(
     The check runs the trained (masked) Keras model and onnxruntime on real utterances (from
     `parity_files`, else the run's test, dev or train manifest), padded in one batch and each
     alone; the export fails with `ExportError` if any probability differs by more than
-    PARITY_TOLERANCE. `register` logs the model into the training run with `mlflow.onnx` and
-    registers it as a new version of that name. `quantize="int8"` writes the int8 model
-    (`deepspeech.model.quantize`), checked by WER on the same utterances against their
-    transcripts. Raises before writing `output` on failure.
+    PARITY_TOLERANCE. With `streaming`, the streaming graph of a unidirectional model is
+    written instead, checked by feeding the utterances in chunks of STREAM_PARITY_CHUNKS frames
+    against the whole-utterance logits (limit STREAM_PARITY_TOLERANCE). `register` logs the
+    model into the training run with `mlflow.onnx` and registers it as a new version of that
+    name. `quantize="int8"` writes the int8 model (`deepspeech.model.quantize`), checked by
+    WER on the same utterances against their transcripts. Raises before writing `output` on
+    failure.
     """
     from deepspeech.model.quantize import check_quantization
     from deepspeech.training.checkpoint import restore_inference_model
@@ -179,6 +204,17 @@ def export_model(
     start = time.monotonic()
     output = Path(output)
     model, info = restore_inference_model(Path(checkpoint_dir))
+    if streaming and info.model.rnn != "unidirectional":
+        raise ExportError(
+            f"{checkpoint_dir}: a {info.model.rnn} LSTM needs the whole utterance and cannot "
+            "stream; train with --rnn unidirectional"
+        )
+    if streaming and register:
+        raise ExportError(
+            "--register takes the whole-utterance graph; export the streaming graph to a file"
+        )
+    if streaming and quantization != "fp32":
+        raise ExportError("--quantize applies to the whole-utterance graph, not --streaming")
     uri = tracking_uri or info.tracking_uri
     parity_source, parity_features, parity_texts = _parity_features(info, parity_files)
 
@@ -193,21 +229,28 @@ def export_model(
         model_name=register or model_name or DEFAULT_MODEL_NAME,
         model_version=version,
         mlflow_run_id=info.mlflow_run_id or "",
+        rnn=info.model.rnn,
+        graph=STREAM_GRAPH if streaming else UTTERANCE_GRAPH,
         **_run_facts(info, uri),
         quantization=quantization,
     )
 
     logger.info("converting %s to ONNX (opset %d)", checkpoint_dir, opset)
-    proto, layout = convert_to_onnx(model, opset)
+    if streaming:
+        proto, layout = convert_streaming_to_onnx(model, opset)
+        check, tolerance = check_streaming_parity, STREAM_PARITY_TOLERANCE
+    else:
+        proto, layout = convert_to_onnx(model, opset)
+        check, tolerance = check_parity, PARITY_TOLERANCE
     write_metadata(proto, metadata)
-    max_diff = check_parity(model, proto.SerializeToString(), parity_features)
+    max_diff = check(model, proto.SerializeToString(), parity_features)
     logger.info(
         "parity: max |Keras - onnxruntime| = %.2e on %d utterances", max_diff, len(parity_features)
     )
-    if not max_diff <= PARITY_TOLERANCE:
+    if not max_diff <= tolerance:
         raise ExportError(
             f"{checkpoint_dir}: onnxruntime differs from the Keras model by {max_diff:.3g} "
-            f"(limit {PARITY_TOLERANCE:g}) on {parity_source}; the export is wrong, not written"
+            f"(limit {tolerance:g}) on {parity_source}; the export is wrong, not written"
         )
     quantization_check = None
     if quantization != "fp32":
@@ -271,6 +314,86 @@ def convert_to_onnx(model: BiRNN, opset: int = OPSET) -> tuple[onnx.ModelProto, 
     layout = use_sequence_lengths(proto)
     _name_dynamic_axes(proto, numcep, model.config.n_classes)
     return proto, layout
+
+
+def convert_streaming_to_onnx(model: BiRNN, opset: int = OPSET) -> tuple[onnx.ModelProto, str]:
+    """The unidirectional model's streaming graph (`BiRNN.forward_chunk`) as ONNX.
+
+    Inputs and outputs are named in `deepspeech.model.streaming`. The LSTM takes the carried
+    state as its initial state, so tf2onnx emits the fused LSTM op (checked: no Loop/Scan).
+    """
+    import tensorflow as tf
+    import tf2onnx
+
+    from deepspeech.model import streaming as names
+
+    numcep, n_hidden = model.config.numcep, model.config.n_hidden
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec((None, None, numcep), tf.float32, name=names.FEATURES_INPUT),
+            tf.TensorSpec((None,), tf.int32, name=names.LENGTHS_INPUT),
+            tf.TensorSpec((None, None, numcep), tf.float32, name=names.CONTEXT_INPUT),
+            tf.TensorSpec((None, n_hidden), tf.float32, name=names.STATE_H_INPUT),
+            tf.TensorSpec((None, n_hidden), tf.float32, name=names.STATE_C_INPUT),
+        ]
+    )
+    def chunk(
+        features: tf.Tensor,
+        lengths: tf.Tensor,
+        context: tf.Tensor,
+        state_h: tf.Tensor,
+        state_c: tf.Tensor,
+    ) -> dict[str, tf.Tensor]:
+        logits, new_context, new_h, new_c = model.forward_chunk(
+            features, lengths, context, state_h, state_c
+        )
+        return {
+            names.LOGITS_OUTPUT: logits,
+            names.PROBABILITIES_OUTPUT: tf.nn.softmax(logits, axis=-1),
+            names.CONTEXT_OUTPUT: new_context,
+            names.STATE_H_OUTPUT: new_h,
+            names.STATE_C_OUTPUT: new_c,
+        }
+
+    try:
+        proto, _ = tf2onnx.convert.from_function(
+            chunk, input_signature=chunk.input_signature, opset=opset
+        )
+    except Exception as e:  # tf2onnx raises bare exceptions of many types
+        raise ExportError(f"tf2onnx could not convert the streaming model: {e}") from e
+    ops = [node.op_type for node in proto.graph.node]
+    if "Loop" in ops or "Scan" in ops or "LSTM" not in ops:
+        raise ExportError("the streaming graph does not run the LSTM as the fused LSTM op")
+    return proto, f"{ops.count('LSTM')} forward LSTM with carried state"
+
+
+def check_streaming_parity(
+    model: BiRNN, onnx_bytes: bytes, features: Sequence[np.ndarray]
+) -> float:
+    """Max |Keras whole-utterance - streamed| logit, each utterance fed in chunks of every
+    size in STREAM_PARITY_CHUNKS frames."""
+    import onnxruntime
+    import tensorflow as tf
+
+    from deepspeech.model.streaming import stream_scores
+
+    session = onnxruntime.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+    diffs = []
+    for f in features:
+        expected = model(tf.constant(f[None]), tf.constant([len(f)]), training=False)[0].numpy()
+        for chunk_frames in STREAM_PARITY_CHUNKS:
+            streamed = stream_scores(
+                session,
+                f,
+                chunk_frames,
+                numcontext=model.config.numcontext,
+                n_hidden=model.config.n_hidden,
+            )
+            if streamed.logits.shape != expected.shape:
+                return float("inf")
+            diffs.append(np.abs(streamed.logits - expected).max())
+    return float(np.max(diffs))  # NaN propagates, and fails the caller's check
 
 
 def use_sequence_lengths(proto: onnx.ModelProto, lengths_input: str = LENGTHS_INPUT) -> str:
@@ -357,8 +480,9 @@ def write_metadata(proto: onnx.ModelProto, metadata: ModelMetadata) -> None:
     proto.producer_name = "deepspeech"
     proto.producer_version = __version__
     proto.doc_string = (
-        f"DeepSpeech BiRNN (n_hidden {metadata.n_hidden}): {FEATURES_INPUT} + {LENGTHS_INPUT} "
-        f"-> {PROBABILITIES_OUTPUT}; greedy CTC decoding, blank is the last class"
+        f"DeepSpeech {metadata.rnn} RNN (n_hidden {metadata.n_hidden}), {metadata.graph} graph: "
+        f"{metadata.to_props()['inputs']} -> {metadata.to_props()['outputs']}; "
+        "greedy CTC decoding, blank is the last class"
     )
     if metadata.model_version.isdigit():
         proto.model_version = int(metadata.model_version)

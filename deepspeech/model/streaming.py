@@ -1,0 +1,195 @@
+"""Driving the streaming graph: MFCC frames of one utterance in, per-frame scores out, chunk by
+chunk, equal to the whole-utterance graph's scores.
+
+The streaming graph (`deepspeech export --streaming`, unidirectional models only) runs
+`BiRNN.forward_chunk`: it takes raw MFCC frames, the normalised frames carried from the last
+call (`context`) and the LSTM state, and returns scores for the frames whose whole context
+window is known. Frame t needs frames up to t+numcontext, so scores lag numcontext frames:
+
+- a stream starts with numcontext zero frames as context (the left edge's zero padding) and
+  carries the last 2*numcontext normalised frames afterwards;
+- a call needs at least one whole window (context + new frames > 2*numcontext); fewer frames
+  wait in `pending`;
+- the end of the stream feeds numcontext more frames marked as padding (`lengths`), which the
+  graph zeroes after normalisation, exactly as the whole-utterance model pads its edge.
+
+NumPy and an onnxruntime session only (no TensorFlow): the export's parity check and
+`serving.stream` share this one implementation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+FEATURES_INPUT = "features"  # (batch, time, numcep) float32 raw MFCC frames of this chunk
+LENGTHS_INPUT = "lengths"  # (batch,) int32: real frames in `features`; the rest are end padding
+CONTEXT_INPUT = "context"  # (batch, context, numcep) float32 normalised frames carried over
+STATE_H_INPUT = "state_h"  # (batch, n_hidden) float32 LSTM output state
+STATE_C_INPUT = "state_c"  # (batch, n_hidden) float32 LSTM cell state
+LOGITS_OUTPUT = "logits"  # (batch, out_time, n_classes) float32, blank last
+PROBABILITIES_OUTPUT = "probabilities"  # softmax of `logits`
+CONTEXT_OUTPUT = "new_context"  # (batch, 2*numcontext, numcep): the next call's `context`
+STATE_H_OUTPUT = "new_state_h"
+STATE_C_OUTPUT = "new_state_c"
+STREAM_INPUTS = (FEATURES_INPUT, LENGTHS_INPUT, CONTEXT_INPUT, STATE_H_INPUT, STATE_C_INPUT)
+STREAM_OUTPUTS = (
+    LOGITS_OUTPUT,
+    PROBABILITIES_OUTPUT,
+    CONTEXT_OUTPUT,
+    STATE_H_OUTPUT,
+    STATE_C_OUTPUT,
+)
+
+
+@dataclass(frozen=True)
+class ChunkScores:
+    """Scores of the frames a call completed: (n, n_classes) logits and probabilities."""
+
+    logits: np.ndarray
+    probabilities: np.ndarray
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.logits.shape[0])
+
+
+@dataclass(frozen=True)
+class ChunkCall:
+    """One stream's inputs to one run of the streaming graph (a batch row)."""
+
+    features: np.ndarray  # (n, numcep) raw MFCC frames, end padding included
+    n_real: int  # frames of `features` that are audio; the rest are the end's zero frames
+    context: np.ndarray  # (K, numcep) normalised frames carried over
+    state_h: np.ndarray  # (n_hidden,)
+    state_c: np.ndarray  # (n_hidden,)
+
+    @property
+    def shape_key(self) -> tuple[int, int]:
+        """Calls with equal keys can share one run: same chunk and context lengths."""
+        return len(self.features), len(self.context)
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    """One batch row of the graph's outputs."""
+
+    scores: ChunkScores
+    context: np.ndarray
+    state_h: np.ndarray
+    state_c: np.ndarray
+
+
+def run_chunks(session: Any, calls: list[ChunkCall]) -> list[ChunkResult]:
+    """Run calls of many streams, one onnxruntime run per group of equal shapes, in order.
+
+    A live stream sends one or two frames per call, so the streams of a server mostly share
+    a shape and run as one batch (the graph is batch-wise: rows never mix).
+    """
+    results: list[ChunkResult | None] = [None] * len(calls)
+    groups: dict[tuple[int, int], list[int]] = {}
+    for index, call in enumerate(calls):
+        groups.setdefault(call.shape_key, []).append(index)
+    for indices in groups.values():
+        rows = [calls[i] for i in indices]
+        logits, probabilities, context, state_h, state_c = session.run(
+            list(STREAM_OUTPUTS),
+            {
+                FEATURES_INPUT: np.stack([c.features for c in rows]),
+                LENGTHS_INPUT: np.array([c.n_real for c in rows], np.int32),
+                CONTEXT_INPUT: np.stack([c.context for c in rows]),
+                STATE_H_INPUT: np.stack([c.state_h for c in rows]),
+                STATE_C_INPUT: np.stack([c.state_c for c in rows]),
+            },
+        )
+        for row, i in enumerate(indices):
+            scores = ChunkScores(logits[row], probabilities[row])
+            results[i] = ChunkResult(scores, context[row], state_h[row], state_c[row])
+    return results  # type: ignore[return-value]  # every index was filled
+
+
+class AcousticStream:
+    """One utterance through the streaming graph; holds its context, LSTM state and pending frames.
+
+    Work per `accept` depends on the chunk only, never on how long the stream already is: the
+    state is a fixed 2*numcontext frames plus (h, c). `accept` and `flush` run the graph
+    themselves; a server batching many streams uses `take`/`take_flush`, runs the calls with
+    `run_chunks` and hands each result back with `apply`.
+    """
+
+    def __init__(self, session: Any, numcep: int, numcontext: int, n_hidden: int) -> None:
+        self.session = session
+        self.numcep = numcep
+        self.numcontext = numcontext
+        self.context = np.zeros((numcontext, numcep), np.float32)  # the left edge's padding
+        self.state_h = np.zeros(n_hidden, np.float32)
+        self.state_c = np.zeros(n_hidden, np.float32)
+        self.pending = np.zeros((0, numcep), np.float32)
+        self.frames_in = 0  # MFCC frames accepted so far
+        self.frames_out = 0  # frames scored so far (frames_in - numcontext once running)
+        self.finished = False
+
+    def accept(self, frames: np.ndarray) -> ChunkScores | None:
+        """Add (n, numcep) MFCC frames; scores of the frames now complete, or None if none is."""
+        return self._run(self.take(frames))
+
+    def flush(self) -> ChunkScores | None:
+        """End of the utterance: scores of the last numcontext frames (and any pending ones)."""
+        return self._run(self.take_flush())
+
+    def take(self, frames: np.ndarray) -> ChunkCall | None:
+        """Add frames; the call that scores the frames now complete, or None if none is."""
+        if self.finished:
+            raise RuntimeError("the stream is finished; start a new one")
+        frames = np.asarray(frames, np.float32).reshape(-1, self.numcep)
+        self.pending = np.concatenate([self.pending, frames]) if len(self.pending) else frames
+        self.frames_in += len(frames)
+        if len(self.context) + len(self.pending) <= 2 * self.numcontext:
+            return None
+        features, self.pending = self.pending, self.pending[:0]
+        return ChunkCall(features, len(features), self.context, self.state_h, self.state_c)
+
+    def take_flush(self) -> ChunkCall | None:
+        """The call that scores the rest, with numcontext end frames; the stream then ends."""
+        if self.finished:
+            raise RuntimeError("the stream is finished; start a new one")
+        self.finished = True
+        if self.frames_in == 0:
+            return None
+        padding = np.zeros((self.numcontext, self.numcep), np.float32)
+        features = np.concatenate([self.pending, padding])
+        return ChunkCall(features, len(self.pending), self.context, self.state_h, self.state_c)
+
+    def apply(self, result: ChunkResult) -> ChunkScores:
+        """Carry a run's new context and state; its scores."""
+        self.context, self.state_h, self.state_c = result.context, result.state_h, result.state_c
+        self.frames_out += result.scores.n_frames
+        return result.scores
+
+    def _run(self, call: ChunkCall | None) -> ChunkScores | None:
+        return None if call is None else self.apply(run_chunks(self.session, [call])[0])
+
+
+def stream_scores(
+    session: Any,
+    features: np.ndarray,
+    chunk_frames: int,
+    *,
+    numcontext: int,
+    n_hidden: int,
+) -> ChunkScores:
+    """A whole (T, numcep) utterance fed `chunk_frames` at a time: (T, n_classes) scores.
+
+    What the export's parity check compares with the whole-utterance model.
+    """
+    stream = AcousticStream(session, features.shape[1], numcontext, n_hidden)
+    parts = [
+        stream.accept(features[i : i + chunk_frames]) for i in range(0, len(features), chunk_frames)
+    ]
+    parts.append(stream.flush())
+    done = [p for p in parts if p is not None]
+    return ChunkScores(
+        np.concatenate([p.logits for p in done]), np.concatenate([p.probabilities for p in done])
+    )

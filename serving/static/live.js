@@ -1,0 +1,126 @@
+// Live transcription: microphone -> AudioWorklet (16 kHz PCM16, 20 ms frames) -> WebSocket
+// /v1/stream -> partial text while speaking, the final text after Stop (the `EOS` message).
+// Separate from app.js (uploads and recordings), sharing only the page.
+"use strict";
+
+const STREAM_PATH = "/v1/stream";
+const STREAM_RATE = 16000; // what the streaming model reads; the AudioContext resamples to it
+const WORKLET_URL = "/static/pcm16-worklet.js";
+
+const live = { socket: null, context: null, media: null, serverError: null };
+const byId = (id) => document.getElementById(id);
+
+function setLiveState(state, message) {
+  byId("live").dataset.state = state; // idle | connecting | streaming | finishing | done | error
+  byId("live-status").textContent = message;
+}
+
+function showLiveError(message) {
+  byId("live-error").textContent = message;
+  byId("live-error").hidden = false;
+  setLiveState("error", "Live transcription stopped.");
+}
+
+function openSocket(url) {
+  return new Promise((resolve, reject) => {
+    const socket = new WebSocket(url);
+    socket.binaryType = "arraybuffer";
+    socket.onopen = () => resolve(socket);
+    socket.onerror = () => reject(new Error(`the server did not open ${STREAM_PATH}`));
+  });
+}
+
+async function startLive() {
+  byId("live-error").hidden = true;
+  byId("live-text").textContent = "";
+  byId("live-text").dataset.final = "false";
+  if (!window.isSecureContext || !navigator.mediaDevices || !window.AudioWorkletNode) {
+    showLiveError(
+      "Live transcription needs the microphone on a secure page (https:// or " +
+        "http://localhost) in a browser with AudioWorklet.",
+    );
+    return;
+  }
+  byId("live-start").disabled = true;
+  setLiveState("connecting", "Connecting…");
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  const url = `${scheme}://${location.host}${STREAM_PATH}?sample_rate=${STREAM_RATE}`;
+  try {
+    live.media = await navigator.mediaDevices.getUserMedia({
+      audio: { channelCount: 1, echoCancellation: false, noiseSuppression: false },
+    });
+    live.context = new AudioContext({ sampleRate: STREAM_RATE });
+    await live.context.audioWorklet.addModule(WORKLET_URL);
+    live.socket = await openSocket(url);
+  } catch (err) {
+    releaseAudio();
+    byId("live-start").disabled = false;
+    showLiveError(`Live transcription did not start: ${err && err.message ? err.message : err}`);
+    return;
+  }
+  live.serverError = null;
+  live.socket.onmessage = onServerMessage;
+  live.socket.onclose = onServerClose;
+  const source = live.context.createMediaStreamSource(live.media);
+  const pcm16 = new AudioWorkletNode(live.context, "pcm16-processor");
+  pcm16.port.onmessage = (event) => {
+    if (live.socket && live.socket.readyState === WebSocket.OPEN) live.socket.send(event.data);
+  };
+  const mute = live.context.createGain();
+  mute.gain.value = 0; // pull the graph without playing the microphone back
+  source.connect(pcm16).connect(mute).connect(live.context.destination);
+  byId("live-stop").disabled = false;
+  byId("live-stop").focus();
+  setLiveState("streaming", "Listening… the text appears as you speak.");
+}
+
+function onServerMessage(event) {
+  let reply;
+  try {
+    reply = JSON.parse(event.data);
+  } catch {
+    return;
+  }
+  if (reply.error) {
+    live.serverError = reply.detail || reply.error; // the server closes next
+    return;
+  }
+  byId("live-text").textContent = reply.text;
+  if (reply.final) {
+    byId("live-text").dataset.final = "true";
+    setLiveState("done", `Final text, ${reply.duration_s.toFixed(2)} s of audio.`);
+  }
+}
+
+function onServerClose(event) {
+  releaseAudio();
+  live.socket = null;
+  byId("live-start").disabled = false;
+  byId("live-stop").disabled = true;
+  if (live.serverError) {
+    showLiveError(live.serverError);
+  } else if (byId("live").dataset.state !== "done") {
+    showLiveError(`The connection closed before the final text (code ${event.code}).`);
+  }
+}
+
+function stopLive() {
+  byId("live-stop").disabled = true;
+  releaseAudio();
+  if (live.socket && live.socket.readyState === WebSocket.OPEN) {
+    live.socket.send("EOS");
+    setLiveState("finishing", "Finishing…");
+  }
+}
+
+function releaseAudio() {
+  if (live.media) live.media.getTracks().forEach((track) => track.stop());
+  live.media = null;
+  if (live.context) live.context.close();
+  live.context = null;
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  byId("live-start").addEventListener("click", startLive);
+  byId("live-stop").addEventListener("click", stopLive);
+});
