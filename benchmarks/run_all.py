@@ -34,8 +34,9 @@ HERE = Path(__file__).resolve().parent
 # In the order they run and appear: cheapest first, so a broken setup fails early.
 BENCHMARKS = ("make_run", "features", "decoding", "input_pipeline", "memory", "training",
               "inference", "quantization", "serving", "reliability", "flood")  # fmt: skip
-# Kept here as they are: written by `make gpu-check` on a CUDA machine (benchmarks/gpu.py), or
-# measuring trained models that each section's own command names (streaming, robustness).
+# Kept as they are unless named in --only: written by `make gpu-check` on a CUDA machine
+# (benchmarks/gpu.py), or measuring trained models their own commands name (streaming,
+# robustness).
 GPU_ONLY = ("gpu", "streaming", "robustness")
 PACKAGES = ("numpy", "python_speech_features", "tensorflow", "onnxruntime-gpu", "onnxruntime",
             "tf2onnx", "flashlight-text", "fastapi", "uvicorn", "httpx", "websockets")  # fmt: skip
@@ -120,9 +121,10 @@ def main() -> None:
         for name, _, value in (option.partition("=") for option in args.options)
     }
     chosen = args.only.split(",") if args.only else list(BENCHMARKS)
-    unknown = set(chosen) - set(BENCHMARKS)
+    unknown = set(chosen) - set(BENCHMARKS) - set(GPU_ONLY)
     if unknown:
-        parser.error(f"unknown benchmark(s) {sorted(unknown)}; choose from {BENCHMARKS}")
+        known = (*BENCHMARKS, *GPU_ONLY)
+        parser.error(f"unknown benchmark(s) {sorted(unknown)}; choose from {known}")
 
     kept = previous_sections(args.output)
     sections: list[tuple[str, str]] = []  # (name, markdown)
@@ -139,7 +141,13 @@ def main() -> None:
                 continue
             section = kept[heading]
         sections.append((name, section))
-    for name in GPU_ONLY:
+    for name in GPU_ONLY:  # kept, unless asked for by name (with the options they need)
+        if name in chosen:
+            section, took[name], ok = run_benchmark(name, extra.get(name, ()))
+            if not ok:
+                failed.append(name)
+            sections.append((name, section))
+            continue
         heading = next((h for h in kept if _script_of(kept[h]) == name), None)
         if heading is not None:
             sections.append((name, kept[heading]))
