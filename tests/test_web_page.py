@@ -206,6 +206,8 @@ def test_microphone_recording_is_transcribed(
         By.ID, "error"
     ).text
     assert not driver.find_element(By.ID, "recording").is_displayed()
-    assert seconds_shown(driver) == pytest.approx(RECORD_SECONDS, abs=0.75)
+    # At least the time waited: a loaded machine may take longer between the two clicks, so
+    # an upper bound would be a wall-clock bound.
+    assert seconds_shown(driver) >= RECORD_SECONDS - 0.25
     assert driver.find_element(By.ID, "record").is_enabled()
     driver.save_screenshot(str(tmp_path / "recording-result.png"))
