@@ -114,3 +114,13 @@ def test_evaluation_covers_every_feasible_utterance_once(cached) -> None:
     assert sorted(ids.tolist()) == np.flatnonzero(feasible(cached, 2)).tolist()
     delivered = np.concatenate([b[4].numpy() for b in make_dataset(cached, plan, stride=2)])
     assert sorted(delivered.tolist()) == sorted(ids.tolist())
+
+
+def test_more_workers_than_shards_plan_no_steps_instead_of_failing(cached) -> None:
+    """A worker that owns no shard has nothing to read; every worker then runs 0 steps, which
+    `train` reports as a batch that does not fill (rather than an error from NumPy)."""
+    workers = len(cached.shards) + 1
+    plans = training_plans(
+        cached, batch_size=1, replicas_per_worker=1, stride=2, seed=1, epoch=0, num_workers=workers
+    )
+    assert [p.steps for p in plans] == [0] * workers

@@ -114,6 +114,8 @@ def feasible(cached: CachedSet, stride: int) -> np.ndarray:
 
 def _window_shards(cached: CachedSet, shards: np.ndarray) -> list[np.ndarray]:
     """Consecutive runs of `shards` holding about WINDOW_SECONDS of audio each."""
+    if not len(shards):  # a worker of a manifest with fewer shards than workers
+        return []
     seconds = np.array([cached.shards[k].seconds for k in shards])
     window_of = np.floor((np.cumsum(seconds) - seconds) / WINDOW_SECONDS).astype(np.int64)
     starts = np.flatnonzero(np.diff(window_of, prepend=-1))
