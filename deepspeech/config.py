@@ -18,6 +18,7 @@ from deepspeech.audio import N_CEPSTRUM, N_CONTEXT
 from deepspeech.data.augment_spec import parse_augmentations
 from deepspeech.decoding.decoders import DecoderConfig
 from deepspeech.errors import ConfigError
+from deepspeech.training.schedule import LR_SCHEDULES
 
 OPTIMIZERS = ("adam", "sgd")
 RNN_KINDS = ("bidirectional", "unidirectional")  # 2017 BiRNN; DeepSpeech 0.6-0.9's streaming LSTM
@@ -69,7 +70,9 @@ class TrainConfig:
     epochs: int = 10
     batch_size: int = 16  # per replica; the global batch is this times the replica count
     n_hidden: int = 256
-    learning_rate: float = 1e-3
+    learning_rate: float = 1e-3  # the peak rate under a schedule
+    lr_schedule: str = "constant"  # "constant" (2017) or "cosine" (warm-up, then decay)
+    warmup_steps: int = 0  # linear warm-up steps of the cosine schedule
     optimizer: str = "adam"  # "adam" (the 2017 choice) or "sgd" (plain: checks gradient sums)
     rnn: str = "bidirectional"  # "unidirectional" = forward-only LSTM, the one that streams
     dropout_rate: float = 0.05
@@ -116,6 +119,17 @@ class TrainConfig:
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(
                 f"optimizer {self.optimizer!r} must be one of {', '.join(OPTIMIZERS)}"
+            )
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(
+                f"lr_schedule {self.lr_schedule!r} must be one of {', '.join(LR_SCHEDULES)}"
+            )
+        if self.warmup_steps < 0:
+            raise ConfigError(f"warmup_steps {self.warmup_steps} must be >= 0")
+        if self.lr_schedule != "constant" and self.reduce_lr_on_plateau:
+            raise ConfigError(
+                "reduce_lr_on_plateau needs lr_schedule constant: a schedule sets the rate "
+                "of every step, and would undo the plateau's cuts"
             )
         if self.rnn not in RNN_KINDS:
             raise ConfigError(f"rnn {self.rnn!r} must be one of {', '.join(RNN_KINDS)}")

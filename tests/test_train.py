@@ -22,6 +22,7 @@ from deepspeech.config import TrainConfig
 from deepspeech.data.manifest import read_manifest, write_manifest
 from deepspeech.errors import ConfigError, ManifestError
 from deepspeech.training.loop import is_plateau, should_stop_early, train
+from deepspeech.training.schedule import LearningRateSchedule
 
 pytestmark = pytest.mark.slow
 
@@ -249,6 +250,10 @@ def resumable_run(corpus: Path, epochs: int) -> list[str]:
         "--checkpoint-secs",
         "0",
         "--no-early-stop",
+        "--lr-schedule",
+        "cosine",
+        "--warmup-steps",
+        "3",
     ]
 
 
@@ -309,6 +314,12 @@ def test_killed_at_random_points_finishes_one_consistent_run(
     assert f"step {expected_steps}, epoch {epochs}" in result.stdout
     train_steps = {m.step for m in client.get_metric_history(run.info.run_id, "train_loss")}
     assert train_steps == set(range(1, expected_steps + 1)), "a step was never logged"
+    # The rate is a function of the step: resumed runs continue the cosine where it was.
+    schedule = LearningRateSchedule("cosine", TrainConfig().learning_rate, 3, expected_steps)
+    rates = client.get_metric_history(run.info.run_id, "learning_rate")
+    assert {m.step for m in rates} == train_steps
+    for m in rates:
+        assert m.value == pytest.approx(schedule(m.step), rel=1e-5), f"step {m.step}"
     assert run.info.status == "FINISHED"
     model, info = restore_inference_model(tmp_path / "ckpt")
     assert info.mlflow_run_id == run.info.run_id and model.count_params() > 0

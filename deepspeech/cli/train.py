@@ -44,6 +44,17 @@ def train(
     learning_rate: Annotated[
         float | None, typer.Option(help="Optimizer learning rate. [default: 0.001]")
     ] = None,
+    lr_schedule: Annotated[
+        str | None,
+        typer.Option(
+            help="constant (the 2017 recipe: --learning-rate throughout) or cosine (a linear "
+            "warm-up over --warmup-steps to --learning-rate, then down to 2% of it by the last "
+            "step of the last epoch: a fixed-length run ends settled). [default: constant]"
+        ),
+    ] = None,
+    warmup_steps: Annotated[
+        int | None, typer.Option(help="Warm-up steps of the cosine schedule. [default: 0]")
+    ] = None,
     optimizer: Annotated[
         str | None,
         typer.Option(

@@ -35,6 +35,7 @@ from deepspeech.errors import ConfigError
 from deepspeech.text import Alphabet
 from deepspeech.training.checkpoint import RunInfo, check_resumable, read_run_info, write_run_info
 from deepspeech.training.report import WerReport
+from deepspeech.training.schedule import LearningRateSchedule
 
 logger = logging.getLogger(__name__)
 
@@ -302,6 +303,13 @@ class Epochs:
         self.eval_step = make_eval_step(state.model, config.features.numcep)
         self.decoder = make_decoder(config.decoder(), alphabet, kind="logits")
         self.budget_seconds = config.max_train_minutes * 60
+        self.steps_per_epoch = self.plans(0)[0].steps
+        self.schedule = LearningRateSchedule(
+            config.lr_schedule,
+            config.learning_rate,
+            config.warmup_steps,
+            config.epochs * self.steps_per_epoch,
+        )
 
     def plans(self, epoch: int) -> list:
         """Every worker's plan for `epoch`, cut to the same number of steps."""
@@ -383,6 +391,8 @@ class Epochs:
             for element in dataset:
                 step = state.value("step") + 1
                 with_gradients = step % self.config.stats_every == 0
+                if self.schedule.kind != "constant":  # constant: the rate plateaus may cut
+                    state.optimizer.learning_rate.assign(self.schedule(step))
                 loss, norm, grads = state.step_fns[with_gradients](element)
                 loss = float(loss)
                 counters["step"].assign(step)
@@ -553,7 +563,7 @@ def train(
     state = build_state(config, config.model(alphabet.num_classes), placement)
     resumed = restore_or_initialize(state, config, data["train"])
     epochs = Epochs(config, state, placement, data, alphabet, progress, on_report)
-    steps_per_epoch = epochs.plans(0)[0].steps
+    steps_per_epoch = epochs.steps_per_epoch
     if steps_per_epoch == 0:
         raise ConfigError(
             f"{len(data['train'])} training utterances do not fill one global batch of "
