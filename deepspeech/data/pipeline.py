@@ -26,14 +26,12 @@ import tensorflow as tf
 from deepspeech.data.augment_spec import Augmentation
 from deepspeech.data.cache import CachedSet
 from deepspeech.data.spec_augment import apply_feature_augmentations
-from deepspeech.parallel import available_cpus
 
 logger = logging.getLogger(__name__)
 
 EPOCH_SEEDS = 100_000  # SpecAugment's stateless seed is (seed * EPOCH_SEEDS + epoch, utterance)
 WINDOW_SECONDS = 1800.0  # audio read together and bucketed by length: the memory bound
 EVAL_BATCH_SIZE = 32
-PREFETCH_BATCHES = 4  # batches cut ahead of the step that needs them
 NO_UTTERANCE = -1  # fills the short last evaluation batch; dropped when the batch is cut
 
 
@@ -319,18 +317,12 @@ def make_dataset(
         return tf.data.Dataset.from_tensor_slices(window_rows).map(lambda r: (frames, labels, r))
 
     dataset = tf.data.Dataset.from_tensor_slices((feature_files, label_files, rows))
-    options = tf.data.Options()
-    # No autotuning: its model thread sleeps up to a minute between optimisations, and the
-    # iterator's destructor waits for it, so every epoch ended with up to 60 s of nothing
-    # (measured: 18-58 s per epoch on 2 cores). Fixed parallelism does the same work here.
-    options.autotune.enabled = False
     return (
         dataset.map(read_window)
         .prefetch(1)  # the next window is read while this one's batches are cut
         .flat_map(window_batches)
-        .map(cut_batch, num_parallel_calls=available_cpus(), deterministic=True)
-        .prefetch(PREFETCH_BATCHES)
-        .with_options(options)
+        .map(cut_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        .prefetch(tf.data.AUTOTUNE)
     )
 
 
@@ -340,18 +332,12 @@ def distributed_dataset(
     plans: Sequence[Plan],
     stride: int,
     augmentation: FeatureAugmentation | None = None,
-) -> tf.distribute.DistributedDataset | tf.data.Dataset:
+) -> tf.distribute.DistributedDataset:
     """Each input pipeline (one per worker) runs its own plan; each element is one global step.
 
     A pipeline's plan lists `replicas` consecutive per-replica batches per step, which
     tf.distribute hands to that worker's replicas in order.
-
-    One device is fed the pipeline itself: tf.distribute's per-device prefetch builds datasets
-    of its own, with autotuning on, and destroying their iterator at the end of an epoch
-    waits for the autotuner's sleep of up to 60 s (measured: 18-58 s per epoch on 2 cores).
     """
-    if strategy.num_replicas_in_sync == 1:
-        return make_dataset(cached, plans[0], stride, augmentation)
 
     def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
         dataset = make_dataset(cached, plans[context.input_pipeline_id], stride, augmentation)
