@@ -168,6 +168,8 @@ def build_state(config: TrainConfig, model_config: ModelConfig, placement: Any) 
         for name in ("step", "epoch", "epoch_step", "evaluated", "stopped")
     }
     counters["trained_seconds"] = tf.Variable(0.0, dtype=tf.float64, trainable=False)
+    # The last finished epoch's mean training loss, for an end of epoch a crash interrupted.
+    counters["epoch_train_loss"] = tf.Variable(0.0, dtype=tf.float64, trainable=False)
     counters["dev_losses"] = tf.Variable(
         tf.zeros([0], tf.float32), shape=tf.TensorShape([None]), trainable=False
     )
@@ -523,7 +525,8 @@ class Epochs:
         state, config = self.state, self.config
         # An epoch whose training finished before a crash, but whose dev evaluation did not.
         if "dev" in self.data and state.value("evaluated") < state.value("epoch"):
-            self.end_epoch(state.value("epoch"), {})
+            loss = float(state.counters["epoch_train_loss"])
+            self.end_epoch(state.value("epoch"), {"epoch_train_loss": loss})
         while state.value("epoch") < config.epochs and not state.value("stopped"):
             if self.out_of_time():
                 logger.info("time budget of %.1f min spent", config.max_train_minutes)
@@ -532,6 +535,7 @@ class Epochs:
             mean_loss, out_of_time = self.train_one_epoch(epoch)
             state.counters["epoch"].assign(epoch + 1)
             state.counters["epoch_step"].assign(0)
+            state.counters["epoch_train_loss"].assign(mean_loss)
             self.save()
             self.end_epoch(epoch + 1, {"epoch_train_loss": mean_loss})
             if out_of_time:
