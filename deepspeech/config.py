@@ -200,12 +200,17 @@ def load_config_file(path: Path) -> dict[str, Any]:
     return data
 
 
+NO_AUGMENTATION = "none"  # `--augment none`: train without the config file's augmentation
+
+
 def build_train_config(
     config_file: Path | None = None, overrides: dict[str, Any] | None = None
 ) -> TrainConfig:
     """Merge defaults < config file < explicit flags (None means 'flag not given')."""
     values: dict[str, Any] = load_config_file(config_file) if config_file else {}
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    if list(values.get("augment", ())) == [NO_AUGMENTATION]:  # drops the config file's list
+        values["augment"] = ()
     hints = get_type_hints(TrainConfig)
     coerced = {k: _coerce(k, v, hints[k]) for k, v in values.items()}
     return TrainConfig(**coerced)

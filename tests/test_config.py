@@ -92,6 +92,7 @@ def test_augment_is_a_list_of_specs_checked_when_the_config_is_built(tmp_path: P
     flags = build_train_config(path, {"augment": ["reverb[rt60=0.3]"]})
     assert flags.augment == ("reverb[rt60=0.3]",)  # flags replace the file's list
     assert build_train_config(path, {"augment": None}).augment == build_train_config(path).augment
+    assert build_train_config(path, {"augment": ["none"]}).augment == ()
     assert TrainConfig().augment == ()
     assert TrainConfig(augment=("speed",)).to_dict()["augment"] == ("speed",)
 

@@ -135,7 +135,8 @@ def train(
         typer.Option(
             metavar="SPEC",
             help="Augment the training data: name[p=P,key=VALUE,...], VALUE a number, a word or "
-            "a range LO:HI; repeatable. Names and keys are listed below.",
+            "a range LO:HI; repeatable; 'none' drops the config file's list. Names and keys "
+            "are listed below.",
         ),
     ] = None,
     experiment_name: Annotated[str | None, typer.Option(help="MLflow experiment.")] = None,
