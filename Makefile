@@ -23,7 +23,9 @@ export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/$(RUNS)/mlflow.db
 
 SAMPLE := $(RUNS)/sample
 
+# runs/make-run.started and .finished time the job (install excluded) for benchmarks/make_run.py.
 run: setup
+	@mkdir -p $(RUNS) && rm -f $(RUNS)/make-run.finished && date +%s > $(RUNS)/make-run.started
 	$(BIN)/deepspeech data sample $(CORPUS)
 	$(BIN)/deepspeech train --config experiments/sample.yaml
 	tail -n +2 $(CORPUS)/train.csv | cut -d, -f3 > $(SAMPLE)/train-text.txt
@@ -31,6 +33,7 @@ run: setup
 	$(BIN)/deepspeech export --checkpoint-dir $(SAMPLE)/checkpoints --output $(SAMPLE)/model.onnx
 	$(BIN)/deepspeech evaluate --checkpoint-dir $(SAMPLE)/checkpoints --test-files $(CORPUS)/test.csv --decoder beam --lm $(SAMPLE)/lm.arpa --report-count 0 --json $(SAMPLE)/beam-report.json
 	$(BIN)/deepspeech transcribe --model $(SAMPLE)/model.onnx --manifest $(CORPUS)/test.csv
+	@date +%s > $(RUNS)/make-run.finished
 	@echo "Serve the model: $(BIN)/deepspeech serve --model $(SAMPLE)/model.onnx   Compare runs: make ui"
 
 ui: setup
