@@ -1,8 +1,12 @@
 """Robustness: test WER of trained models on clean, noisy (20/10/5 dB SNR) and reverberant audio.
 
-Run: .venv/bin/python benchmarks/robustness.py --model clean=runs/sample/checkpoints
-         --model augmented=runs/sample-augmented/checkpoints [--lm runs/sample/lm.arpa]
+Run: .venv/bin/python benchmarks/robustness.py --model augmented=runs/sample/checkpoints
+         --model clean=runs/sample-clean/checkpoints [--lm runs/sample/lm.arpa]
          [--corpus runs/sample-corpus] [--markdown]
+
+`runs/sample` is what `make run` trains (with augmentation); its baseline is the same recipe
+without it: `.venv/bin/deepspeech train --config experiments/sample.yaml --augment none
+--checkpoint-dir runs/sample-clean/checkpoints --experiment-name sample-clean`.
 
 Each condition is a deterministic copy of the test split (seed per utterance): pink noise at
 the given SNR (over the whole clip), or a synthetic room response (RT60 0.6 s, DRR 3 dB). Every
