@@ -94,6 +94,24 @@ def evaluate(checkpoint: Path, manifest: Path, cache: Path, lm: Path | None) -> 
     }
 
 
+def compare(results: dict[tuple[str, str], dict[str, float]], a: str, b: str) -> str:
+    """How model `a` compares with `b` on the noisiest and the clean greedy condition."""
+    noisy = f"{min(NOISE_SNRS_DB)} dB"
+
+    def ratio(condition: str) -> str:
+        mine, theirs = results[a, condition]["greedy"], results[b, condition]["greedy"]
+        if mine == 0 or theirs == 0:
+            return f"{mine:.2%} against {theirs:.2%}"
+        factor = theirs / mine if theirs >= mine else mine / theirs
+        word = "lower" if theirs >= mine else "higher"
+        return f"{mine:.2%} against {theirs:.2%}, {factor:.1f}× {word}"
+
+    return (
+        f"{a} against {b}, greedy: at {noisy} SNR {ratio(noisy)}; at 10 dB {ratio('10 dB')}; "
+        f"with reverb {ratio('reverb')}; on clean audio {ratio('clean')}."
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", action="append", required=True, help="NAME=CHECKPOINT_DIR")
@@ -128,6 +146,9 @@ def main() -> None:
         sentences.append(
             f"{name}: greedy WER at 10 dB SNR is {ratio:.1f}× clean ({verdict} the 2× target)."
         )
+    first, *others = models
+    for name in others:
+        sentences.append(compare(results, first, name))
     if not args.markdown:
         print("\n".join(table))
         print(" ".join(sentences))
