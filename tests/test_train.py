@@ -22,12 +22,7 @@ import pytest
 from deepspeech.config import TrainConfig
 from deepspeech.data.manifest import read_manifest, write_manifest
 from deepspeech.errors import ConfigError, ManifestError
-from deepspeech.training.loop import (
-    is_plateau,
-    release_in_background,
-    should_stop_early,
-    train,
-)
+from deepspeech.training.loop import BackgroundRelease, is_plateau, should_stop_early, train
 from deepspeech.training.schedule import LearningRateSchedule
 
 pytestmark = pytest.mark.slow
@@ -203,6 +198,8 @@ def test_overfits_one_utterance_to_wer_zero(tiny_corpus: Path, tmp_path: Path) -
     )
     result = train(config)
     assert result.test_report.wer == 0.0, result.test_report.to_text()
+    # Each epoch's spent input iterator was destroyed off the training thread, and joined.
+    assert not [t for t in threading.enumerate() if t.name == "release-input-iterator"]
 
 
 def test_background_release_destroys_off_the_calling_thread() -> None:
@@ -212,10 +209,10 @@ def test_background_release_destroys_off_the_calling_thread() -> None:
         def __del__(self) -> None:
             destroyed_on.append(threading.current_thread().name)
 
+    release = BackgroundRelease()
     holder = [Spent(), Spent()]
-    thread = release_in_background(holder)
-    thread.join()
-    assert thread.daemon  # a finished run does not wait for it
+    release.release(holder)
+    release.join()
     assert holder == []
     assert destroyed_on == ["release-input-iterator"] * 2
 

@@ -44,19 +44,27 @@ ProgressFactory = Callable[[str, int | None], AbstractContextManager[Callable[..
 AGREE_EVERY = 10  # steps between the checks that all workers must agree on (save, time budget)
 
 
-def release_in_background(holder: list) -> threading.Thread:
-    """Empty `holder` on a daemon thread of its own; the caller must hold no other reference
-    to its items.
+class BackgroundRelease:
+    """Drops the last references to objects on threads of their own, and joins them on demand.
 
     A spent tf.distribute input iterator takes up to a minute to destroy: its per-device
     prefetch datasets wait for their autotuning thread, which sleeps up to 60 s between runs.
-    Destroyed on the training thread, that wait stalled every epoch's end (18-58 s measured);
-    joined before exit, it still held the last epoch's end for up to 35 s. Daemon threads let a
-    finished run exit without waiting.
+    Destroyed on the training thread, that wait stalled every epoch's end (18-58 s measured).
     """
-    thread = threading.Thread(target=holder.clear, name="release-input-iterator", daemon=True)
-    thread.start()
-    return thread
+
+    def __init__(self) -> None:
+        self._threads: list[threading.Thread] = []
+
+    def release(self, holder: list) -> None:
+        """Empty `holder` on a new thread; the caller must hold no other reference to its items."""
+        thread = threading.Thread(target=holder.clear, name="release-input-iterator")
+        thread.start()
+        self._threads.append(thread)
+
+    def join(self) -> None:
+        for thread in self._threads:
+            thread.join()
+        self._threads.clear()
 
 
 @dataclass(frozen=True)
@@ -322,6 +330,7 @@ class Epochs:
         self.decoder = make_decoder(config.decoder(), alphabet, kind="logits")
         self.budget_seconds = config.max_train_minutes * 60
         self.steps_per_epoch = self.plans(0)[0].steps
+        self.spent_iterators = BackgroundRelease()
         self.schedule = LearningRateSchedule(
             config.lr_schedule,
             config.learning_rate,
@@ -447,7 +456,7 @@ class Epochs:
                         break
         spent = [iterator, dataset]
         del iterator, dataset
-        release_in_background(spent)
+        self.spent_iterators.release(spent)
         return loss_sum / max(loss_steps, 1), out_of_time
 
     def augmented_train_set(self, epoch: int) -> CachedSet:
@@ -560,7 +569,9 @@ class Epochs:
             self.end_epoch(epoch + 1, {"epoch_train_loss": mean_loss})
             if out_of_time:
                 break
-        return self.evaluate("test", state.value("epoch")) if "test" in self.data else None
+        report = self.evaluate("test", state.value("epoch")) if "test" in self.data else None
+        self.spent_iterators.join()
+        return report
 
 
 def train(
