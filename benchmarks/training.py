@@ -1,10 +1,13 @@
-"""Training throughput on 1 vs 2 logical CPU devices, and input pipeline vs compute time.
+"""Training throughput: TensorFlow's thread pools vs one op thread with ops side by side
+(`--intra-op-threads 1 --inter-op-threads 2`, what make run uses), 1 vs 2 logical CPU devices,
+and input pipeline vs compute time.
 
 Run: .venv/bin/python benchmarks/training.py [--corpus DIR] [--steps 30] [--repeats 2] [--markdown]
 
-TensorFlow fixes its devices once per process, so every configuration runs in a child process;
-children run interleaved (1, 2, 1, 2, ...) so machine noise hits both alike. The global batch is
-the same for both (the per-device batch halves on 2 devices), as in a real multi-device run.
+TensorFlow fixes its devices and thread pools once per process, so every configuration runs in
+a child process; children run interleaved (A, B, C, A, B, C, ...) so machine noise hits all
+alike. The global batch is the same for all (the per-device batch halves on 2 devices), as in a
+real multi-device run.
 Each child first iterates the distributed dataset alone (pure input pipeline time), then runs
 the same batches through the compiled train step: their ratio says whether the pipeline keeps up.
 """
@@ -21,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from machine import cpu_model
@@ -31,14 +35,31 @@ FEATURE_STRIDE = 2
 WARMUP_STEPS = 3
 
 
-def child(corpus: Path, devices: int, steps: int) -> dict[str, float]:
+@dataclass(frozen=True)
+class Setup:
+    """One configuration: devices to mirror over and TensorFlow's pools (0: its choice)."""
+
+    name: str
+    devices: int
+    intra_op: int = 0
+    inter_op: int = 0
+
+
+DEFAULT_POOLS = Setup("1 device", 1)
+SIDE_BY_SIDE = Setup("1 device, intra-op 1, inter-op 2", 1, 1, 2)
+TWO_DEVICES = Setup("2 devices", 2)
+SETUPS = (DEFAULT_POOLS, SIDE_BY_SIDE, TWO_DEVICES)
+
+
+def child(corpus: Path, setup: Setup, steps: int) -> dict[str, float]:
     """One configuration, in its own process: returns throughput and pipeline figures."""
     from deepspeech.config import TrainConfig
     from deepspeech.data.manifest import read_manifest
     from deepspeech.text import Alphabet
-    from deepspeech.training.placement import make_placement
+    from deepspeech.training.placement import configure_threads, make_placement
 
-    placement = make_placement(str(devices))  # before TensorFlow's first operation
+    configure_threads(setup.intra_op, setup.inter_op)  # before TensorFlow's first operation
+    placement = make_placement(str(setup.devices))
     import keras
 
     from deepspeech.data.cache import open_cached_set
@@ -130,18 +151,19 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30, help="timed steps per configuration")
     parser.add_argument("--repeats", type=int, default=2, help="interleaved runs of each")
     parser.add_argument("--markdown", action="store_true", help="print a RESULTS.md section")
-    parser.add_argument("--child-devices", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--child", help=argparse.SUPPRESS)  # a Setup's name
     args = parser.parse_args()
 
-    if args.child_devices:
-        print(json.dumps(child(args.corpus, args.child_devices, args.steps)))
+    if args.child:
+        (setup,) = [s for s in SETUPS if s.name == args.child]
+        print(json.dumps(child(args.corpus, setup, args.steps)))
         return
 
     corpus = args.corpus or make_corpus(utterances=(WARMUP_STEPS + args.steps) * GLOBAL_BATCH + 200)
-    results: dict[int, list[dict[str, float]]] = {1: [], 2: []}
+    results: dict[str, list[dict[str, float]]] = {s.name: [] for s in SETUPS}
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     for _ in range(args.repeats):
-        for devices in (1, 2):
+        for setup in SETUPS:
             command = [
                 sys.executable,
                 __file__,
@@ -151,31 +173,33 @@ def main() -> None:
                 str(args.steps),
             ]
             output = subprocess.run(
-                [*command, "--child-devices", str(devices)],
+                [*command, "--child", setup.name],
                 check=True,
                 capture_output=True,
                 text=True,
                 env=env,
             ).stdout
-            results[devices].append(json.loads(output.strip().splitlines()[-1]))
+            results[setup.name].append(json.loads(output.strip().splitlines()[-1]))
 
-    def best(devices: int, key: str) -> float:
-        return max(r[key] for r in results[devices])
+    def best(setup: Setup, key: str) -> float:
+        return max(r[key] for r in results[setup.name])
 
-    def median(devices: int, key: str) -> float:
-        return statistics.median(r[key] for r in results[devices])
+    def median(setup: Setup, key: str) -> float:
+        return statistics.median(r[key] for r in results[setup.name])
 
-    ratio = best(2, "samples_per_second") / best(1, "samples_per_second")
+    def speed(setup: Setup) -> float:
+        return best(setup, "samples_per_second") / best(DEFAULT_POOLS, "samples_per_second")
+
     rows = [
         (
-            f"{d} device{'s' if d > 1 else ''}",
-            best(d, "samples_per_second"),
-            best(d, "audio_seconds_per_second"),
-            median(d, "step_seconds"),
-            median(d, "pipeline_seconds_per_step"),
-            median(d, "pipeline_share"),
+            s.name,
+            best(s, "samples_per_second"),
+            best(s, "audio_seconds_per_second"),
+            median(s, "step_seconds"),
+            median(s, "pipeline_seconds_per_step"),
+            median(s, "pipeline_share"),
         )
-        for d in (1, 2)
+        for s in SETUPS
     ]
     header = (
         "| configuration | samples/s (best) | audio s/s (best) | step (median) "
@@ -193,7 +217,11 @@ def main() -> None:
         else "more than the 5 % target: the model waits for its input"
     )
     summary = (
-        f"2 logical devices / 1 device: {ratio:.2f}× samples/s. The input pipeline, reading the "
+        f"One op thread with ops side by side / TensorFlow's pools: {speed(SIDE_BY_SIDE):.2f}× "
+        f"samples/s on one device (median step {median(SIDE_BY_SIDE, 'step_seconds') * 1e3:.0f} "
+        f"against {median(DEFAULT_POOLS, 'step_seconds') * 1e3:.0f} ms). "
+        f"2 logical devices / 1 device: {speed(TWO_DEVICES):.2f}× samples/s. The input "
+        "pipeline, reading the "
         f"feature cache, needs {share:.1%} of a step's time on one device, {verdict}. Logical "
         "CPU devices share the same cores, so they test the mirrored code path; on GPUs each "
         "device adds its own compute."
@@ -220,7 +248,7 @@ def main() -> None:
         f"TensorFlow {tf.__version__}\n"
     )
     print("\n".join(table))
-    feature_rt = median(1, "feature_real_time")
+    feature_rt = median(DEFAULT_POOLS, "feature_real_time")
     print(f"\n{summary} Features for training were computed at {feature_rt:.0f}× real time.")
 
 

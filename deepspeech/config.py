@@ -84,6 +84,8 @@ class TrainConfig:
     checkpoint_secs: int = 600  # also saved at every epoch end
     checkpoint_keep: int = 5
     devices: str = "1"  # a count of devices, or "all"
+    intra_op_threads: int = 0  # threads inside one TensorFlow op; 0 = TensorFlow's choice
+    inter_op_threads: int = 0  # ops run side by side (an LSTM's two directions); 0 = its choice
     report_count: int = 10
     lm: str = ""  # ARPA file: dev/test reports use beam search with it (greedy when empty)
     beam_width: int = 64
@@ -136,6 +138,10 @@ class TrainConfig:
         if self.devices != "all" and not (self.devices.isdigit() and int(self.devices) > 0):
             raise ConfigError(f"devices {self.devices!r} must be a positive count or 'all'")
         _check_positive(self, "workers")
+        if self.intra_op_threads < 0 or self.inter_op_threads < 0:
+            raise ConfigError(
+                "intra_op_threads and inter_op_threads must be >= 0 (0: TensorFlow's choice)"
+            )
         if self.workers > 1 and not self.ray_address:
             raise ConfigError(f"workers {self.workers} needs --ray-address (an address or local)")
         if self.gpus_per_worker < 0 or self.cpus_per_worker < 0 or self.max_failures < -1:

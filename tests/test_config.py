@@ -35,6 +35,7 @@ def test_unknown_key_is_named(tmp_path: Path) -> None:
         ("dropout_rate: 1.5\n", "dropout_rate 1.5"),
         ("devices: two\n", "devices 'two'"),
         ("epochs: 0\n", "epochs must be positive"),
+        ("intra_op_threads: -1\n", "intra_op_threads and inter_op_threads must be >= 0"),
         ("- a\n", "expected a mapping"),
         ("a: [\n", "not valid YAML"),
     ],

@@ -396,6 +396,37 @@ def test_two_logical_devices_give_the_same_weights(
     _assert_same_weights(one_device_weights, checkpoint_weights(tmp_path / "ckpt"))
 
 
+def test_thread_pools_change_the_schedule_not_the_weights(
+    one_device_weights, tiny_corpus: Path, few_steps_corpus: Path, tmp_path: Path
+) -> None:
+    """`--intra-op-threads 1 --inter-op-threads 2` (what make run uses on 2 cores) is applied
+    in the training process and trains the same weights as TensorFlow's own pools."""
+    command = cli_train(
+        tiny_corpus, tmp_path, "--epochs", "1", "--batch-size", "8", "--devices", "1", *SGD,
+        "--intra-op-threads", "1", "--inter-op-threads", "2", train_files=few_steps_corpus,
+    )  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "TensorFlow intra-op threads: 1" in result.stderr
+    assert "TensorFlow inter-op threads: 2" in result.stderr
+    (run,) = mlflow_runs(tmp_path)
+    assert run.data.params["intra_op_threads"] == "1"
+    assert run.data.params["inter_op_threads"] == "2"
+    _assert_same_weights(one_device_weights, checkpoint_weights(tmp_path / "ckpt"))
+
+
+def test_thread_pools_cannot_change_once_tensorflow_runs() -> None:
+    import tensorflow as tf
+
+    from deepspeech.training.placement import configure_threads
+
+    tf.constant(1.0).numpy()  # TensorFlow has started in this process
+    current = tf.config.threading.get_intra_op_parallelism_threads()
+    configure_threads(0, 0)  # TensorFlow's choice: nothing to change
+    with pytest.raises(ConfigError, match=r"after TensorFlow started.*new process"):
+        configure_threads(current + 1, 0)
+
+
 def _network_namespace_prefix() -> list[str]:
     """TensorFlow's gRPC server binds every interface: keep it in a private network namespace."""
     if shutil.which("unshare") and shutil.which("ip"):

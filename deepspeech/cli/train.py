@@ -100,6 +100,18 @@ def train(
             "CPU devices. Multi-machine runs are set up with TF_CONFIG instead."
         ),
     ] = None,
+    intra_op_threads: Annotated[
+        int | None,
+        typer.Option(
+            help="Threads inside one TensorFlow op (0: TensorFlow's choice, all cores). On a "
+            "CPU, 1 with --inter-op-threads set to the cores runs the LSTM's two directions "
+            "side by side, faster for small models. [default: 0]"
+        ),
+    ] = None,
+    inter_op_threads: Annotated[
+        int | None,
+        typer.Option(help="TensorFlow ops run side by side (0: TensorFlow's choice). [default: 0]"),
+    ] = None,
     report_count: Annotated[
         int | None, typer.Option(help="Samples with errors shown in each WER report.")
     ] = None,

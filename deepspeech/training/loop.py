@@ -591,8 +591,9 @@ def train(
     # TensorFlow starts here: devices must be configured before its first operation.
     import keras
 
-    from deepspeech.training.placement import make_placement
+    from deepspeech.training.placement import configure_threads, make_placement
 
+    configure_threads(config.intra_op_threads, config.inter_op_threads)
     placement = make_placement(config.devices)
     keras.utils.set_random_seed(config.seed)
     state = build_state(config, config.model(alphabet.num_classes), placement)
