@@ -3,13 +3,14 @@ and SpecAugment inside the tf.data pipeline; neither ever reaches the feature ca
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from deepspeech.data.augment_spec import parse_augmentations
-from deepspeech.data.augmented_epoch import augment_epoch
+from deepspeech.data.augmented_epoch import AugmentedEpochs, augment_epoch
 from deepspeech.data.cache import FEATURE_DTYPE, open_cached_set, read_manifests
 from deepspeech.data.pipeline import FeatureAugmentation, epoch_plan, make_dataset
 from deepspeech.text import Alphabet
@@ -47,6 +48,49 @@ def test_waveform_draws_are_new_each_epoch_and_never_cached(cached, tmp_path: Pa
     assert shard_bytes(first, 0) != shard_bytes(later, 0)  # a new draw every epoch
     assert shard_bytes(first, 0) != shard_bytes(cached, 0)  # and not the clean features
     assert first.shards[1] is cached.shards[1]  # shards this worker does not own stay as they are
+
+
+def test_each_epoch_is_prepared_while_the_one_before_trains(cached, tmp_path: Path) -> None:
+    shown = []
+
+    @contextmanager
+    def progress(description: str, total: int | None):
+        shown.append(description)
+        yield lambda *args: None
+
+    epochs = AugmentedEpochs(
+        cached, [0, 2], WAVEFORM, ALPHABET, seed=4, stride=2, epochs=3,
+        folder=tmp_path / "augmented", progress=progress, workers=1,
+    )  # fmt: skip
+    first = shard_bytes(epochs.epoch_set(0), 0)
+    assert shown == ["augment epoch 1"]  # the first epoch has nothing to overlap with
+    second = shard_bytes(epochs.epoch_set(1), 0)
+    assert shown == ["augment epoch 1"]  # epoch 2's was ready: prepared in the background
+    assert not epochs.epoch_folder(0).exists()  # epoch 1 has been read: its copy is gone
+    epochs.epoch_set(2)
+    assert not epochs.epoch_folder(3).exists()  # nothing prepared past the last epoch
+    # The same draws as featurized on the spot: when a set is prepared changes nothing.
+    assert first == shard_bytes(augmented(cached, tmp_path / "a", epoch=0), 0)
+    assert second == shard_bytes(augmented(cached, tmp_path / "b", epoch=1), 0)
+    epochs.close()
+    assert not (tmp_path / "augmented").exists()
+
+
+def test_a_resumed_or_stopped_run_gets_the_right_epoch_and_leaves_nothing(
+    cached, tmp_path: Path
+) -> None:
+    @contextmanager
+    def progress(description: str, total: int | None):
+        yield lambda *args: None
+
+    epochs = AugmentedEpochs(
+        cached, [0], WAVEFORM, ALPHABET, seed=4, stride=2, epochs=5,
+        folder=tmp_path / "augmented", progress=progress, workers=1,
+    )  # fmt: skip
+    resumed = shard_bytes(epochs.epoch_set(3), 0)  # a run resumed in its 4th epoch
+    assert resumed == shard_bytes(augmented(cached, tmp_path / "a", epoch=3, shards=[0]), 0)
+    epochs.close()  # stopped early: epoch 5's set was being prepared
+    assert not (tmp_path / "augmented").exists()
 
 
 def test_augmented_epoch_keeps_every_utterance_trainable(cached, tmp_path: Path) -> None:

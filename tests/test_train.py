@@ -202,6 +202,19 @@ def test_overfits_one_utterance_to_wer_zero(tiny_corpus: Path, tmp_path: Path) -
     assert not [t for t in threading.enumerate() if t.name == "release-input-iterator"]
 
 
+def test_trains_with_waveform_augmentation_prepared_in_the_background(
+    tiny_corpus: Path, tmp_path: Path
+) -> None:
+    augment = ("noise[p=0.5,snr=5:20]", "speed[p=0.5,factor=0.9:1.1]")
+    result = train(tiny_config(tiny_corpus, tmp_path, epochs=3, augment=augment))
+    assert result.epochs == 3 and result.test_report is not None
+    (run,) = mlflow_runs(tmp_path)
+    assert run.data.params["augment"] == str(augment)
+    # Every epoch's augmented copy was deleted, and no preparation is left running.
+    assert not list((tmp_path / "ckpt" / ".augmented").rglob("*"))
+    assert not [t for t in threading.enumerate() if t.name.startswith("augment-next-epoch")]
+
+
 def test_background_release_destroys_off_the_calling_thread() -> None:
     destroyed_on: list[str] = []
 

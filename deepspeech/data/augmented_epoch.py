@@ -4,15 +4,20 @@ augmented audio into a scratch folder, never into the feature cache.
 DeepSpeech's feature cache silently froze augmentation after the first epoch (augmented
 features were what it cached). Here the cache holds clean MFCC only; each epoch, every shard a
 worker owns is read again, augmented with a draw seeded by (seed, epoch, utterance), featurized
-in parallel processes and read by the same tf.data pipeline. The scratch folder is replaced
-every epoch, so a resumed epoch rebuilds exactly the draws it had.
+in parallel processes and read by the same tf.data pipeline. Each epoch's set is prepared
+while the epoch before it trains (`AugmentedEpochs`); a resumed epoch rebuilds exactly the
+draws it had.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import logging
 import shutil
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +28,8 @@ from deepspeech.data.augment import apply_waveform_augmentations
 from deepspeech.data.augment_spec import Augmentation
 from deepspeech.data.cache import CachedSet, ShardTask, read_shard, run_shard_tasks
 from deepspeech.text import Alphabet
+
+logger = logging.getLogger(__name__)
 
 BABBLE_POOL = 256  # training clips babble noise is mixed from (kept small: tasks are pickled)
 
@@ -106,3 +113,78 @@ def augment_epoch(
             read_shard(folder, train.shards[k].feature_file.stem), first=train.shards[k].first
         )
     return dataclasses.replace(train, shards=replaced)
+
+
+class AugmentedEpochs:
+    """Each epoch's training set under the waveform augmentations, prepared in the background
+    while the epoch before it trains.
+
+    Why ahead of time: re-featurizing the audio is CPU work the model would otherwise wait for
+    at the start of every epoch (the whole corpus each time: on a GPU host with LibriSpeech,
+    far longer than the GPU would sit idle for anything else). Prepared during the previous
+    epoch, it costs only the CPU that training leaves idle. One epoch ahead, no more: each
+    prepared set is a copy of this worker's features on disk. The draws depend on (seed,
+    epoch, utterance) only, so when a set is prepared changes nothing in it.
+    """
+
+    def __init__(
+        self,
+        train: CachedSet,
+        shards: Sequence[int],
+        augmentations: Sequence[Augmentation],
+        alphabet: Alphabet,
+        *,
+        seed: int,
+        stride: int,
+        epochs: int,
+        folder: Path,
+        progress: Callable[[str, int | None], AbstractContextManager[Callable[..., None]]],
+        workers: int | None = None,
+    ) -> None:
+        self._featurize = functools.partial(
+            augment_epoch, train, shards, augmentations, alphabet,
+            seed=seed, stride=stride, workers=workers,
+        )  # fmt: skip
+        self.epochs, self.folder, self.progress = epochs, folder, progress
+        self.utterances = int(train.shard_counts[list(shards)].sum())
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="augment-next-epoch")
+        self._next: tuple[int, Future[CachedSet]] | None = None
+
+    def epoch_folder(self, epoch: int) -> Path:
+        return self.folder / f"epoch-{epoch}"
+
+    def epoch_set(self, epoch: int) -> CachedSet:
+        """Epoch `epoch`'s set (waiting for it if it is still being prepared); then starts
+        preparing the next epoch's. Earlier epochs' sets are deleted: their reading is done."""
+        if self._next and self._next[0] == epoch:
+            future = self._next[1]
+            if not future.done():
+                logger.info("waiting for epoch %d's augmented audio", epoch + 1)
+            train = future.result()
+        else:
+            self._wait_for_next()  # another epoch's (none in a normal run)
+            with self.progress(f"augment epoch {epoch + 1}", self.utterances) as advance:
+                train = self._featurize(
+                    epoch=epoch, folder=self.epoch_folder(epoch), progress=advance
+                )
+        self._next = None
+        for old in self.folder.glob("epoch-*"):
+            if old != self.epoch_folder(epoch):
+                shutil.rmtree(old)
+        if epoch + 1 < self.epochs:
+            future = self._executor.submit(
+                self._featurize, epoch=epoch + 1, folder=self.epoch_folder(epoch + 1)
+            )
+            self._next = (epoch + 1, future)
+        return train
+
+    def close(self) -> None:
+        """Wait for a set still being prepared (a run that stopped early), delete every set."""
+        self._wait_for_next()
+        self._executor.shutdown()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def _wait_for_next(self) -> None:
+        if self._next:
+            self._next[1].exception()  # waits; its error, if any, belongs to an unused epoch
+            self._next = None

@@ -31,6 +31,7 @@ from deepspeech.config import ModelConfig, TrainConfig
 from deepspeech.data.cache import CachedSet, open_cached_set, read_manifests
 
 if TYPE_CHECKING:
+    from deepspeech.data.augmented_epoch import AugmentedEpochs
     from deepspeech.data.pipeline import FeatureAugmentation
 from deepspeech.errors import ConfigError
 from deepspeech.text import Alphabet
@@ -50,6 +51,9 @@ class BackgroundRelease:
     A spent tf.distribute input iterator takes up to a minute to destroy: its per-device
     prefetch datasets wait for their autotuning thread, which sleeps up to 60 s between runs.
     Destroyed on the training thread, that wait stalled every epoch's end (18-58 s measured).
+    The threads are joined before training returns, not left as daemons: a daemon still inside
+    the iterator's C++ destructor when the interpreter exits aborts the process (seen in CI as
+    `terminate called ...`, exit -6, after a short training run had finished).
     """
 
     def __init__(self) -> None:
@@ -331,6 +335,7 @@ class Epochs:
         self.budget_seconds = config.max_train_minutes * 60
         self.steps_per_epoch = self.plans(0)[0].steps
         self.spent_iterators = BackgroundRelease()
+        self.augmented = self._augmented_epochs()
         self.schedule = LearningRateSchedule(
             config.lr_schedule,
             config.learning_rate,
@@ -462,31 +467,29 @@ class Epochs:
     def augmented_train_set(self, epoch: int) -> CachedSet:
         """The training set this epoch reads: the cache, or (with waveform augmentations) this
         worker's shards featurized anew from this epoch's augmented audio."""
-        from deepspeech.data.augment_spec import parse_augmentations
-        from deepspeech.data.augmented_epoch import augment_epoch
+        return self.augmented.epoch_set(epoch) if self.augmented else self.data["train"]
 
-        train = self.data["train"]
+    def _augmented_epochs(self) -> AugmentedEpochs | None:
+        from deepspeech.data.augment_spec import parse_augmentations
+        from deepspeech.data.augmented_epoch import AugmentedEpochs
+
         waveform = [a for a in parse_augmentations(self.config.augment) if a.domain == "waveform"]
         if not waveform:
-            return train
-        placement = self.placement
-        owned = np.arange(placement.worker_index, len(train.shards), placement.num_workers)
-        folder = (
-            Path(self.config.checkpoint_dir) / ".augmented" / f"worker-{placement.worker_index}"
+            return None
+        placement, train = self.placement, self.data["train"]
+        return AugmentedEpochs(
+            train,
+            np.arange(placement.worker_index, len(train.shards), placement.num_workers),
+            waveform,
+            self.alphabet,
+            seed=self.config.seed,
+            stride=self.config.feature_stride,
+            epochs=self.config.epochs,
+            folder=Path(self.config.checkpoint_dir)
+            / ".augmented"
+            / f"worker-{placement.worker_index}",
+            progress=self.progress,
         )
-        total = int(train.shard_counts[owned].sum())
-        with self.progress(f"augment epoch {epoch + 1}", total) as advance:
-            return augment_epoch(
-                train,
-                owned,
-                waveform,
-                self.alphabet,
-                seed=self.config.seed,
-                epoch=epoch,
-                stride=self.config.feature_stride,
-                folder=folder,
-                progress=advance,
-            )
 
     def feature_augmentation(self, epoch: int) -> FeatureAugmentation | None:
         """SpecAugment for this epoch's batches, if any feature-domain augmentation is asked."""
@@ -551,6 +554,16 @@ class Epochs:
 
     def run(self) -> WerReport | None:
         """Epochs until done, stopped early or out of time; then the test report."""
+        try:
+            self._run_epochs()
+            state = self.state
+            return self.evaluate("test", state.value("epoch")) if "test" in self.data else None
+        finally:
+            if self.augmented:
+                self.augmented.close()
+            self.spent_iterators.join()
+
+    def _run_epochs(self) -> None:
         state, config = self.state, self.config
         # An epoch whose training finished before a crash, but whose dev evaluation did not.
         if "dev" in self.data and state.value("evaluated") < state.value("epoch"):
@@ -569,9 +582,6 @@ class Epochs:
             self.end_epoch(epoch + 1, {"epoch_train_loss": mean_loss})
             if out_of_time:
                 break
-        report = self.evaluate("test", state.value("epoch")) if "test" in self.data else None
-        self.spent_iterators.join()
-        return report
 
 
 def train(
