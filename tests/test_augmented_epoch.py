@@ -60,7 +60,7 @@ def test_each_epoch_is_prepared_while_the_one_before_trains(cached, tmp_path: Pa
 
     epochs = AugmentedEpochs(
         cached, [0, 2], WAVEFORM, ALPHABET, seed=4, stride=2, epochs=3,
-        folder=tmp_path / "augmented", progress=progress, workers=1,
+        folder=tmp_path / "augmented", progress=progress, ahead=True, workers=1,
     )  # fmt: skip
     first = shard_bytes(epochs.epoch_set(0), 0)
     assert shown == ["augment epoch 1"]  # the first epoch has nothing to overlap with
@@ -76,6 +76,28 @@ def test_each_epoch_is_prepared_while_the_one_before_trains(cached, tmp_path: Pa
     assert not (tmp_path / "augmented").exists()
 
 
+def test_on_the_cpu_each_epoch_is_prepared_when_it_starts(cached, tmp_path: Path) -> None:
+    """Training on the CPU leaves no core idle: preparing ahead would only compete with it."""
+    shown = []
+
+    @contextmanager
+    def progress(description: str, total: int | None):
+        shown.append(description)
+        yield lambda *args: None
+
+    epochs = AugmentedEpochs(
+        cached, [0], WAVEFORM, ALPHABET, seed=4, stride=2, epochs=3,
+        folder=tmp_path / "augmented", progress=progress, ahead=False, workers=1,
+    )  # fmt: skip
+    epochs.epoch_set(0)
+    assert not epochs.epoch_folder(1).exists()  # nothing is being prepared
+    second = shard_bytes(epochs.epoch_set(1), 0)
+    assert shown == ["augment epoch 1", "augment epoch 2"]
+    assert second == shard_bytes(augmented(cached, tmp_path / "a", epoch=1, shards=[0]), 0)
+    epochs.close()
+    assert not (tmp_path / "augmented").exists()
+
+
 def test_a_resumed_or_stopped_run_gets_the_right_epoch_and_leaves_nothing(
     cached, tmp_path: Path
 ) -> None:
@@ -85,7 +107,7 @@ def test_a_resumed_or_stopped_run_gets_the_right_epoch_and_leaves_nothing(
 
     epochs = AugmentedEpochs(
         cached, [0], WAVEFORM, ALPHABET, seed=4, stride=2, epochs=5,
-        folder=tmp_path / "augmented", progress=progress, workers=1,
+        folder=tmp_path / "augmented", progress=progress, ahead=True, workers=1,
     )  # fmt: skip
     resumed = shard_bytes(epochs.epoch_set(3), 0)  # a run resumed in its 4th epoch
     assert resumed == shard_bytes(augmented(cached, tmp_path / "a", epoch=3, shards=[0]), 0)

@@ -4,6 +4,7 @@ kill -9, bad input, and the same weights on 1 device, 2 logical devices and 2 wo
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import random
@@ -202,9 +203,18 @@ def test_overfits_one_utterance_to_wer_zero(tiny_corpus: Path, tmp_path: Path) -
     assert not [t for t in threading.enumerate() if t.name == "release-input-iterator"]
 
 
-def test_trains_with_waveform_augmentation_prepared_in_the_background(
-    tiny_corpus: Path, tmp_path: Path
+@pytest.mark.parametrize("on_gpus", [False, True], ids=["cpu", "gpu-prepares-ahead"])
+def test_trains_with_waveform_augmentation_and_leaves_no_copies(
+    tiny_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, on_gpus: bool
 ) -> None:
+    """On GPUs each epoch's audio is prepared while the epoch before trains; here the placement
+    only claims GPUs, which is all that decides it, so both paths run through the real loop."""
+    import deepspeech.training.placement as placement
+
+    real = placement.make_placement
+    monkeypatch.setattr(
+        placement, "make_placement", lambda d: dataclasses.replace(real(d), on_gpus=on_gpus)
+    )
     augment = ("noise[p=0.5,snr=5:20]", "speed[p=0.5,factor=0.9:1.1]")
     result = train(tiny_config(tiny_corpus, tmp_path, epochs=3, augment=augment))
     assert result.epochs == 3 and result.test_report is not None

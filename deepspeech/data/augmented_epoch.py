@@ -116,15 +116,17 @@ def augment_epoch(
 
 
 class AugmentedEpochs:
-    """Each epoch's training set under the waveform augmentations, prepared in the background
-    while the epoch before it trains.
+    """Each epoch's training set under the waveform augmentations; with `ahead`, prepared in
+    the background while the epoch before it trains.
 
-    Why ahead of time: re-featurizing the audio is CPU work the model would otherwise wait for
-    at the start of every epoch (the whole corpus each time: on a GPU host with LibriSpeech,
-    far longer than the GPU would sit idle for anything else). Prepared during the previous
-    epoch, it costs only the CPU that training leaves idle. One epoch ahead, no more: each
-    prepared set is a copy of this worker's features on disk. The draws depend on (seed,
-    epoch, utterance) only, so when a set is prepared changes nothing in it.
+    Why ahead of time on GPUs: re-featurizing the audio is CPU work the GPUs would otherwise
+    wait for at the start of every epoch (the whole corpus each time: on LibriSpeech far longer
+    than anything else they wait for). Prepared during the previous epoch, it costs only CPU
+    the training leaves idle. Not when the model itself runs on the CPU: there the two compete
+    for the same cores, and on 2 cores the first epoch took 113 s instead of 95 s with no gain
+    after it. One epoch ahead, no more: each prepared set is a copy of this worker's features
+    on disk. The draws depend on (seed, epoch, utterance) only, so when a set is prepared
+    changes nothing in it.
     """
 
     def __init__(
@@ -139,13 +141,14 @@ class AugmentedEpochs:
         epochs: int,
         folder: Path,
         progress: Callable[[str, int | None], AbstractContextManager[Callable[..., None]]],
+        ahead: bool,
         workers: int | None = None,
     ) -> None:
         self._featurize = functools.partial(
             augment_epoch, train, shards, augmentations, alphabet,
             seed=seed, stride=stride, workers=workers,
         )  # fmt: skip
-        self.epochs, self.folder, self.progress = epochs, folder, progress
+        self.epochs, self.folder, self.progress, self.ahead = epochs, folder, progress, ahead
         self.utterances = int(train.shard_counts[list(shards)].sum())
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="augment-next-epoch")
         self._next: tuple[int, Future[CachedSet]] | None = None
@@ -154,8 +157,9 @@ class AugmentedEpochs:
         return self.folder / f"epoch-{epoch}"
 
     def epoch_set(self, epoch: int) -> CachedSet:
-        """Epoch `epoch`'s set (waiting for it if it is still being prepared); then starts
-        preparing the next epoch's. Earlier epochs' sets are deleted: their reading is done."""
+        """Epoch `epoch`'s set (waiting for it if it is still being prepared); then, `ahead`,
+        starts preparing the next epoch's. Earlier epochs' sets are deleted: their reading is
+        done."""
         if self._next and self._next[0] == epoch:
             future = self._next[1]
             if not future.done():
@@ -171,7 +175,7 @@ class AugmentedEpochs:
         for old in self.folder.glob("epoch-*"):
             if old != self.epoch_folder(epoch):
                 shutil.rmtree(old)
-        if epoch + 1 < self.epochs:
+        if self.ahead and epoch + 1 < self.epochs:
             future = self._executor.submit(
                 self._featurize, epoch=epoch + 1, folder=self.epoch_folder(epoch + 1)
             )

@@ -489,6 +489,7 @@ class Epochs:
             / ".augmented"
             / f"worker-{placement.worker_index}",
             progress=self.progress,
+            ahead=placement.on_gpus,
         )
 
     def feature_augmentation(self, epoch: int) -> FeatureAugmentation | None:

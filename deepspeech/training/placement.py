@@ -30,6 +30,7 @@ class Placement:
     num_workers: int
     worker_index: int
     is_chief: bool  # only the chief logs to MLflow and owns the real checkpoint folder
+    on_gpus: bool  # the model runs on GPUs: the CPU is free for input work meanwhile
 
 
 def _cluster_from_env() -> tuple[int, int, bool] | None:
@@ -114,8 +115,9 @@ def make_placement(devices: str) -> Placement:
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
         description = f"{workers} workers x {strategy.num_replicas_in_sync // workers} device(s)"
         logger.info("multi-worker training: worker %d of %d", index, workers)
+        gpus = bool(tf.config.list_physical_devices("GPU"))
         return Placement(
-            strategy, description, strategy.num_replicas_in_sync, workers, index, is_chief
+            strategy, description, strategy.num_replicas_in_sync, workers, index, is_chief, gpus
         )
 
     gpus = tf.config.list_physical_devices("GPU")
@@ -131,7 +133,7 @@ def make_placement(devices: str) -> Placement:
         kind = "CPU (logical)" if wanted > 1 else "CPU"
     if wanted == 1:
         strategy: tf.distribute.Strategy = tf.distribute.OneDeviceStrategy(names[0])
-        return Placement(strategy, f"1 x {kind}", 1, 1, 0, True)
+        return Placement(strategy, f"1 x {kind}", 1, 1, 0, True, bool(gpus))
     cross_device_ops = None if gpus else tf.distribute.ReductionToOneDevice()
     strategy = tf.distribute.MirroredStrategy(names, cross_device_ops=cross_device_ops)
-    return Placement(strategy, f"{wanted} x {kind}, mirrored", wanted, 1, 0, True)
+    return Placement(strategy, f"{wanted} x {kind}, mirrored", wanted, 1, 0, True, bool(gpus))
