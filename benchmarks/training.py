@@ -233,6 +233,10 @@ def main() -> None:
     command = ".venv/bin/python benchmarks/training.py --markdown"
     if args.corpus:
         command += f" --corpus {args.corpus}"
+    if args.steps != parser.get_default("steps"):
+        command += f" --steps {args.steps}"
+    if args.repeats != parser.get_default("repeats"):
+        command += f" --repeats {args.repeats}"
     print("## Training\n")
     print(
         f"BiRNN n_hidden {N_HIDDEN}, feature stride {FEATURE_STRIDE}, global batch {GLOBAL_BATCH}, "

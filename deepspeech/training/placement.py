@@ -75,8 +75,9 @@ def configure_threads(intra_op: int, inter_op: int) -> None:
 
     Why a CPU run wants them: a small LSTM's step is a chain of small matmuls that one core
     computes about as fast as two, while its two directions are independent loops. On 2 cores,
-    `intra_op 1, inter_op 2` runs the directions side by side, one core each: at n_hidden 256 a
-    training step took 0.18 s instead of 0.21 s (see experiments/sample.yaml).
+    `intra_op 1, inter_op 2` runs the directions side by side, one core each: at n_hidden 256
+    the LSTM alone took a third less time, a whole training step less (the dense layers, the
+    loss and the optimizer lose their second core); benchmarks/training.py measures the step.
     """
     threading = tf.config.threading
     pools = (
