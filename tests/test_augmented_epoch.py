@@ -50,18 +50,27 @@ def test_waveform_draws_are_new_each_epoch_and_never_cached(cached, tmp_path: Pa
     assert first.shards[1] is cached.shards[1]  # shards this worker does not own stay as they are
 
 
-def test_each_epoch_is_prepared_while_the_one_before_trains(cached, tmp_path: Path) -> None:
-    shown = []
+def augmented_epochs(
+    cached, folder: Path, *, shards, epochs: int, ahead: bool
+) -> tuple[AugmentedEpochs, list[str]]:
+    """The object, and the progress bars it has shown (a list that grows)."""
+    shown: list[str] = []
 
     @contextmanager
     def progress(description: str, total: int | None):
         shown.append(description)
         yield lambda *args: None
 
-    epochs = AugmentedEpochs(
-        cached, [0, 2], WAVEFORM, ALPHABET, seed=4, stride=2, epochs=3,
-        folder=tmp_path / "augmented", progress=progress, ahead=True, workers=1,
+    made = AugmentedEpochs(
+        cached, list(shards), WAVEFORM, ALPHABET, seed=4, stride=2, epochs=epochs,
+        folder=folder, progress=progress, ahead=ahead, workers=1,
     )  # fmt: skip
+    return made, shown
+
+
+def test_each_epoch_is_prepared_while_the_one_before_trains(cached, tmp_path: Path) -> None:
+    folder = tmp_path / "augmented"
+    epochs, shown = augmented_epochs(cached, folder, shards=[0, 2], epochs=3, ahead=True)
     first = shard_bytes(epochs.epoch_set(0), 0)
     assert shown == ["augment epoch 1"]  # the first epoch has nothing to overlap with
     second = shard_bytes(epochs.epoch_set(1), 0)
@@ -73,46 +82,31 @@ def test_each_epoch_is_prepared_while_the_one_before_trains(cached, tmp_path: Pa
     assert first == shard_bytes(augmented(cached, tmp_path / "a", epoch=0), 0)
     assert second == shard_bytes(augmented(cached, tmp_path / "b", epoch=1), 0)
     epochs.close()
-    assert not (tmp_path / "augmented").exists()
+    assert not folder.exists()
 
 
 def test_on_the_cpu_each_epoch_is_prepared_when_it_starts(cached, tmp_path: Path) -> None:
     """Training on the CPU leaves no core idle: preparing ahead would only compete with it."""
-    shown = []
-
-    @contextmanager
-    def progress(description: str, total: int | None):
-        shown.append(description)
-        yield lambda *args: None
-
-    epochs = AugmentedEpochs(
-        cached, [0], WAVEFORM, ALPHABET, seed=4, stride=2, epochs=3,
-        folder=tmp_path / "augmented", progress=progress, ahead=False, workers=1,
-    )  # fmt: skip
+    folder = tmp_path / "augmented"
+    epochs, shown = augmented_epochs(cached, folder, shards=[0], epochs=3, ahead=False)
     epochs.epoch_set(0)
     assert not epochs.epoch_folder(1).exists()  # nothing is being prepared
     second = shard_bytes(epochs.epoch_set(1), 0)
     assert shown == ["augment epoch 1", "augment epoch 2"]
     assert second == shard_bytes(augmented(cached, tmp_path / "a", epoch=1, shards=[0]), 0)
     epochs.close()
-    assert not (tmp_path / "augmented").exists()
+    assert not folder.exists()
 
 
 def test_a_resumed_or_stopped_run_gets_the_right_epoch_and_leaves_nothing(
     cached, tmp_path: Path
 ) -> None:
-    @contextmanager
-    def progress(description: str, total: int | None):
-        yield lambda *args: None
-
-    epochs = AugmentedEpochs(
-        cached, [0], WAVEFORM, ALPHABET, seed=4, stride=2, epochs=5,
-        folder=tmp_path / "augmented", progress=progress, ahead=True, workers=1,
-    )  # fmt: skip
+    folder = tmp_path / "augmented"
+    epochs, _ = augmented_epochs(cached, folder, shards=[0], epochs=5, ahead=True)
     resumed = shard_bytes(epochs.epoch_set(3), 0)  # a run resumed in its 4th epoch
     assert resumed == shard_bytes(augmented(cached, tmp_path / "a", epoch=3, shards=[0]), 0)
     epochs.close()  # stopped early: epoch 5's set was being prepared
-    assert not (tmp_path / "augmented").exists()
+    assert not folder.exists()
 
 
 def test_augmented_epoch_keeps_every_utterance_trainable(cached, tmp_path: Path) -> None:
