@@ -4,9 +4,9 @@ augmented audio into a scratch folder, never into the feature cache.
 DeepSpeech's feature cache silently froze augmentation after the first epoch (augmented
 features were what it cached). Here the cache holds clean MFCC only; each epoch, every shard a
 worker owns is read again, augmented with a draw seeded by (seed, epoch, utterance), featurized
-in parallel processes and read by the same tf.data pipeline. Each epoch's set is prepared
-while the epoch before it trains (`AugmentedEpochs`); a resumed epoch rebuilds exactly the
-draws it had.
+in parallel processes and read by the same tf.data pipeline; on GPUs each epoch's set is
+prepared while the epoch before it trains (`AugmentedEpochs`). A resumed epoch rebuilds
+exactly the draws it had.
 """
 
 from __future__ import annotations
@@ -148,9 +148,11 @@ class AugmentedEpochs:
             augment_epoch, train, shards, augmentations, alphabet,
             seed=seed, stride=stride, workers=workers,
         )  # fmt: skip
-        self.epochs, self.folder, self.progress, self.ahead = epochs, folder, progress, ahead
+        self.epochs, self.folder, self.progress = epochs, folder, progress
         self.utterances = int(train.shard_counts[list(shards)].sum())
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="augment-next-epoch")
+        self._executor = (
+            ThreadPoolExecutor(1, thread_name_prefix="augment-next-epoch") if ahead else None
+        )
         self._next: tuple[int, Future[CachedSet]] | None = None
 
     def epoch_folder(self, epoch: int) -> Path:
@@ -175,7 +177,7 @@ class AugmentedEpochs:
         for old in self.folder.glob("epoch-*"):
             if old != self.epoch_folder(epoch):
                 shutil.rmtree(old)
-        if self.ahead and epoch + 1 < self.epochs:
+        if self._executor and epoch + 1 < self.epochs:
             future = self._executor.submit(
                 self._featurize, epoch=epoch + 1, folder=self.epoch_folder(epoch + 1)
             )
@@ -185,7 +187,8 @@ class AugmentedEpochs:
     def close(self) -> None:
         """Wait for a set still being prepared (a run that stopped early), delete every set."""
         self._wait_for_next()
-        self._executor.shutdown()
+        if self._executor:
+            self._executor.shutdown()
         shutil.rmtree(self.folder, ignore_errors=True)
 
     def _wait_for_next(self) -> None:

@@ -557,8 +557,9 @@ class Epochs:
         """Epochs until done, stopped early or out of time; then the test report."""
         try:
             self._run_epochs()
-            state = self.state
-            return self.evaluate("test", state.value("epoch")) if "test" in self.data else None
+            if "test" not in self.data:
+                return None
+            return self.evaluate("test", self.state.value("epoch"))
         finally:
             if self.augmented:
                 self.augmented.close()

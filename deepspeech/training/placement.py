@@ -116,9 +116,9 @@ def make_placement(devices: str) -> Placement:
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
         description = f"{workers} workers x {strategy.num_replicas_in_sync // workers} device(s)"
         logger.info("multi-worker training: worker %d of %d", index, workers)
-        gpus = bool(tf.config.list_physical_devices("GPU"))
+        on_gpus = bool(tf.config.list_physical_devices("GPU"))
         return Placement(
-            strategy, description, strategy.num_replicas_in_sync, workers, index, is_chief, gpus
+            strategy, description, strategy.num_replicas_in_sync, workers, index, is_chief, on_gpus
         )
 
     gpus = tf.config.list_physical_devices("GPU")
