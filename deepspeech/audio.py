@@ -43,6 +43,9 @@ WAV_FORMATS = frozenset({"WAV", "WAVEX", "RF64"})  # soundfile's names for RIFF 
 WAV_SUBTYPES = frozenset({"PCM_U8", "PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE"})
 TRAINING_SUBTYPE = "PCM_16"  # what manifests hold (DeepSpeech's format)
 PCM16_SCALE = 32768.0  # load_wav divides 16-bit samples by this; the 2017 MFCCs did not
+# The quietest a 16-bit recording gets: white noise one quantisation step (1/32768) in std.
+# Model features floor each frame's energy and mel bands at this noise's expected power.
+NOISE_FLOOR_STD = 1 / PCM16_SCALE
 _READ_BLOCK_FRAMES = 1 << 20  # decode in blocks, so a header's claimed length is never allocated
 
 AudioSource: TypeAlias = str | os.PathLike[str] | bytes | BinaryIO
@@ -270,15 +273,20 @@ def n_feature_frames(n_samples: int, stride: int = 1) -> int:
     return -(-frames // stride)
 
 
+def _require_signal(audio: np.ndarray) -> None:
+    if audio.ndim != 1 or len(audio) == 0:
+        raise AudioFormatError(f"audio must be (n_samples,) with n > 0, got shape {audio.shape}")
+
+
 def mfcc(audio: np.ndarray, numcep: int = N_CEPSTRUM) -> np.ndarray:
     """MFCCs of 16 kHz audio: (n_samples,) float -> (n_frames, numcep) float32.
 
     python_speech_features with a 25 ms window every 10 ms, 26 mel filters, a 512-point FFT,
-    and coefficient 0 replaced by the log frame energy, as DeepSpeech 2017 computed them.
+    and coefficient 0 replaced by the log frame energy, as DeepSpeech 2017 computed them (the
+    2017 API's numbers; the model reads `audio_to_features`, which floors digital silence).
     The signal is taken as float64 so float32 and float64 callers get identical features.
     """
-    if audio.ndim != 1 or len(audio) == 0:
-        raise AudioFormatError(f"audio must be (n_samples,) with n > 0, got shape {audio.shape}")
+    _require_signal(audio)
     if not 1 <= numcep <= N_FILTERS:
         raise ValueError(f"numcep must be in 1..{N_FILTERS}, got {numcep}")
     features = python_speech_features.mfcc(
@@ -295,7 +303,8 @@ def mfcc(audio: np.ndarray, numcep: int = N_CEPSTRUM) -> np.ndarray:
 
 
 class MfccStream:
-    """`audio_to_features` of a signal that arrives in pieces, frame for frame the same numbers.
+    """The model's MFCC frames of a signal that arrives in pieces (`audio_to_features` is one
+    piece), frame for frame the same numbers however the signal is cut.
 
     python_speech_features pre-emphasises the whole signal, then cuts 400-sample frames every
     160 samples and zero-pads the last one. Here pre-emphasis carries the previous sample
@@ -354,8 +363,16 @@ class MfccStream:
 
         python_speech_features' own steps (framing with zero padding, power spectrum, mel
         filterbank, log, DCT, lifter, log energy as c0) with the same numpy and scipy calls, so
-        the numbers are identical; only its per-call rebuilding of the filterbank (a Python
-        loop that cost more than the rest for a 20 ms piece) is done once.
+        the numbers are identical wherever the signal is above the 16-bit noise floor; only its
+        per-call rebuilding of the filterbank (a Python loop that cost more than the rest for
+        a 20 ms piece) is done once.
+
+        Below the floor they differ on purpose. python_speech_features takes log(eps) of a
+        frame of exact zeros: c0 = -36, where the quietest speech sits near -9. Synthetic
+        corpora start and end in digital silence (6 % of the sample corpus's frames), so that
+        outlier set the training set's c0 statistics (std 8.2 against 2.3 without it), and any
+        real recording or added noise moves those frames by 20 nats. Flooring at the power of
+        one-step noise makes digital silence look like the quietest real recording instead.
         """
         n_samples = len(emphasised)
         n_frames = n_feature_frames(n_samples)
@@ -364,10 +381,9 @@ class MfccStream:
         )
         frames = sliding_window_view(padded, WINDOW_SAMPLES)[::STEP_SAMPLES]
         power = 1.0 / N_FFT * np.square(np.absolute(np.fft.rfft(frames, N_FFT)))
-        energy = np.sum(power, 1)
-        energy = np.where(energy == 0, np.finfo(float).eps, energy)
-        banks = np.dot(power, _mel_filterbank().T)
-        banks = np.where(banks == 0, np.finfo(float).eps, banks)
+        energy_floor, bank_floor = _noise_floor()
+        energy = np.maximum(np.sum(power, 1), energy_floor)
+        banks = np.maximum(np.dot(power, _mel_filterbank().T), bank_floor)
         cepstra = scipy_dct(np.log(banks), type=2, axis=1, norm="ortho")[:, : self.numcep]
         features = python_speech_features.lifter(cepstra, CEPSTRAL_LIFTER)
         features[:, 0] = np.log(energy)
@@ -381,6 +397,20 @@ class MfccStream:
 def _mel_filterbank() -> np.ndarray:
     """(N_FILTERS, N_FFT // 2 + 1): python_speech_features' mel filterbank for 16 kHz."""
     return python_speech_features.get_filterbanks(N_FILTERS, N_FFT, SAMPLE_RATE, 0, SAMPLE_RATE / 2)
+
+
+@functools.cache
+def _noise_floor() -> tuple[float, np.ndarray]:
+    """Expected frame energy and (N_FILTERS,) mel band powers of white noise of std
+    NOISE_FLOOR_STD, pre-emphasised and framed as `MfccStream` does, so the floor has the
+    shape of a real recording's noise. A frame's FFT bin k weighs the W + 1 noise samples it
+    reads: the W - 1 inside by |1 - PREEMPHASIS e^(-i w_k)|^2 (pre-emphasis' high-pass tilt),
+    the last by 1 and the one before the frame by PREEMPHASIS^2; E|X_k|^2 / N_FFT sums them."""
+    omega = 2 * np.pi * np.arange(N_FFT // 2 + 1) / N_FFT
+    tilt = 1 + PREEMPHASIS**2 - 2 * PREEMPHASIS * np.cos(omega)
+    weights = (WINDOW_SAMPLES - 1) * tilt + 1 + PREEMPHASIS**2
+    per_bin = NOISE_FLOOR_STD**2 * weights / N_FFT
+    return float(per_bin.sum()), _mel_filterbank() @ per_bin
 
 
 def add_context_windows(features: np.ndarray, numcontext: int) -> np.ndarray:
@@ -415,13 +445,15 @@ def whiten(x: np.ndarray) -> np.ndarray:
 def audio_to_features(audio: np.ndarray, numcep: int = N_CEPSTRUM, stride: int = 1) -> np.ndarray:
     """What the model reads: (n_samples,) float in [-1, 1] -> (T, numcep) float32 MFCC frames.
 
-    Every `stride`-th frame is kept (2017's BiRNN stride); T = n_feature_frames(n_samples,
-    stride). Normalisation and context windows are the model's own first operations, so
-    training (from the feature cache), export checks and serving all feed it exactly this.
+    The 2017 MFCCs (`mfcc`) with digital silence floored at the 16-bit noise floor (see
+    `MfccStream._frames`). Every `stride`-th frame is kept (2017's BiRNN stride);
+    T = n_feature_frames(n_samples, stride). Normalisation and context windows are the model's
+    own first operations, so training (from the feature cache), export checks, serving and
+    streaming all feed it exactly this.
     """
-    if stride < 1:
-        raise ValueError(f"stride must be >= 1, got {stride}")
-    return mfcc(audio, numcep)[::stride]
+    _require_signal(audio)
+    stream = MfccStream(numcep, stride)
+    return np.concatenate([stream.accept(audio), stream.finish()])
 
 
 def audio_to_input_vector(

@@ -12,6 +12,7 @@ import malformed
 import numpy as np
 import pytest
 import python_speech_features
+import scipy.fftpack
 import soundfile
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -125,12 +126,50 @@ def test_int16_scale_shifts_only_c0_by_twice_ln_32768():
     np.testing.assert_allclose(int16[:, 1:], unit[:, 1:], atol=1e-3)
 
 
-def test_model_features_are_strided_mfcc_frames():
+def test_model_features_are_strided_mfcc_frames_above_the_noise_floor():
     audio = speech_like(1.0, seed=2)
     features = audio_to_features(audio, stride=2)
     assert features.shape == (50, 26)
     assert len(features) == n_feature_frames(len(audio), stride=2)
-    np.testing.assert_array_equal(features, mfcc(audio)[::2])
+    reference = mfcc(audio)[::2]
+    sounding = reference[:, 0] > math.log(np.finfo(np.float64).eps) + 1
+    assert 40 < sounding.sum() < 50  # not the 100 ms of digital silence: see the next tests
+    np.testing.assert_array_equal(features[sounding], reference[sounding])
+
+
+def one_step_noise(seconds: float, seed: int) -> np.ndarray:
+    """White noise one 16-bit quantisation step in std: the quietest a real recording gets."""
+    n = round(seconds * SAMPLE_RATE)
+    return np.random.default_rng(seed).standard_normal(n) / PCM16_SCALE
+
+
+def test_model_features_put_digital_silence_at_the_power_of_one_step_noise():
+    """Frames of exact zeros get the MFCC of one-step noise's average power spectrum, measured
+    here with python_speech_features on a minute of such noise. The tolerance is that
+    average's sampling error, which the lifter multiplies by up to 12; getting the floor's
+    spectral shape wrong (flat, or without the frame edges) is off by 3 to 25."""
+    banks, energy = python_speech_features.fbank(
+        one_step_noise(60.0, seed=0), SAMPLE_RATE, nfilt=26, nfft=512, preemph=0.97
+    )
+    cepstrum = scipy.fftpack.dct(np.log(banks.mean(axis=0, keepdims=True)), type=2, norm="ortho")
+    expected = python_speech_features.lifter(cepstrum[:, :N_CEPSTRUM], 22)
+    expected[:, 0] = np.log(energy.mean())
+    silence = audio_to_features(np.zeros(SAMPLE_RATE, np.float32))
+    np.testing.assert_allclose(silence, np.broadcast_to(expected, silence.shape), atol=0.25)
+
+
+def test_model_features_barely_move_when_digital_silence_becomes_a_real_recording():
+    """Why the floor: the 2017 MFCC puts digital silence at c0 = log(eps) = -36, some 20 nats
+    from the same pause recorded by a real 16-bit device; the model's features keep them close."""
+    pause = np.zeros(SAMPLE_RATE // 2, np.float32)
+    speech = speech_like(1.0, seed=3)
+    digital = np.concatenate([pause, speech, pause])
+    recorded = digital + one_step_noise(len(digital) / SAMPLE_RATE, seed=1).astype(np.float32)
+    silent = slice(5, 45)  # frames wholly inside the first pause
+    c0_jump_2017 = np.abs(mfcc(recorded)[silent, 0] - mfcc(digital)[silent, 0]).mean()
+    c0_jump = np.abs(audio_to_features(recorded)[silent, 0] - audio_to_features(digital)[silent, 0])
+    assert c0_jump_2017 > 15
+    assert c0_jump.mean() < 0.5
 
 
 def test_context_windows_concatenate_neighbours_with_zero_edges():

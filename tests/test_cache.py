@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deepspeech.audio import load_wav, mfcc
+from deepspeech.audio import audio_to_features, load_wav
 from deepspeech.data.cache import (
     FEATURE_DTYPE,
     INDEX_FILE,
@@ -42,7 +42,7 @@ def shard_arrays(cached, k: int) -> tuple[np.ndarray, np.ndarray]:
     return frames, np.fromfile(shard.label_file, LABEL_DTYPE)
 
 
-def test_shards_hold_each_utterances_mfcc_and_labels(tiny_corpus: Path, tmp_path: Path) -> None:
+def test_shards_hold_each_utterances_features_and_labels(tiny_corpus: Path, tmp_path: Path) -> None:
     cached = open_set(tiny_corpus / "train.csv", tmp_path, workers=2)
     utterances = read_manifest(tiny_corpus / "train.csv")
     assert [u.wav_path for u in cached.utterances] == [u.wav_path for u in utterances]
@@ -54,7 +54,7 @@ def test_shards_hold_each_utterances_mfcc_and_labels(tiny_corpus: Path, tmp_path
         label_starts = np.concatenate([[0], np.cumsum(shard.label_lengths)])
         for j in range(len(shard.frames)):
             utterance = utterances[shard.first + j]
-            expected = mfcc(load_wav(utterance.wav_path))
+            expected = audio_to_features(load_wav(utterance.wav_path))
             got = frames[starts[j] : starts[j + 1]].astype(np.float32)
             np.testing.assert_allclose(got, expected, rtol=2e-3, atol=2e-2)  # float16
             encoded = ALPHABET.encode(utterance.transcript)
@@ -64,7 +64,7 @@ def test_shards_hold_each_utterances_mfcc_and_labels(tiny_corpus: Path, tmp_path
 
 def test_normalization_is_the_mean_and_std_of_every_frame(tiny_corpus: Path, tmp_path: Path):
     cached = open_set(tiny_corpus / "dev.csv", tmp_path)
-    frames = np.concatenate([mfcc(load_wav(u.wav_path)) for u in cached.utterances])
+    frames = np.concatenate([audio_to_features(load_wav(u.wav_path)) for u in cached.utterances])
     mean, std = cached.normalization()
     assert mean.shape == std.shape == (26,)
     np.testing.assert_allclose(mean, frames.mean(axis=0), rtol=1e-3, atol=1e-3)

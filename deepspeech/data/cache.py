@@ -36,7 +36,7 @@ from typing import Protocol
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from deepspeech.audio import SAMPLE_RATE, load_wav, mfcc
+from deepspeech.audio import SAMPLE_RATE, audio_to_features, load_wav
 from deepspeech.data.manifest import Utterance, parse_manifest_list, read_manifest
 from deepspeech.errors import ConfigError
 from deepspeech.files import atomic_write
@@ -45,7 +45,7 @@ from deepspeech.text import Alphabet
 
 logger = logging.getLogger(__name__)
 
-CACHE_FORMAT = 2  # bump when the files' layout changes: old entries are then ignored
+CACHE_FORMAT = 3  # bump when the files' layout or features change: old entries are then ignored
 FEATURE_DTYPE = np.dtype("<f2")  # float16, little-endian (what tf.io.decode_raw reads)
 LABEL_DTYPE = np.dtype("<i2")  # int16: alphabets of up to 32767 characters
 SHARD_SECONDS = 300.0  # audio per shard: 5 min, 1.6 MB; small shards mix well into windows
@@ -223,7 +223,7 @@ def write_shard(task: ShardTask) -> int:
         if task.transform is not None:
             audio = task.transform(audio, task.first + offset, ctc_min_frames(encoded))
         seconds += audio.size / SAMPLE_RATE
-        features.append(mfcc(audio, task.numcep))
+        features.append(audio_to_features(audio, task.numcep))
         labels.append(encoded)
     frames = np.concatenate(features).astype(np.float64)
     with atomic_write(task.folder / f"{task.name}.feat", "wb") as stream:
