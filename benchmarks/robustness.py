@@ -9,9 +9,12 @@ without it: `.venv/bin/deepspeech train --config experiments/sample.yaml --augme
 --checkpoint-dir runs/sample-clean/checkpoints --experiment-name sample-clean`.
 
 Each condition is a deterministic copy of the test split (seed per utterance): pink noise at
-the given SNR (over the whole clip), or a synthetic room response (RT60 0.6 s, DRR 3 dB). Every
-model is evaluated on every copy with greedy decoding and, with `--lm`, beam search with the
-LM, through the same evaluation code training uses.
+the given SNR (over the whole clip), or a synthetic room response (RT60 0.6 s, DRR 3 dB). Where
+flite is installed (`apt-get install flite`; a Debian package, not a project dependency), one
+more copy has the test sentences spoken by another speech engine: flite's five English voices
+in turn, none of which training heard. Every model is evaluated on every copy with greedy
+decoding and, with `--lm`, beam search with the LM, through the same evaluation code training
+uses.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
+import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -27,6 +32,7 @@ from machine import cpu_model
 
 NOISE_SNRS_DB = (20, 10, 5)
 REVERB_RT60_S, REVERB_DRR_DB = 0.6, 3.0
+FLITE_VOICES = ("slt", "rms", "awb", "kal16", "kal")  # flite 2.2's English voices (kal: 8 kHz)
 
 
 def degrade(audio: np.ndarray, condition: str, rng: np.random.Generator) -> np.ndarray:
@@ -45,8 +51,19 @@ def degrade(audio: np.ndarray, condition: str, rng: np.random.Generator) -> np.n
     return add_noise(audio, colored_noise(audio.size, "pink", rng), snr)
 
 
+def flite_speech(text: str, index: int, folder: Path) -> np.ndarray:
+    """`text` spoken by flite voice `index` mod 5: (n,) float32 at 16 kHz."""
+    from deepspeech.audio import load_audio
+
+    wav = folder / "flite.wav"
+    voice = FLITE_VOICES[index % len(FLITE_VOICES)]
+    subprocess.run(["flite", "-voice", voice, "-t", text, "-o", str(wav)], check=True)
+    return load_audio(wav)
+
+
 def conditions() -> list[str]:
-    return ["clean", *(f"{snr} dB" for snr in NOISE_SNRS_DB), "reverb"]
+    other_engine = ["flite"] if shutil.which("flite") else []
+    return ["clean", *(f"{snr} dB" for snr in NOISE_SNRS_DB), "reverb", *other_engine]
 
 
 def make_condition_set(corpus: Path, condition: str, out: Path) -> Path:
@@ -55,9 +72,13 @@ def make_condition_set(corpus: Path, condition: str, out: Path) -> Path:
     from deepspeech.data.manifest import Utterance, read_manifest, write_manifest
 
     utterances = []
+    out.mkdir(parents=True, exist_ok=True)
     for index, utterance in enumerate(read_manifest(corpus / "test.csv")):
-        rng = np.random.default_rng([index, len(condition)])
-        audio = np.clip(degrade(load_wav(utterance.wav_path), condition, rng), -1, 1)
+        if condition == "flite":
+            audio = flite_speech(utterance.transcript, index, out)
+        else:
+            rng = np.random.default_rng([index, len(condition)])
+            audio = np.clip(degrade(load_wav(utterance.wav_path), condition, rng), -1, 1)
         path = out / f"{index:05d}.wav"
         write_wav(path, audio.astype(np.float32))
         utterances.append(Utterance(path, path.stat().st_size, utterance.transcript))
@@ -149,17 +170,23 @@ def main() -> None:
     first, *others = models
     for name in others:
         sentences.append(compare(results, first, name))
+    if "flite" in conditions():
+        for name in models:
+            heard = ", ".join(f"{d} {results[name, 'flite'][d]:.2%}" for d in decoders)
+            sentences.append(f"{name} on another engine's voices (flite): WER {heard}.")
+    else:
+        sentences.append("flite is not installed, so no other engine's voices were measured.")
     if not args.markdown:
         print("\n".join(table))
         print(" ".join(sentences))
         return
     print("## Robustness\n")
+    spoken = f", and spoken by flite's voices {', '.join(FLITE_VOICES)} in turn"
     print(
         "Test split of the sample corpus (held-out voices and sentences), clean and degraded: "
         f"pink noise at {', '.join(map(str, NOISE_SNRS_DB))} dB SNR, and reverb (RT60 "
-        f"{REVERB_RT60_S} s, DRR {REVERB_DRR_DB} dB). Models: "
-        + ", ".join(f"`{n}` = {c}" for n, c in models.items())
-        + ".\n"
+        f"{REVERB_RT60_S} s, DRR {REVERB_DRR_DB} dB){spoken if 'flite' in conditions() else ''}. "
+        "Models: " + ", ".join(f"`{n}` = {c}" for n, c in models.items()) + ".\n"
     )
     command = " ".join(f"--model {n}={c}" for n, c in models.items())
     lm = f" --lm {args.lm}" if args.lm else ""
