@@ -52,6 +52,9 @@ class ModelConfig:
     dropout_rate: float = 0.05
     relu_clip: float = 20.0
     rnn: str = "bidirectional"  # or "unidirectional": forward-only, future context from windows
+    # 0: normalise with the training set's mean (2017). N > 0: with the utterance's running
+    # mean, the training set's counting as N frames (`FeatureNormalization` says why).
+    running_mean_frames: float = 0.0
 
     @property
     def n_input(self) -> int:
@@ -78,6 +81,7 @@ class TrainConfig:
     dropout_rate: float = 0.05
     relu_clip: float = 20.0
     feature_stride: int = 1
+    running_mean_frames: float = 0.0  # 0: the training set's mean (2017); see ModelConfig
     grad_clip_norm: float = 0.0  # 0 disables clipping by global norm
     checkpoint_dir: str = "runs/checkpoints"
     feature_cache: str = DEFAULT_FEATURE_CACHE  # MFCC shards on disk, built where missing
@@ -128,6 +132,11 @@ class TrainConfig:
             )
         if self.warmup_steps < 0:
             raise ConfigError(f"warmup_steps {self.warmup_steps} must be >= 0")
+        if self.running_mean_frames < 0:
+            raise ConfigError(
+                f"running_mean_frames {self.running_mean_frames} must be >= 0 (0: the "
+                "training set's mean)"
+            )
         if self.lr_schedule != "constant" and self.reduce_lr_on_plateau:
             raise ConfigError(
                 "reduce_lr_on_plateau needs lr_schedule constant: a schedule sets the rate "
@@ -163,6 +172,7 @@ class TrainConfig:
             dropout_rate=self.dropout_rate,
             relu_clip=self.relu_clip,
             rnn=self.rnn,
+            running_mean_frames=self.running_mean_frames,
         )
 
     def decoder(self) -> DecoderConfig:

@@ -72,7 +72,7 @@ def test_stream_lags_numcontext_frames_and_keeps_constant_state(random_stream_on
     for i in range(0, 300, 10):
         stream.accept(frames[i : i + 10])
         assert stream.frames_out == stream.frames_in - N_CONTEXT
-        assert stream.context.shape == (2 * N_CONTEXT, N_CEPSTRUM)
+        assert stream.state.context.shape == (2 * N_CONTEXT, N_CEPSTRUM)
     assert stream.flush().n_frames == N_CONTEXT
     with pytest.raises(RuntimeError, match="finished"):
         stream.accept(frames[:1])
@@ -117,6 +117,8 @@ def unidirectional_checkpoint(
             "experiments/tiny.yaml",
             "--rnn",
             "unidirectional",
+            "--running-mean-frames",
+            "10",
             "--epochs",
             "1",
             "--train-files",

@@ -76,6 +76,16 @@ def train(
     feature_stride: Annotated[
         int | None, typer.Option(help="Keep every N-th MFCC frame (2 halves the work).")
     ] = None,
+    running_mean_frames: Annotated[
+        float | None,
+        typer.Option(
+            help="Normalise MFCC with each utterance's running mean (cepstral mean "
+            "normalisation: removes what a voice, microphone or channel adds to every frame), "
+            "the training set's mean counting as this many frames (after --feature-stride) at "
+            "the start; causal, so it streams. 0 uses the training set's mean only, as in "
+            "2017. [default: 0]"
+        ),
+    ] = None,
     grad_clip_norm: Annotated[
         float | None, typer.Option(help="Clip gradients to this global norm; 0 disables.")
     ] = None,

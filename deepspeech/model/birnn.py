@@ -7,19 +7,23 @@ windows alone (numcontext frames), which is what lets the model stream.
 The input is per-frame MFCC (B, T, numcep), what the feature cache holds and what serving
 computes. The first two operations are fixed: per-coefficient normalisation with the training
 set's mean and std (non-trainable weights, so they travel in checkpoints and in the ONNX
-graph, and work frame by frame for streaming), then the 2017 context windows (frames t-c..t+c
-concatenated, zero frames past the edges). Padded frames are zeroed after normalisation, so an
-utterance gets the same scores alone or in a padded batch.
+graph), or with the utterance's running mean (`running_mean_frames`; causal, so it streams),
+then the 2017 context windows (frames t-c..t+c concatenated, zero frames past the edges).
+Padded frames are zeroed after normalisation, so an utterance gets the same scores alone or
+in a padded batch.
 
 Layers are named h1, h2, h3, lstm, h5, h6 like the 2017 variables, so tracked statistics read
 the same. `forward` is the one definition of the pass; training masks the LSTM, the export
 runs it unmasked (the fused ONNX LSTM op gets the lengths instead). `forward_chunk` is the same
 pass over one chunk of a stream, for the unidirectional model: it carries the last
-2*numcontext normalised frames and the LSTM state between calls, so chunk by chunk it computes
-exactly what `forward` computes on the whole utterance, numcontext frames later.
+2*numcontext normalised frames, the LSTM state and the running mean's sum between calls
+(`ChunkState`), so chunk by chunk it computes exactly what `forward` computes on the whole
+utterance, numcontext frames later.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import keras
 import numpy as np
@@ -29,10 +33,20 @@ from deepspeech.config import ModelConfig
 
 
 class FeatureNormalization(keras.layers.Layer):
-    """(x - mean) / std per MFCC coefficient, with the statistics of the training set."""
+    """(x - mean) / std per MFCC coefficient, with the statistics of the training set; with
+    `running_mean_frames` N > 0 the mean is the utterance's own, so far.
 
-    def __init__(self, numcep: int, **kwargs: object) -> None:
+    Why a running mean: a voice, microphone or channel the training set never had shifts every
+    frame's cepstrum by about the same vector (a filter multiplies the spectrum, the log turns
+    that into a sum); subtracting the utterance's own mean removes the shift. Causal, so the
+    streaming graph computes it exactly: frame t uses (N * training mean + frames 0..t summed)
+    / (N + t + 1). The training mean counts as N frames so that the first frames of a stream
+    are not normalised by a mean of one or two frames. A stream carries sum and count.
+    """
+
+    def __init__(self, numcep: int, running_mean_frames: float = 0.0, **kwargs: object) -> None:
         super().__init__(**kwargs)
+        self.running_mean_frames = running_mean_frames
         self.mean = self.add_weight(
             shape=(numcep,), initializer="zeros", trainable=False, name="mean"
         )
@@ -42,8 +56,22 @@ class FeatureNormalization(keras.layers.Layer):
         self.mean.assign(np.asarray(mean, np.float32))
         self.std.assign(np.asarray(std, np.float32))
 
-    def call(self, features: tf.Tensor) -> tf.Tensor:
-        return (features - self.mean) / self.std
+    def call(
+        self, features: tf.Tensor, lengths: tf.Tensor, frame_sum: tf.Tensor, count: tf.Tensor
+    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """features (B, n, numcep), `lengths` (B,) real frames, and the sum (B, numcep) and
+        count (B,) of the frames before them -> the normalised frames (zero from `lengths` on:
+        padding is zero after normalisation) and the sum and count including this call's."""
+        mask = tf.sequence_mask(lengths, maxlen=tf.shape(features)[1], dtype=features.dtype)
+        sums = frame_sum[:, None] + tf.cumsum(features * mask[..., None], axis=1)  # (B, n, numcep)
+        counts = count[:, None] + tf.cumsum(mask, axis=1)  # (B, n)
+        if self.running_mean_frames > 0:
+            prior = self.running_mean_frames
+            mean = (prior * self.mean + sums) / (prior + counts)[..., None]
+        else:
+            mean = self.mean
+        normalised = (features - mean) / self.std * mask[..., None]
+        return normalised, sums[:, -1], counts[:, -1]
 
 
 def add_context_windows(features: tf.Tensor, numcontext: int) -> tf.Tensor:
@@ -69,6 +97,20 @@ def full_context_windows(frames: tf.Tensor, numcontext: int) -> tf.Tensor:
     return tf.concat([frames[:, k : k + n_out] for k in range(width)], axis=-1)
 
 
+class ChunkState(NamedTuple):
+    """What a stream carries from one chunk to the next; batch rows are streams.
+
+    At the start of a stream `context` is c zero frames (the left edge's padding) and the rest
+    is zeros; after each call, what the call returned.
+    """
+
+    context: tf.Tensor  # (B, K, numcep) normalised frames: the last 2c once running
+    state_h: tf.Tensor  # (B, n_hidden) LSTM output state
+    state_c: tf.Tensor  # (B, n_hidden) LSTM cell state
+    frame_sum: tf.Tensor  # (B, numcep) sum of the real MFCC frames so far (the running mean)
+    count: tf.Tensor  # (B,) how many real frames that sum holds
+
+
 class BiRNN(keras.Model):
     """(B, T, numcep) MFCC + (B,) lengths -> (B, T, n_classes) logits."""
 
@@ -77,7 +119,7 @@ class BiRNN(keras.Model):
         self.config = config
         # float32 whatever the precision policy: the input statistics need full precision.
         self.normalization = FeatureNormalization(
-            config.numcep, name="normalization", dtype="float32"
+            config.numcep, config.running_mean_frames, name="normalization", dtype="float32"
         )
         self.h1 = keras.layers.Dense(config.n_hidden, name="h1")
         self.h2 = keras.layers.Dense(config.n_hidden, name="h2")
@@ -112,7 +154,10 @@ class BiRNN(keras.Model):
         LSTM op, which then takes `lengths` as sequence_lens); everything else is identical.
         """
         mask = tf.sequence_mask(lengths, maxlen=tf.shape(features)[1])  # (B, T)
-        x = self._normalize(features, lengths)
+        batch = tf.shape(features)[0]
+        x, _, _ = self.normalization(
+            features, lengths, tf.zeros((batch, self.config.numcep)), tf.zeros((batch,))
+        )
         x = add_context_windows(x, self.config.numcontext)  # (B, T, n_input)
         x = self._dense_in(x, training)  # (B, T, n_hidden)
         x = self.lstm(x, mask=mask if mask_lstm else None, training=training)
@@ -121,34 +166,29 @@ class BiRNN(keras.Model):
         return self._dense_out(x, training)  # (B, T, n_classes) logits; the blank is last
 
     def forward_chunk(
-        self,
-        features: tf.Tensor,
-        lengths: tf.Tensor,
-        context: tf.Tensor,
-        state_h: tf.Tensor,
-        state_c: tf.Tensor,
-    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
+        self, features: tf.Tensor, lengths: tf.Tensor, state: ChunkState
+    ) -> tuple[tf.Tensor, ChunkState]:
         """One chunk of a stream (unidirectional only, inference): the same pass as `forward`.
 
         features: (B, n, numcep) MFCC; frames at and after `lengths` (B,) are the zero frames
         past the end of the utterance (normalised zeros, as `forward` pads), fed once to flush.
-        context: (B, K, numcep) normalised frames carried from the last call: c zero frames at
-        the start of a stream, then the last 2c. state_h, state_c: (B, n_hidden) LSTM state.
+        state: what the last call returned (`ChunkState` says what a stream starts with).
         Returns logits (B, K + n - 2c, n_classes) for the frames whose whole window is now
-        known (the stream lags c frames), the new context (B, 2c, numcep) and the new state.
+        known (the stream lags c frames), and the state for the next call.
         """
         c = self.config.numcontext
-        frames = tf.concat([context, self._normalize(features, lengths)], axis=1)
+        normalised, frame_sum, count = self.normalization(
+            features, lengths, state.frame_sum, state.count
+        )
+        frames = tf.concat([state.context, normalised], axis=1)
         new_context = frames[:, tf.shape(frames)[1] - 2 * c :]
         x = full_context_windows(frames, c)  # (B, K + n - 2c, n_input)
         x = self._dense_in(x, training=False)
-        x, state_h, state_c = self.lstm(x, initial_state=[state_h, state_c], training=False)
-        return self._dense_out(x, training=False), new_context, state_h, state_c
-
-    def _normalize(self, features: tf.Tensor, lengths: tf.Tensor) -> tf.Tensor:
-        """Normalised frames, zero from `lengths` on (padding is zero after normalisation)."""
-        x = self.normalization(features)
-        return x * tf.sequence_mask(lengths, maxlen=tf.shape(features)[1], dtype=x.dtype)[..., None]
+        x, state_h, state_c = self.lstm(
+            x, initial_state=[state.state_h, state.state_c], training=False
+        )
+        logits = self._dense_out(x, training=False)
+        return logits, ChunkState(new_context, state_h, state_c, frame_sum, count)
 
     def _dense_in(self, x: tf.Tensor, training: bool) -> tf.Tensor:
         """h1..h3 on context windows: (B, T, n_input) -> (B, T, n_hidden)."""

@@ -13,8 +13,8 @@ else. `ModelMetadata` is the one schema for writing and reading it; this module 
 TensorFlow, tf2onnx, onnx and MLflow inside functions only, so the server can import it.
 
 `export_model(..., streaming=True)` writes the streaming graph of a unidirectional model
-instead (`BiRNN.forward_chunk`: a chunk of MFCC frames plus the carried context and LSTM state
-in, scores plus the new context and state out; see `deepspeech.model.streaming`), checked
+instead (`BiRNN.forward_chunk`: a chunk of MFCC frames plus the carried context, LSTM state
+and running-mean sum in, scores plus the new state out; see `deepspeech.model.streaming`), checked
 chunk by chunk against the whole-utterance Keras model.
 """
 
@@ -54,7 +54,9 @@ PARITY_UTTERANCES = (
 )
 DEFAULT_MODEL_NAME = "deepspeech"
 MLFLOW_ARTIFACT_NAME = "onnx-model"  # name of the logged model inside the training run
-METADATA_FORMAT = "2"  # bump when the metadata keys change meaning (2: MFCC input)
+# Bump when the metadata or the graphs' inputs change meaning (2: MFCC input; 3: the streaming
+# graph carries the running mean's sum and count).
+METADATA_FORMAT = "3"
 UTTERANCE_GRAPH = "utterance"  # metadata `graph`: whole utterances, features + lengths
 STREAM_GRAPH = "stream"  # metadata `graph`: one chunk of a stream plus carried state
 STREAM_PARITY_TOLERANCE = 1e-4  # max |Keras whole utterance - streamed| logit allowed
@@ -105,9 +107,12 @@ class ModelMetadata:
         if self.graph == STREAM_GRAPH:
             props["inputs"] += (
                 ", context (batch, context, numcep) float32 normalised frames carried over, "
-                "state_h and state_c (batch, n_hidden) float32"
+                "state_h and state_c (batch, n_hidden) float32, frame_sum (batch, numcep) and "
+                "frame_count (batch,) float32 for the running mean"
             )
-            props["outputs"] += ", logits, new_context, new_state_h, new_state_c"
+            props["outputs"] += (
+                ", logits, new_context, new_state_h, new_state_c, new_frame_sum, new_frame_count"
+            )
         if self.test_wer is not None:
             props["test_wer"] = repr(self.test_wer)
         return props
@@ -122,9 +127,9 @@ class ModelMetadata:
             )
         if props.get("format") != METADATA_FORMAT:
             raise ModelLoadError(
-                f"{source}: exported in metadata format {props.get('format')!r} (before the "
-                f"model took MFCC input), this version reads format {METADATA_FORMAT}; "
-                "re-export it with `deepspeech export`"
+                f"{source}: exported in metadata format {props.get('format')!r} by an older "
+                f"version, whose graph inputs differ; this version reads format "
+                f"{METADATA_FORMAT}: re-export it with `deepspeech export`"
             )
         try:
             test_wer = props.get("test_wer")
@@ -326,6 +331,7 @@ def convert_streaming_to_onnx(model: BiRNN, opset: int = OPSET) -> tuple[onnx.Mo
     import tf2onnx
 
     from deepspeech.model import streaming as names
+    from deepspeech.model.birnn import ChunkState
 
     numcep, n_hidden = model.config.numcep, model.config.n_hidden
 
@@ -336,6 +342,8 @@ def convert_streaming_to_onnx(model: BiRNN, opset: int = OPSET) -> tuple[onnx.Mo
             tf.TensorSpec((None, None, numcep), tf.float32, name=names.CONTEXT_INPUT),
             tf.TensorSpec((None, n_hidden), tf.float32, name=names.STATE_H_INPUT),
             tf.TensorSpec((None, n_hidden), tf.float32, name=names.STATE_C_INPUT),
+            tf.TensorSpec((None, numcep), tf.float32, name=names.FRAME_SUM_INPUT),
+            tf.TensorSpec((None,), tf.float32, name=names.FRAME_COUNT_INPUT),
         ]
     )
     def chunk(
@@ -344,16 +352,20 @@ def convert_streaming_to_onnx(model: BiRNN, opset: int = OPSET) -> tuple[onnx.Mo
         context: tf.Tensor,
         state_h: tf.Tensor,
         state_c: tf.Tensor,
+        frame_sum: tf.Tensor,
+        frame_count: tf.Tensor,
     ) -> dict[str, tf.Tensor]:
-        logits, new_context, new_h, new_c = model.forward_chunk(
-            features, lengths, context, state_h, state_c
+        logits, new = model.forward_chunk(
+            features, lengths, ChunkState(context, state_h, state_c, frame_sum, frame_count)
         )
         return {
             names.LOGITS_OUTPUT: logits,
             names.PROBABILITIES_OUTPUT: tf.nn.softmax(logits, axis=-1),
-            names.CONTEXT_OUTPUT: new_context,
-            names.STATE_H_OUTPUT: new_h,
-            names.STATE_C_OUTPUT: new_c,
+            names.CONTEXT_OUTPUT: new.context,
+            names.STATE_H_OUTPUT: new.state_h,
+            names.STATE_C_OUTPUT: new.state_c,
+            names.FRAME_SUM_OUTPUT: new.frame_sum,
+            names.FRAME_COUNT_OUTPUT: new.count,
         }
 
     try:

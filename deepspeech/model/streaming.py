@@ -3,8 +3,9 @@ chunk, equal to the whole-utterance graph's scores.
 
 The streaming graph (`deepspeech export --streaming`, unidirectional models only) runs
 `BiRNN.forward_chunk`: it takes raw MFCC frames, the normalised frames carried from the last
-call (`context`) and the LSTM state, and returns scores for the frames whose whole context
-window is known. Frame t needs frames up to t+numcontext, so scores lag numcontext frames:
+call (`context`), the LSTM state and the running mean's sum and count, and returns scores for
+the frames whose whole context window is known, with the state to carry. Frame t needs frames
+up to t+numcontext, so scores lag numcontext frames:
 
 - a stream starts with numcontext zero frames as context (the left edge's zero padding) and
   carries the last 2*numcontext normalised frames afterwards;
@@ -29,18 +30,32 @@ LENGTHS_INPUT = "lengths"  # (batch,) int32: real frames in `features`; the rest
 CONTEXT_INPUT = "context"  # (batch, context, numcep) float32 normalised frames carried over
 STATE_H_INPUT = "state_h"  # (batch, n_hidden) float32 LSTM output state
 STATE_C_INPUT = "state_c"  # (batch, n_hidden) float32 LSTM cell state
+FRAME_SUM_INPUT = "frame_sum"  # (batch, numcep) float32 sum of the real frames so far
+FRAME_COUNT_INPUT = "frame_count"  # (batch,) float32 how many real frames that sum holds
 LOGITS_OUTPUT = "logits"  # (batch, out_time, n_classes) float32, blank last
 PROBABILITIES_OUTPUT = "probabilities"  # softmax of `logits`
 CONTEXT_OUTPUT = "new_context"  # (batch, 2*numcontext, numcep): the next call's `context`
 STATE_H_OUTPUT = "new_state_h"
 STATE_C_OUTPUT = "new_state_c"
-STREAM_INPUTS = (FEATURES_INPUT, LENGTHS_INPUT, CONTEXT_INPUT, STATE_H_INPUT, STATE_C_INPUT)
+FRAME_SUM_OUTPUT = "new_frame_sum"
+FRAME_COUNT_OUTPUT = "new_frame_count"
+STREAM_INPUTS = (
+    FEATURES_INPUT,
+    LENGTHS_INPUT,
+    CONTEXT_INPUT,
+    STATE_H_INPUT,
+    STATE_C_INPUT,
+    FRAME_SUM_INPUT,
+    FRAME_COUNT_INPUT,
+)
 STREAM_OUTPUTS = (
     LOGITS_OUTPUT,
     PROBABILITIES_OUTPUT,
     CONTEXT_OUTPUT,
     STATE_H_OUTPUT,
     STATE_C_OUTPUT,
+    FRAME_SUM_OUTPUT,
+    FRAME_COUNT_OUTPUT,
 )
 
 
@@ -57,19 +72,41 @@ class ChunkScores:
 
 
 @dataclass(frozen=True)
+class StreamState:
+    """What one stream carries from one run of the graph to the next (its batch row of the
+    graph's state inputs; `BiRNN.forward_chunk`'s `ChunkState`)."""
+
+    context: np.ndarray  # (K, numcep) normalised frames carried over
+    state_h: np.ndarray  # (n_hidden,)
+    state_c: np.ndarray  # (n_hidden,)
+    frame_sum: np.ndarray  # (numcep,) sum of the real MFCC frames so far
+    frame_count: float  # how many real frames that sum holds
+
+    @classmethod
+    def start(cls, numcep: int, numcontext: int, n_hidden: int) -> StreamState:
+        """A new stream: numcontext zero frames (the left edge's padding), zeros elsewhere."""
+        zeros = np.zeros(n_hidden, np.float32)
+        return cls(
+            np.zeros((numcontext, numcep), np.float32),
+            zeros,
+            zeros,
+            np.zeros(numcep, np.float32),
+            0.0,
+        )
+
+
+@dataclass(frozen=True)
 class ChunkCall:
     """One stream's inputs to one run of the streaming graph (a batch row)."""
 
     features: np.ndarray  # (n, numcep) raw MFCC frames, end padding included
     n_real: int  # frames of `features` that are audio; the rest are the end's zero frames
-    context: np.ndarray  # (K, numcep) normalised frames carried over
-    state_h: np.ndarray  # (n_hidden,)
-    state_c: np.ndarray  # (n_hidden,)
+    state: StreamState
 
     @property
     def shape_key(self) -> tuple[int, int]:
         """Calls with equal keys can share one run: same chunk and context lengths."""
-        return len(self.features), len(self.context)
+        return len(self.features), len(self.state.context)
 
 
 @dataclass(frozen=True)
@@ -77,9 +114,7 @@ class ChunkResult:
     """One batch row of the graph's outputs."""
 
     scores: ChunkScores
-    context: np.ndarray
-    state_h: np.ndarray
-    state_c: np.ndarray
+    state: StreamState
 
 
 def run_chunks(session: Any, calls: list[ChunkCall]) -> list[ChunkResult]:
@@ -93,39 +128,41 @@ def run_chunks(session: Any, calls: list[ChunkCall]) -> list[ChunkResult]:
     for index, call in enumerate(calls):
         groups.setdefault(call.shape_key, []).append(index)
     for indices in groups.values():
-        rows = [calls[i] for i in indices]
-        logits, probabilities, context, state_h, state_c = session.run(
+        states = [calls[i].state for i in indices]
+        logits, probabilities, context, state_h, state_c, frame_sum, frame_count = session.run(
             list(STREAM_OUTPUTS),
             {
-                FEATURES_INPUT: np.stack([c.features for c in rows]),
-                LENGTHS_INPUT: np.array([c.n_real for c in rows], np.int32),
-                CONTEXT_INPUT: np.stack([c.context for c in rows]),
-                STATE_H_INPUT: np.stack([c.state_h for c in rows]),
-                STATE_C_INPUT: np.stack([c.state_c for c in rows]),
+                FEATURES_INPUT: np.stack([calls[i].features for i in indices]),
+                LENGTHS_INPUT: np.array([calls[i].n_real for i in indices], np.int32),
+                CONTEXT_INPUT: np.stack([s.context for s in states]),
+                STATE_H_INPUT: np.stack([s.state_h for s in states]),
+                STATE_C_INPUT: np.stack([s.state_c for s in states]),
+                FRAME_SUM_INPUT: np.stack([s.frame_sum for s in states]),
+                FRAME_COUNT_INPUT: np.array([s.frame_count for s in states], np.float32),
             },
         )
         for row, i in enumerate(indices):
-            scores = ChunkScores(logits[row], probabilities[row])
-            results[i] = ChunkResult(scores, context[row], state_h[row], state_c[row])
+            state = StreamState(
+                context[row], state_h[row], state_c[row], frame_sum[row], float(frame_count[row])
+            )
+            results[i] = ChunkResult(ChunkScores(logits[row], probabilities[row]), state)
     return results  # type: ignore[return-value]  # every index was filled
 
 
 class AcousticStream:
-    """One utterance through the streaming graph; holds its context, LSTM state and pending frames.
+    """One utterance through the streaming graph; holds its carried state and pending frames.
 
     Work per `accept` depends on the chunk only, never on how long the stream already is: the
-    state is a fixed 2*numcontext frames plus (h, c). `accept` and `flush` run the graph
-    themselves; a server batching many streams uses `take`/`take_flush`, runs the calls with
-    `run_chunks` and hands each result back with `apply`.
+    state is a fixed 2*numcontext frames, (h, c) and the running mean's sum and count. `accept`
+    and `flush` run the graph themselves; a server batching many streams uses
+    `take`/`take_flush`, runs the calls with `run_chunks` and hands each result to `apply`.
     """
 
     def __init__(self, session: Any, numcep: int, numcontext: int, n_hidden: int) -> None:
         self.session = session
         self.numcep = numcep
         self.numcontext = numcontext
-        self.context = np.zeros((numcontext, numcep), np.float32)  # the left edge's padding
-        self.state_h = np.zeros(n_hidden, np.float32)
-        self.state_c = np.zeros(n_hidden, np.float32)
+        self.state = StreamState.start(numcep, numcontext, n_hidden)
         self.pending = np.zeros((0, numcep), np.float32)
         self.frames_in = 0  # MFCC frames accepted so far
         self.frames_out = 0  # frames scored so far (frames_in - numcontext once running)
@@ -146,10 +183,10 @@ class AcousticStream:
         frames = np.asarray(frames, np.float32).reshape(-1, self.numcep)
         self.pending = np.concatenate([self.pending, frames]) if len(self.pending) else frames
         self.frames_in += len(frames)
-        if len(self.context) + len(self.pending) <= 2 * self.numcontext:
+        if len(self.state.context) + len(self.pending) <= 2 * self.numcontext:
             return None
         features, self.pending = self.pending, self.pending[:0]
-        return ChunkCall(features, len(features), self.context, self.state_h, self.state_c)
+        return ChunkCall(features, len(features), self.state)
 
     def take_flush(self) -> ChunkCall | None:
         """The call that scores the rest, with numcontext end frames; the stream then ends."""
@@ -160,11 +197,11 @@ class AcousticStream:
             return None
         padding = np.zeros((self.numcontext, self.numcep), np.float32)
         features = np.concatenate([self.pending, padding])
-        return ChunkCall(features, len(self.pending), self.context, self.state_h, self.state_c)
+        return ChunkCall(features, len(self.pending), self.state)
 
     def apply(self, result: ChunkResult) -> ChunkScores:
-        """Carry a run's new context and state; its scores."""
-        self.context, self.state_h, self.state_c = result.context, result.state_h, result.state_c
+        """Carry a run's new state; its scores."""
+        self.state = result.state
         self.frames_out += result.scores.n_frames
         return result.scores
 
