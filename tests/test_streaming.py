@@ -14,10 +14,17 @@ from typer.testing import CliRunner
 
 from deepspeech.audio import N_CEPSTRUM, N_CONTEXT, audio_to_features, load_wav
 from deepspeech.cli.app import app
-from deepspeech.config import TrainConfig
-from deepspeech.errors import ConfigError, ExportError
-from deepspeech.model.export import STREAM_PARITY_TOLERANCE, export_model
+from deepspeech.config import FeatureConfig, TrainConfig
+from deepspeech.errors import ConfigError, ExportError, ModelLoadError
+from deepspeech.model.export import (
+    STREAM_GRAPH,
+    STREAM_PARITY_TOLERANCE,
+    UTTERANCE_GRAPH,
+    ModelMetadata,
+    export_model,
+)
 from deepspeech.model.streaming import AcousticStream, run_chunks, stream_scores
+from deepspeech.text import Alphabet
 
 # 1 frame up to 1 s (50 frames at stride 2), with sizes below, at and above 2*numcontext.
 CHUNK_FRAMES = (1, 2, 5, 9, 18, 19, 23, 50)
@@ -186,3 +193,14 @@ def test_streaming_export_refuses_a_bidirectional_model(
     with pytest.raises(ExportError, match="cannot stream; train with --rnn unidirectional"):
         export_model(tiny_checkpoint, tmp_path / "stream.onnx", streaming=True)
     assert not (tmp_path / "stream.onnx").exists()
+
+
+def test_older_streaming_graphs_are_refused_and_older_utterance_graphs_read() -> None:
+    """Format 2's streaming graph lacks the running mean's inputs: re-export, said plainly."""
+    props = ModelMetadata(Alphabet.default(), FeatureConfig(stride=2), n_hidden=32).to_props()
+    older = {**props, "format": "2"}
+    assert ModelMetadata.from_props(older, "old.onnx").graph == UTTERANCE_GRAPH
+    with pytest.raises(ModelLoadError, match="stream graph exported in metadata format '2'"):
+        ModelMetadata.from_props({**older, "graph": STREAM_GRAPH}, "old-stream.onnx")
+    with pytest.raises(ModelLoadError, match=r"format '1'.*re-export it"):
+        ModelMetadata.from_props({**props, "format": "1"}, "older.onnx")

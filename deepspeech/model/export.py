@@ -59,6 +59,9 @@ MLFLOW_ARTIFACT_NAME = "onnx-model"  # name of the logged model inside the train
 METADATA_FORMAT = "3"
 UTTERANCE_GRAPH = "utterance"  # metadata `graph`: whole utterances, features + lengths
 STREAM_GRAPH = "stream"  # metadata `graph`: one chunk of a stream plus carried state
+# Older formats still read, for the graphs whose inputs have not changed since: format 2's
+# whole-utterance graph takes what format 3's takes; its streaming graph lacks the sum and count.
+OLDER_FORMATS = {"2": (UTTERANCE_GRAPH,)}
 STREAM_PARITY_TOLERANCE = 1e-4  # max |Keras whole utterance - streamed| logit allowed
 STREAM_PARITY_CHUNKS = (1, 7, 50)  # frames per call the streaming export is checked with
 EXTERNAL_DATA_BYTES = 1 << 30  # above this, MLflow stores weights beside the graph (2 GB limit)
@@ -125,11 +128,12 @@ class ModelMetadata:
                 f"{source}: no DeepSpeech metadata (alphabet, feature settings) in the model; "
                 "export it with `deepspeech export`"
             )
-        if props.get("format") != METADATA_FORMAT:
+        found, graph = props.get("format"), props.get("graph", UTTERANCE_GRAPH)
+        if found != METADATA_FORMAT and graph not in OLDER_FORMATS.get(str(found), ()):
             raise ModelLoadError(
-                f"{source}: exported in metadata format {props.get('format')!r} by an older "
-                f"version, whose graph inputs differ; this version reads format "
-                f"{METADATA_FORMAT}: re-export it with `deepspeech export`"
+                f"{source}: a {graph} graph exported in metadata format {found!r} by an older "
+                f"version, whose graph inputs differ from format {METADATA_FORMAT}'s; "
+                "re-export it with `deepspeech export`"
             )
         try:
             test_wer = props.get("test_wer")
