@@ -72,10 +72,14 @@ def main() -> None:
         return f"target ≤ {target:.1%}: {'met' if value <= target else 'NOT met'}"
 
     augment = ", ".join(ast.literal_eval(params.get("augment", "()"))) or "none"
+    prior = float(params.get("running_mean_frames", 0))
+    normalisation = (
+        f"the utterance's running mean ({prior:g} frames' prior)" if prior else "the training mean"
+    )
     summary = (
         whole_job(args.runs)
         + f"The last make-run model (n_hidden {params['n_hidden']}, {params['epochs']} epochs, "
-        f"{steps} steps, seed {params['seed']}, augmentation "
+        f"{steps} steps, seed {params['seed']}, normalised with {normalisation}, augmentation "
         f"{augment}) trained in {minutes:.1f} min (training, "
         f"featurizing and evaluation) and reached test WER {metrics['test_wer']:.2%} greedy "
         f"({verdict(metrics['test_wer'], 0.03)})"

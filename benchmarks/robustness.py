@@ -6,7 +6,9 @@ Run: .venv/bin/python benchmarks/robustness.py --model augmented=runs/sample/che
 
 `runs/sample` is what `make run` trains (with augmentation); its baseline is the same recipe
 without it: `.venv/bin/deepspeech train --config experiments/sample.yaml --augment none
---checkpoint-dir runs/sample-clean/checkpoints --experiment-name sample-clean`.
+--checkpoint-dir runs/sample-clean/checkpoints --experiment-name sample-clean`; with
+`--running-mean-frames 0` instead (and its own folder), the recipe normalised with the
+training mean only.
 
 Each condition is a deterministic copy of the test split (seed per utterance): pink noise at
 the given SNR (over the whole clip), or a synthetic room response (RT60 0.6 s, DRR 3 dB). Where
@@ -119,17 +121,21 @@ def compare(results: dict[tuple[str, str], dict[str, float]], a: str, b: str) ->
     """How model `a` compares with `b` on the noisiest and the clean greedy condition."""
     noisy = f"{min(NOISE_SNRS_DB)} dB"
 
-    def ratio(condition: str) -> str:
-        mine, theirs = results[a, condition]["greedy"], results[b, condition]["greedy"]
+    def ratio(condition: str, decoder: str = "greedy") -> str:
+        mine, theirs = results[a, condition][decoder], results[b, condition][decoder]
         if mine == 0 or theirs == 0:
             return f"{mine:.2%} against {theirs:.2%}"
         factor = theirs / mine if theirs >= mine else mine / theirs
         word = "lower" if theirs >= mine else "higher"
         return f"{mine:.2%} against {theirs:.2%}, {factor:.1f}× {word}"
 
+    voices = ""
+    if "flite" in conditions():
+        decoder = "lm" if "lm" in results[a, "flite"] else "greedy"
+        voices = f"; on flite's voices ({decoder}) {ratio('flite', decoder)}"
     return (
         f"{a} against {b}, greedy: at {noisy} SNR {ratio(noisy)}; at 10 dB {ratio('10 dB')}; "
-        f"with reverb {ratio('reverb')}; on clean audio {ratio('clean')}."
+        f"with reverb {ratio('reverb')}; on clean audio {ratio('clean')}{voices}."
     )
 
 
