@@ -55,6 +55,7 @@ class ModelConfig:
     # 0: normalise with the training set's mean (2017). N > 0: with the utterance's running
     # mean, the training set's counting as N frames (`FeatureNormalization` says why).
     running_mean_frames: float = 0.0
+    running_variance: bool = False  # with a running mean: the running standard deviation too
 
     @property
     def n_input(self) -> int:
@@ -82,6 +83,7 @@ class TrainConfig:
     relu_clip: float = 20.0
     feature_stride: int = 1
     running_mean_frames: float = 0.0  # 0: the training set's mean (2017); see ModelConfig
+    running_variance: bool = False  # needs running_mean_frames > 0
     grad_clip_norm: float = 0.0  # 0 disables clipping by global norm
     checkpoint_dir: str = "runs/checkpoints"
     feature_cache: str = DEFAULT_FEATURE_CACHE  # MFCC shards on disk, built where missing
@@ -137,6 +139,11 @@ class TrainConfig:
                 f"running_mean_frames {self.running_mean_frames} must be >= 0 (0: the "
                 "training set's mean)"
             )
+        if self.running_variance and self.running_mean_frames == 0:
+            raise ConfigError(
+                "running_variance needs running_mean_frames > 0: the running deviation is "
+                "taken around the running mean, with the same prior"
+            )
         if self.lr_schedule != "constant" and self.reduce_lr_on_plateau:
             raise ConfigError(
                 "reduce_lr_on_plateau needs lr_schedule constant: a schedule sets the rate "
@@ -173,6 +180,7 @@ class TrainConfig:
             relu_clip=self.relu_clip,
             rnn=self.rnn,
             running_mean_frames=self.running_mean_frames,
+            running_variance=self.running_variance,
         )
 
     def decoder(self) -> DecoderConfig:

@@ -134,14 +134,18 @@ def random_model(config, seed: int):
 def random_unidirectional():
     """A unidirectional model (n_hidden 32) with random weights: varied characters, see above.
 
-    With a running mean that weighs the training mean as 4 frames: the streaming graph must
-    carry its sum and count across chunks, or the streamed scores differ from the first frame.
+    With a running mean and deviation that weigh the training statistics as 4 frames: the
+    streaming graph must carry their sums across chunks, or the streamed scores differ.
     """
     from deepspeech.config import ModelConfig
     from deepspeech.text import Alphabet
 
     config = ModelConfig(
-        Alphabet.default().num_classes, n_hidden=32, rnn="unidirectional", running_mean_frames=4
+        Alphabet.default().num_classes,
+        n_hidden=32,
+        rnn="unidirectional",
+        running_mean_frames=4,
+        running_variance=True,
     )
     model = random_model(config, seed=11)
     # Dense biases as large as random_model's drown the signal in this model (one class

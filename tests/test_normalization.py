@@ -1,5 +1,6 @@
 """The model's input normalisation (deepspeech/model/birnn.py `FeatureNormalization`): the
-training set's mean, or the utterance's causal running mean, in Keras and in the ONNX graph."""
+training set's statistics, or the utterance's causal running mean and deviation, in Keras and
+in the ONNX graph."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from conftest import random_model
 from deepspeech.audio import N_CEPSTRUM
 from deepspeech.config import ModelConfig, TrainConfig
 from deepspeech.errors import ConfigError
-from deepspeech.model.birnn import FeatureNormalization
+from deepspeech.model.birnn import FeatureNormalization, RunningSums
 from deepspeech.model.export import check_parity, convert_to_onnx
 from deepspeech.text import Alphabet
 
@@ -20,17 +21,18 @@ MEAN = RNG.normal(0.0, 5.0, N_CEPSTRUM).astype(np.float32)
 STD = RNG.uniform(2.0, 10.0, N_CEPSTRUM).astype(np.float32)
 
 
-def normalize(frames: float, features: np.ndarray, lengths: list[int]) -> np.ndarray:
-    layer = FeatureNormalization(N_CEPSTRUM, frames)
+def layer_with(frames: float, variance: bool = False) -> FeatureNormalization:
+    layer = FeatureNormalization(N_CEPSTRUM, frames, variance)
     layer.build(None)
     layer.set_statistics(MEAN, STD)
-    batch = len(features)
-    normalised, _, _ = layer(
-        tf.constant(features),
-        tf.constant(lengths),
-        tf.zeros((batch, N_CEPSTRUM)),
-        tf.zeros((batch,)),
-    )
+    return layer
+
+
+def normalize(
+    frames: float, features: np.ndarray, lengths: list[int], variance: bool = False
+) -> np.ndarray:
+    start = RunningSums.zeros(len(features), N_CEPSTRUM)
+    normalised, _ = layer_with(frames, variance)(tf.constant(features), tf.constant(lengths), start)
     return normalised.numpy()
 
 
@@ -71,32 +73,69 @@ def test_padding_is_zero_and_does_not_enter_the_mean() -> None:
     assert not out[0, 9:].any()
 
 
-def test_chunks_carrying_sum_and_count_equal_the_whole_utterance() -> None:
-    layer = FeatureNormalization(N_CEPSTRUM, 5.0)
-    layer.build(None)
-    layer.set_statistics(MEAN, STD)
+@pytest.mark.parametrize("variance", [False, True])
+def test_chunks_carrying_the_sums_equal_the_whole_utterance(variance: bool) -> None:
+    layer = layer_with(5.0, variance)
     features = RNG.normal(3.0, 4.0, (1, 23, N_CEPSTRUM)).astype(np.float32)
-    whole = normalize(5.0, features, [23])
-    frame_sum, count, parts = tf.zeros((1, N_CEPSTRUM)), tf.zeros((1,)), []
+    whole = normalize(5.0, features, [23], variance)
+    sums, parts = RunningSums.zeros(1, N_CEPSTRUM), []
     for start in range(0, 23, 4):
         chunk = features[:, start : start + 4]
-        out, frame_sum, count = layer(
-            tf.constant(chunk), tf.constant([chunk.shape[1]]), frame_sum, count
-        )
+        out, sums = layer(tf.constant(chunk), tf.constant([chunk.shape[1]]), sums)
         parts.append(out.numpy())
     np.testing.assert_allclose(np.concatenate(parts, axis=1), whole, rtol=1e-5, atol=1e-5)
-    assert float(count[0]) == 23.0
+    assert float(sums.count[0]) == 23.0
+    np.testing.assert_allclose(sums.squares[0], np.square(features[0]).sum(axis=0), rtol=1e-5)
 
 
-def test_onnx_graph_computes_the_running_mean_as_keras_does() -> None:
-    config = ModelConfig(Alphabet.default().num_classes, n_hidden=32, running_mean_frames=6.0)
+def test_running_variance_is_the_prior_weighted_variance_of_the_frames_so_far() -> None:
+    features = RNG.normal(3.0, 4.0, (1, 30, N_CEPSTRUM)).astype(np.float32)
+    out = normalize(8.0, features, [30], variance=True)[0]
+    for t in (0, 1, 7, 29):
+        seen = features[0, : t + 1].astype(np.float64)
+        mean = (8.0 * MEAN + seen.sum(axis=0)) / (8.0 + t + 1)
+        mean_square = (8.0 * (STD**2 + MEAN**2) + np.square(seen).sum(axis=0)) / (8.0 + t + 1)
+        std = np.sqrt(np.maximum(mean_square - mean**2, 0.01 * STD**2))
+        np.testing.assert_allclose(out[t], (features[0, t] - mean) / std, rtol=1e-4, atol=1e-4)
+
+
+def test_a_voice_twice_as_lively_normalises_like_the_original() -> None:
+    """Frames moving twice as far about their mean: the running deviation takes the scale
+    out, all but what the prior still holds; the training deviation keeps it."""
+    features = RNG.normal(MEAN, 4.0, (1, 400, N_CEPSTRUM)).astype(np.float32)
+    lively = MEAN + 2.0 * (features - MEAN)
+    original = normalize(8.0, features, [400], variance=True)[0, -100:]
+    scaled = normalize(8.0, lively, [400], variance=True)[0, -100:]
+    assert np.abs(scaled / original - 1.0).mean() < 0.05
+    kept = normalize(8.0, lively, [400])[0, -100:] / normalize(8.0, features, [400])[0, -100:]
+    assert np.abs(kept - 2.0).mean() < 0.1
+
+
+def test_constant_frames_are_not_divided_by_a_vanishing_deviation() -> None:
+    """Digital silence for a minute: the deviation stops at 1 % of the training variance."""
+    silence = np.broadcast_to(MEAN - 3.0, (1, 3000, N_CEPSTRUM)).astype(np.float32)
+    out = normalize(8.0, silence, [3000], variance=True)[0]
+    assert np.isfinite(out).all() and np.abs(out).max() <= 30.0
+
+
+@pytest.mark.parametrize("variance", [False, True])
+def test_onnx_graph_computes_the_running_statistics_as_keras_does(variance: bool) -> None:
+    config = ModelConfig(
+        Alphabet.default().num_classes,
+        n_hidden=32,
+        running_mean_frames=6.0,
+        running_variance=variance,
+    )
     model = random_model(config, seed=4)
     proto, _ = convert_to_onnx(model)
     utterances = [RNG.normal(0.0, 5.0, (n, N_CEPSTRUM)).astype(np.float32) for n in (7, 40)]
     assert check_parity(model, proto.SerializeToString(), utterances) <= 1e-4
 
 
-def test_running_mean_frames_is_checked_and_reaches_the_model() -> None:
-    assert TrainConfig(running_mean_frames=50).model(29).running_mean_frames == 50
+def test_running_statistics_options_are_checked_and_reach_the_model() -> None:
+    model = TrainConfig(running_mean_frames=50, running_variance=True).model(29)
+    assert (model.running_mean_frames, model.running_variance) == (50, True)
     with pytest.raises(ConfigError, match=r"running_mean_frames -1\.0 must be >= 0"):
         TrainConfig(running_mean_frames=-1.0)
+    with pytest.raises(ConfigError, match="running_variance needs running_mean_frames > 0"):
+        TrainConfig(running_variance=True)

@@ -126,6 +126,7 @@ def unidirectional_checkpoint(
             "unidirectional",
             "--running-mean-frames",
             "10",
+            "--running-variance",
             "--epochs",
             "1",
             "--train-files",
@@ -152,6 +153,10 @@ def test_train_unidirectional_tracks_and_exports_both_graphs(
 
     run_info = json.loads((unidirectional_checkpoint / "run.json").read_text())
     assert run_info["model"]["rnn"] == "unidirectional"
+    assert (run_info["model"]["running_mean_frames"], run_info["model"]["running_variance"]) == (
+        10,
+        True,
+    )
     client = MlflowClient(f"sqlite:///{unidirectional_checkpoint.parent / 'mlflow.db'}")
     run = client.get_run(run_info["mlflow_run_id"])
     assert run.data.params["rnn"] == "unidirectional" and "test_wer" in run.data.metrics

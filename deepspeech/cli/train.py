@@ -86,6 +86,15 @@ def train(
             "2017. [default: 0]"
         ),
     ] = None,
+    running_variance: Annotated[
+        bool | None,
+        typer.Option(
+            "--running-variance/--no-running-variance",
+            help="With --running-mean-frames: divide by each utterance's running standard "
+            "deviation too, instead of the training set's (a flatter or livelier voice than "
+            "any in training), with the same prior. [default: no]",
+        ),
+    ] = None,
     grad_clip_norm: Annotated[
         float | None, typer.Option(help="Clip gradients to this global norm; 0 disables.")
     ] = None,

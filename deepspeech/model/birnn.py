@@ -7,7 +7,8 @@ windows alone (numcontext frames), which is what lets the model stream.
 The input is per-frame MFCC (B, T, numcep), what the feature cache holds and what serving
 computes. The first two operations are fixed: per-coefficient normalisation with the training
 set's mean and std (non-trainable weights, so they travel in checkpoints and in the ONNX
-graph), or with the utterance's running mean (`running_mean_frames`; causal, so it streams),
+graph), or with the utterance's running mean and standard deviation (`running_mean_frames`,
+`running_variance`; causal, so they stream),
 then the 2017 context windows (frames t-c..t+c concatenated, zero frames past the edges).
 Padded frames are zeroed after normalisation, so an utterance gets the same scores alone or
 in a padded batch.
@@ -16,7 +17,7 @@ Layers are named h1, h2, h3, lstm, h5, h6 like the 2017 variables, so tracked st
 the same. `forward` is the one definition of the pass; training masks the LSTM, the export
 runs it unmasked (the fused ONNX LSTM op gets the lengths instead). `forward_chunk` is the same
 pass over one chunk of a stream, for the unidirectional model: it carries the last
-2*numcontext normalised frames, the LSTM state and the running mean's sum between calls
+2*numcontext normalised frames, the LSTM state and the running sums between calls
 (`ChunkState`), so chunk by chunk it computes exactly what `forward` computes on the whole
 utterance, numcontext frames later.
 """
@@ -32,21 +33,48 @@ import tensorflow as tf
 from deepspeech.config import ModelConfig
 
 
+class RunningSums(NamedTuple):
+    """An utterance's real MFCC frames so far, for its running mean and variance."""
+
+    total: tf.Tensor  # (B, numcep) their sum
+    squares: tf.Tensor  # (B, numcep) the sum of their squares
+    count: tf.Tensor  # (B,) how many
+
+    @staticmethod
+    def zeros(batch: tf.Tensor | int, numcep: int) -> RunningSums:
+        """Before the first frame (the start of an utterance or a stream)."""
+        return RunningSums(tf.zeros((batch, numcep)), tf.zeros((batch, numcep)), tf.zeros((batch,)))
+
+
 class FeatureNormalization(keras.layers.Layer):
     """(x - mean) / std per MFCC coefficient, with the statistics of the training set; with
-    `running_mean_frames` N > 0 the mean is the utterance's own, so far.
+    `running_mean_frames` N > 0 the mean is the utterance's own, so far, and with
+    `running_variance` the standard deviation too.
 
-    Why a running mean: a voice, microphone or channel the training set never had shifts every
-    frame's cepstrum by about the same vector (a filter multiplies the spectrum, the log turns
-    that into a sum); subtracting the utterance's own mean removes the shift. Causal, so the
-    streaming graph computes it exactly: frame t uses (N * training mean + frames 0..t summed)
-    / (N + t + 1). The training mean counts as N frames so that the first frames of a stream
-    are not normalised by a mean of one or two frames. A stream carries sum and count.
+    Why: a voice, microphone or channel the training set never had shifts every frame's
+    cepstrum by about the same vector (a filter multiplies the spectrum, the log turns that
+    into a sum), and a flatter or livelier voice scales how far the frames move about;
+    subtracting the utterance's own mean removes the shift, dividing by its own deviation the
+    scale. Causal, so the streaming graph computes it exactly: frame t uses (N * training mean
+    + frames 0..t summed) / (N + t + 1), and likewise for the mean square. The training
+    statistics count as N frames so that the first frames of a stream are not normalised by
+    the statistics of one or two frames. A stream carries the sums (`RunningSums`).
     """
 
-    def __init__(self, numcep: int, running_mean_frames: float = 0.0, **kwargs: object) -> None:
+    # The running variance never goes below this share of the training set's: a stretch of
+    # constant frames (digital silence) must not be divided by a deviation of almost zero.
+    MIN_VARIANCE_SHARE = 0.01
+
+    def __init__(
+        self,
+        numcep: int,
+        running_mean_frames: float = 0.0,
+        running_variance: bool = False,
+        **kwargs: object,
+    ) -> None:
         super().__init__(**kwargs)
         self.running_mean_frames = running_mean_frames
+        self.running_variance = running_variance
         self.mean = self.add_weight(
             shape=(numcep,), initializer="zeros", trainable=False, name="mean"
         )
@@ -57,21 +85,30 @@ class FeatureNormalization(keras.layers.Layer):
         self.std.assign(np.asarray(std, np.float32))
 
     def call(
-        self, features: tf.Tensor, lengths: tf.Tensor, frame_sum: tf.Tensor, count: tf.Tensor
-    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-        """features (B, n, numcep), `lengths` (B,) real frames, and the sum (B, numcep) and
-        count (B,) of the frames before them -> the normalised frames (zero from `lengths` on:
-        padding is zero after normalisation) and the sum and count including this call's."""
+        self, features: tf.Tensor, lengths: tf.Tensor, before: RunningSums
+    ) -> tuple[tf.Tensor, RunningSums]:
+        """features (B, n, numcep), `lengths` (B,) real frames, and the sums of the frames
+        before them -> the normalised frames (zero from `lengths` on: padding is zero after
+        normalisation) and the sums including this call's real frames."""
         mask = tf.sequence_mask(lengths, maxlen=tf.shape(features)[1], dtype=features.dtype)
-        sums = frame_sum[:, None] + tf.cumsum(features * mask[..., None], axis=1)  # (B, n, numcep)
-        counts = count[:, None] + tf.cumsum(mask, axis=1)  # (B, n)
+        real = features * mask[..., None]
+        totals = before.total[:, None] + tf.cumsum(real, axis=1)  # (B, n, numcep)
+        squares = before.squares[:, None] + tf.cumsum(tf.square(real), axis=1)
+        counts = before.count[:, None] + tf.cumsum(mask, axis=1)  # (B, n)
+        mean, std = self.mean, self.std
         if self.running_mean_frames > 0:
             prior = self.running_mean_frames
-            mean = (prior * self.mean + sums) / (prior + counts)[..., None]
-        else:
-            mean = self.mean
-        normalised = (features - mean) / self.std * mask[..., None]
-        return normalised, sums[:, -1], counts[:, -1]
+            weight = (prior + counts)[..., None]
+            mean = (prior * self.mean + totals) / weight
+            if self.running_variance:
+                training_variance = tf.square(self.std)
+                mean_square = (
+                    prior * (training_variance + tf.square(self.mean)) + squares
+                ) / weight
+                variance = mean_square - tf.square(mean)
+                std = tf.sqrt(tf.maximum(variance, self.MIN_VARIANCE_SHARE * training_variance))
+        normalised = (features - mean) / std * mask[..., None]
+        return normalised, RunningSums(totals[:, -1], squares[:, -1], counts[:, -1])
 
 
 def add_context_windows(features: tf.Tensor, numcontext: int) -> tf.Tensor:
@@ -107,8 +144,7 @@ class ChunkState(NamedTuple):
     context: tf.Tensor  # (B, K, numcep) normalised frames: the last 2c once running
     state_h: tf.Tensor  # (B, n_hidden) LSTM output state
     state_c: tf.Tensor  # (B, n_hidden) LSTM cell state
-    frame_sum: tf.Tensor  # (B, numcep) sum of the real MFCC frames so far (the running mean)
-    count: tf.Tensor  # (B,) how many real frames that sum holds
+    sums: RunningSums  # of the real MFCC frames so far
 
 
 class BiRNN(keras.Model):
@@ -119,7 +155,11 @@ class BiRNN(keras.Model):
         self.config = config
         # float32 whatever the precision policy: the input statistics need full precision.
         self.normalization = FeatureNormalization(
-            config.numcep, config.running_mean_frames, name="normalization", dtype="float32"
+            config.numcep,
+            config.running_mean_frames,
+            config.running_variance,
+            name="normalization",
+            dtype="float32",
         )
         self.h1 = keras.layers.Dense(config.n_hidden, name="h1")
         self.h2 = keras.layers.Dense(config.n_hidden, name="h2")
@@ -154,10 +194,8 @@ class BiRNN(keras.Model):
         LSTM op, which then takes `lengths` as sequence_lens); everything else is identical.
         """
         mask = tf.sequence_mask(lengths, maxlen=tf.shape(features)[1])  # (B, T)
-        batch = tf.shape(features)[0]
-        x, _, _ = self.normalization(
-            features, lengths, tf.zeros((batch, self.config.numcep)), tf.zeros((batch,))
-        )
+        start = RunningSums.zeros(tf.shape(features)[0], self.config.numcep)
+        x, _ = self.normalization(features, lengths, start)
         x = add_context_windows(x, self.config.numcontext)  # (B, T, n_input)
         x = self._dense_in(x, training)  # (B, T, n_hidden)
         x = self.lstm(x, mask=mask if mask_lstm else None, training=training)
@@ -177,9 +215,7 @@ class BiRNN(keras.Model):
         known (the stream lags c frames), and the state for the next call.
         """
         c = self.config.numcontext
-        normalised, frame_sum, count = self.normalization(
-            features, lengths, state.frame_sum, state.count
-        )
+        normalised, sums = self.normalization(features, lengths, state.sums)
         frames = tf.concat([state.context, normalised], axis=1)
         new_context = frames[:, tf.shape(frames)[1] - 2 * c :]
         x = full_context_windows(frames, c)  # (B, K + n - 2c, n_input)
@@ -188,7 +224,7 @@ class BiRNN(keras.Model):
             x, initial_state=[state.state_h, state.state_c], training=False
         )
         logits = self._dense_out(x, training=False)
-        return logits, ChunkState(new_context, state_h, state_c, frame_sum, count)
+        return logits, ChunkState(new_context, state_h, state_c, sums)
 
     def _dense_in(self, x: tf.Tensor, training: bool) -> tf.Tensor:
         """h1..h3 on context windows: (B, T, n_input) -> (B, T, n_hidden)."""

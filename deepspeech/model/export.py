@@ -14,7 +14,7 @@ TensorFlow, tf2onnx, onnx and MLflow inside functions only, so the server can im
 
 `export_model(..., streaming=True)` writes the streaming graph of a unidirectional model
 instead (`BiRNN.forward_chunk`: a chunk of MFCC frames plus the carried context, LSTM state
-and running-mean sum in, scores plus the new state out; see `deepspeech.model.streaming`), checked
+and running sums in, scores plus the new state out; see `deepspeech.model.streaming`), checked
 chunk by chunk against the whole-utterance Keras model.
 """
 
@@ -55,7 +55,7 @@ PARITY_UTTERANCES = (
 DEFAULT_MODEL_NAME = "deepspeech"
 MLFLOW_ARTIFACT_NAME = "onnx-model"  # name of the logged model inside the training run
 # Bump when the metadata or the graphs' inputs change meaning (2: MFCC input; 3: the streaming
-# graph carries the running mean's sum and count).
+# graph carries the running mean's and variance's sums and count).
 METADATA_FORMAT = "3"
 UTTERANCE_GRAPH = "utterance"  # metadata `graph`: whole utterances, features + lengths
 STREAM_GRAPH = "stream"  # metadata `graph`: one chunk of a stream plus carried state
@@ -110,11 +110,12 @@ class ModelMetadata:
         if self.graph == STREAM_GRAPH:
             props["inputs"] += (
                 ", context (batch, context, numcep) float32 normalised frames carried over, "
-                "state_h and state_c (batch, n_hidden) float32, frame_sum (batch, numcep) and "
-                "frame_count (batch,) float32 for the running mean"
+                "state_h and state_c (batch, n_hidden) float32, frame_sum and frame_squares "
+                "(batch, numcep) and frame_count (batch,) float32 for the running statistics"
             )
             props["outputs"] += (
-                ", logits, new_context, new_state_h, new_state_c, new_frame_sum, new_frame_count"
+                ", logits, new_context, new_state_h, new_state_c, new_frame_sum, "
+                "new_frame_squares, new_frame_count"
             )
         if self.test_wer is not None:
             props["test_wer"] = repr(self.test_wer)
@@ -335,7 +336,7 @@ def convert_streaming_to_onnx(model: BiRNN, opset: int = OPSET) -> tuple[onnx.Mo
     import tf2onnx
 
     from deepspeech.model import streaming as names
-    from deepspeech.model.birnn import ChunkState
+    from deepspeech.model.birnn import ChunkState, RunningSums
 
     numcep, n_hidden = model.config.numcep, model.config.n_hidden
 
@@ -347,6 +348,7 @@ def convert_streaming_to_onnx(model: BiRNN, opset: int = OPSET) -> tuple[onnx.Mo
             tf.TensorSpec((None, n_hidden), tf.float32, name=names.STATE_H_INPUT),
             tf.TensorSpec((None, n_hidden), tf.float32, name=names.STATE_C_INPUT),
             tf.TensorSpec((None, numcep), tf.float32, name=names.FRAME_SUM_INPUT),
+            tf.TensorSpec((None, numcep), tf.float32, name=names.FRAME_SQUARES_INPUT),
             tf.TensorSpec((None,), tf.float32, name=names.FRAME_COUNT_INPUT),
         ]
     )
@@ -357,10 +359,12 @@ def convert_streaming_to_onnx(model: BiRNN, opset: int = OPSET) -> tuple[onnx.Mo
         state_h: tf.Tensor,
         state_c: tf.Tensor,
         frame_sum: tf.Tensor,
+        frame_squares: tf.Tensor,
         frame_count: tf.Tensor,
     ) -> dict[str, tf.Tensor]:
+        sums = RunningSums(frame_sum, frame_squares, frame_count)
         logits, new = model.forward_chunk(
-            features, lengths, ChunkState(context, state_h, state_c, frame_sum, frame_count)
+            features, lengths, ChunkState(context, state_h, state_c, sums)
         )
         return {
             names.LOGITS_OUTPUT: logits,
@@ -368,8 +372,9 @@ def convert_streaming_to_onnx(model: BiRNN, opset: int = OPSET) -> tuple[onnx.Mo
             names.CONTEXT_OUTPUT: new.context,
             names.STATE_H_OUTPUT: new.state_h,
             names.STATE_C_OUTPUT: new.state_c,
-            names.FRAME_SUM_OUTPUT: new.frame_sum,
-            names.FRAME_COUNT_OUTPUT: new.count,
+            names.FRAME_SUM_OUTPUT: new.sums.total,
+            names.FRAME_SQUARES_OUTPUT: new.sums.squares,
+            names.FRAME_COUNT_OUTPUT: new.sums.count,
         }
 
     try:

@@ -3,7 +3,7 @@ chunk, equal to the whole-utterance graph's scores.
 
 The streaming graph (`deepspeech export --streaming`, unidirectional models only) runs
 `BiRNN.forward_chunk`: it takes raw MFCC frames, the normalised frames carried from the last
-call (`context`), the LSTM state and the running mean's sum and count, and returns scores for
+call (`context`), the LSTM state and the running sums (mean and variance), and returns scores for
 the frames whose whole context window is known, with the state to carry. Frame t needs frames
 up to t+numcontext, so scores lag numcontext frames:
 
@@ -31,6 +31,7 @@ CONTEXT_INPUT = "context"  # (batch, context, numcep) float32 normalised frames 
 STATE_H_INPUT = "state_h"  # (batch, n_hidden) float32 LSTM output state
 STATE_C_INPUT = "state_c"  # (batch, n_hidden) float32 LSTM cell state
 FRAME_SUM_INPUT = "frame_sum"  # (batch, numcep) float32 sum of the real frames so far
+FRAME_SQUARES_INPUT = "frame_squares"  # (batch, numcep) float32 sum of their squares
 FRAME_COUNT_INPUT = "frame_count"  # (batch,) float32 how many real frames that sum holds
 LOGITS_OUTPUT = "logits"  # (batch, out_time, n_classes) float32, blank last
 PROBABILITIES_OUTPUT = "probabilities"  # softmax of `logits`
@@ -38,6 +39,7 @@ CONTEXT_OUTPUT = "new_context"  # (batch, 2*numcontext, numcep): the next call's
 STATE_H_OUTPUT = "new_state_h"
 STATE_C_OUTPUT = "new_state_c"
 FRAME_SUM_OUTPUT = "new_frame_sum"
+FRAME_SQUARES_OUTPUT = "new_frame_squares"
 FRAME_COUNT_OUTPUT = "new_frame_count"
 STREAM_INPUTS = (
     FEATURES_INPUT,
@@ -46,6 +48,7 @@ STREAM_INPUTS = (
     STATE_H_INPUT,
     STATE_C_INPUT,
     FRAME_SUM_INPUT,
+    FRAME_SQUARES_INPUT,
     FRAME_COUNT_INPUT,
 )
 STREAM_OUTPUTS = (
@@ -55,6 +58,7 @@ STREAM_OUTPUTS = (
     STATE_H_OUTPUT,
     STATE_C_OUTPUT,
     FRAME_SUM_OUTPUT,
+    FRAME_SQUARES_OUTPUT,
     FRAME_COUNT_OUTPUT,
 )
 
@@ -80,7 +84,8 @@ class StreamState:
     state_h: np.ndarray  # (n_hidden,)
     state_c: np.ndarray  # (n_hidden,)
     frame_sum: np.ndarray  # (numcep,) sum of the real MFCC frames so far
-    frame_count: float  # how many real frames that sum holds
+    frame_squares: np.ndarray  # (numcep,) sum of their squares
+    frame_count: float  # how many real frames the sums hold
 
     @classmethod
     def start(cls, numcep: int, numcontext: int, n_hidden: int) -> StreamState:
@@ -90,6 +95,7 @@ class StreamState:
             np.zeros((numcontext, numcep), np.float32),
             zeros,
             zeros,
+            np.zeros(numcep, np.float32),
             np.zeros(numcep, np.float32),
             0.0,
         )
@@ -129,7 +135,7 @@ def run_chunks(session: Any, calls: list[ChunkCall]) -> list[ChunkResult]:
         groups.setdefault(call.shape_key, []).append(index)
     for indices in groups.values():
         states = [calls[i].state for i in indices]
-        logits, probabilities, context, state_h, state_c, frame_sum, frame_count = session.run(
+        logits, probabilities, context, state_h, state_c, totals, squares, counts = session.run(
             list(STREAM_OUTPUTS),
             {
                 FEATURES_INPUT: np.stack([calls[i].features for i in indices]),
@@ -138,12 +144,18 @@ def run_chunks(session: Any, calls: list[ChunkCall]) -> list[ChunkResult]:
                 STATE_H_INPUT: np.stack([s.state_h for s in states]),
                 STATE_C_INPUT: np.stack([s.state_c for s in states]),
                 FRAME_SUM_INPUT: np.stack([s.frame_sum for s in states]),
+                FRAME_SQUARES_INPUT: np.stack([s.frame_squares for s in states]),
                 FRAME_COUNT_INPUT: np.array([s.frame_count for s in states], np.float32),
             },
         )
         for row, i in enumerate(indices):
             state = StreamState(
-                context[row], state_h[row], state_c[row], frame_sum[row], float(frame_count[row])
+                context[row],
+                state_h[row],
+                state_c[row],
+                totals[row],
+                squares[row],
+                float(counts[row]),
             )
             results[i] = ChunkResult(ChunkScores(logits[row], probabilities[row]), state)
     return results  # type: ignore[return-value]  # every index was filled
@@ -153,7 +165,7 @@ class AcousticStream:
     """One utterance through the streaming graph; holds its carried state and pending frames.
 
     Work per `accept` depends on the chunk only, never on how long the stream already is: the
-    state is a fixed 2*numcontext frames, (h, c) and the running mean's sum and count. `accept`
+    state is a fixed 2*numcontext frames, (h, c) and the running sums. `accept`
     and `flush` run the graph themselves; a server batching many streams uses
     `take`/`take_flush`, runs the calls with `run_chunks` and hands each result to `apply`.
     """
