@@ -73,8 +73,11 @@ def main() -> None:
 
     augment = ", ".join(ast.literal_eval(params.get("augment", "()"))) or "none"
     prior = float(params.get("running_mean_frames", 0))
+    running = "mean and deviation" if params.get("running_variance") == "True" else "mean"
     normalisation = (
-        f"the utterance's running mean ({prior:g} frames' prior)" if prior else "the training mean"
+        f"the utterance's running {running} ({prior:g} frames' prior)"
+        if prior
+        else "the training statistics"
     )
     summary = (
         whole_job(args.runs)
