@@ -7,11 +7,10 @@ windows alone (numcontext frames), which is what lets the model stream.
 The input is per-frame MFCC (B, T, numcep), what the feature cache holds and what serving
 computes. The first two operations are fixed: per-coefficient normalisation with the training
 set's mean and std (non-trainable weights, so they travel in checkpoints and in the ONNX
-graph), or with the utterance's running mean and standard deviation (`running_mean_frames`,
-`running_variance`; causal, so they stream),
-then the 2017 context windows (frames t-c..t+c concatenated, zero frames past the edges).
-Padded frames are zeroed after normalisation, so an utterance gets the same scores alone or
-in a padded batch.
+graph) or with the utterance's running mean and deviation (`running_mean_frames`,
+`running_variance`; causal, so they stream), then the 2017 context windows (frames t-c..t+c
+concatenated, zero frames past the edges). Padded frames are zeroed after normalisation, so
+an utterance gets the same scores alone or in a padded batch.
 
 Layers are named h1, h2, h3, lstm, h5, h6 like the 2017 variables, so tracked statistics read
 the same. `forward` is the one definition of the pass; training masks the LSTM, the export
