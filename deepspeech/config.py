@@ -206,11 +206,27 @@ def _check_positive(config: object, *names: str) -> None:
             raise ConfigError(f"{name} must be positive, got {value}")
 
 
+BASE_KEY = "extends"  # `extends: other.yaml`: that file's options, overridden by this one's
+
+
 def load_config_file(path: Path) -> dict[str, Any]:
-    """Read an experiment YAML into a dict of known TrainConfig keys (unknown keys fail by name)."""
-    path = Path(path)
+    """Read an experiment YAML into a dict of known TrainConfig keys (unknown keys fail by name).
+
+    A file may say `extends: base.yaml` (relative to its own folder): the base is read first
+    and this file's keys override it, so a variant of a recipe names only what differs and
+    follows the recipe when it changes.
+    """
+    return _load_config_file(Path(path), ())
+
+
+def _load_config_file(path: Path, extending: tuple[Path, ...]) -> dict[str, Any]:
+    """`extending`: the files (resolved) whose bases are being read, to refuse cycles."""
     if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
+        via = f" (extended by {extending[-1]})" if extending else ""
+        raise ConfigError(f"{path}: config file not found{via}")
+    if path.resolve() in extending:
+        chain = " -> ".join(str(p) for p in (*extending, path.resolve()))
+        raise ConfigError(f"{path}: config files extend each other in a cycle: {chain}")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as e:
@@ -218,10 +234,17 @@ def load_config_file(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of option: value, got {type(data).__name__}")
     known = {f.name for f in fields(TrainConfig)}
-    unknown = sorted(set(data) - known)
+    unknown = sorted(set(data) - known - {BASE_KEY})
     if unknown:
         raise ConfigError(f"{path}: unknown option(s) {', '.join(unknown)}; known: {sorted(known)}")
-    return data
+    base = data.pop(BASE_KEY, None)
+    if base is None:
+        return data
+    if not isinstance(base, str):
+        raise ConfigError(f"{path}: {BASE_KEY} must be a file name, got {base!r}")
+    values = _load_config_file(path.parent / base, (*extending, path.resolve()))
+    values.update(data)
+    return values
 
 
 NO_AUGMENTATION = "none"  # `--augment none`: train without the config file's augmentation

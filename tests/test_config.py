@@ -52,6 +52,49 @@ def test_missing_file(tmp_path: Path) -> None:
         build_train_config(tmp_path / "missing.yaml")
 
 
+def test_a_file_extends_another_and_overrides_its_keys(tmp_path: Path) -> None:
+    (tmp_path / "recipes").mkdir()
+    (tmp_path / "recipes" / "base.yaml").write_text(
+        "n_hidden: 64\nepochs: 3\naugment: ['noise[p=0.5]']\n"
+    )
+    (tmp_path / "recipes" / "middle.yaml").write_text("extends: base.yaml\nepochs: 4\n")
+    variant = tmp_path / "variants" / "x.yaml"
+    variant.parent.mkdir()
+    # Relative to the extending file's folder, wherever the command runs.
+    variant.write_text("extends: ../recipes/middle.yaml\nrnn: unidirectional\n")
+    config = build_train_config(variant, {"seed": 5})
+    assert (config.n_hidden, config.epochs, config.rnn, config.seed) == (64, 4, "unidirectional", 5)
+    assert config.augment == ("noise[p=0.5]",)
+
+
+@pytest.mark.parametrize(
+    ("files", "fragment"),
+    [
+        ({"x.yaml": "extends: x.yaml\n"}, "in a cycle"),
+        ({"x.yaml": "extends: y.yaml\n", "y.yaml": "extends: x.yaml\n"}, "in a cycle"),
+        ({"x.yaml": "extends: gone.yaml\n"}, r"gone.yaml: config file not found \(extended by"),
+        ({"x.yaml": "extends: [y.yaml]\n"}, "extends must be a file name"),
+        ({"x.yaml": "extends: y.yaml\n", "y.yaml": "n_hiden: 3\n"}, r"y.yaml: unknown.*n_hiden"),
+    ],
+)
+def test_bad_extends_is_refused_by_name(
+    tmp_path: Path, files: dict[str, str], fragment: str
+) -> None:
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    with pytest.raises(ConfigError, match=fragment):
+        load_config_file(tmp_path / "x.yaml")
+
+
+def test_the_streaming_recipe_is_the_make_run_recipe_with_the_forward_only_lstm() -> None:
+    experiments = Path(__file__).resolve().parents[1] / "experiments"
+    sample = load_config_file(experiments / "sample.yaml")
+    streaming = load_config_file(experiments / "sample-streaming.yaml")
+    differ = {k for k in sample.keys() | streaming.keys() if sample.get(k) != streaming.get(k)}
+    assert differ == {"rnn", "checkpoint_dir", "experiment_name"}
+    assert streaming["rnn"] == "unidirectional"
+
+
 def test_model_config_derives_input_width_from_features() -> None:
     config = TrainConfig(n_hidden=32, feature_stride=2)
     model = config.model(n_classes=29)

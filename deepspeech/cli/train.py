@@ -201,7 +201,10 @@ def train(
     config: Annotated[
         Path | None,
         typer.Option(
-            help="Experiment YAML (keys are these flags with underscores); flags override it.",
+            help=(
+                "Experiment YAML (keys are these flags with underscores; 'extends: base.yaml' "
+                "reads that file first); flags override it."
+            ),
             exists=True,
             dir_okay=False,
         ),
