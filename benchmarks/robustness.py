@@ -6,10 +6,9 @@ Run: .venv/bin/python benchmarks/robustness.py --model augmented=runs/sample/che
 
 `runs/sample` is what `make run` trains (with augmentation); its baseline is the same recipe
 without it: `.venv/bin/deepspeech train --config experiments/sample.yaml --augment none
---checkpoint-dir runs/sample-clean/checkpoints --experiment-name sample-clean`; with
-`--no-running-variance` instead (and its own folder), the recipe normalised with the running
-mean only, and with `--running-mean-frames 0 --no-running-variance` with the training
-statistics.
+--checkpoint-dir runs/sample-clean/checkpoints --experiment-name sample-clean`. With the
+recipe's `--augment` flags less one (and a folder of its own), what that augmentation adds; with
+`--config experiments/sample-streaming.yaml`, the streaming model of the same recipe.
 
 Each condition is a deterministic copy of the test split (seed per utterance): pink noise at
 the given SNR (over the whole clip), or a synthetic room response (RT60 0.6 s, DRR 3 dB). Where

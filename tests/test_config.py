@@ -87,12 +87,14 @@ def test_bad_extends_is_refused_by_name(
 
 
 def test_the_streaming_recipe_is_the_make_run_recipe_with_the_forward_only_lstm() -> None:
+    """All of make run's recipe but the LSTM, and reverb, which the smaller model paid for."""
     experiments = Path(__file__).resolve().parents[1] / "experiments"
     sample = load_config_file(experiments / "sample.yaml")
     streaming = load_config_file(experiments / "sample-streaming.yaml")
     differ = {k for k in sample.keys() | streaming.keys() if sample.get(k) != streaming.get(k)}
-    assert differ == {"rnn", "checkpoint_dir", "experiment_name"}
+    assert differ == {"rnn", "checkpoint_dir", "experiment_name", "augment"}
     assert streaming["rnn"] == "unidirectional"
+    assert streaming["augment"] == [a for a in sample["augment"] if not a.startswith("reverb")]
 
 
 def test_model_config_derives_input_width_from_features() -> None:
