@@ -117,18 +117,34 @@ def test_every_experiment_file_loads(path: Path) -> None:
     assert build_train_config(path).n_hidden > 0
 
 
-def test_mlproject_defaults_match_the_sample_experiment() -> None:
-    """`mlflow run .` passes its defaults as flags; they must not drift from sample.yaml."""
-    import yaml
+def _training_entry_points() -> dict[str, dict]:
+    """MLproject's entry points that train a recipe (they take a `config`), as MLflow reads them."""
+    from mlflow.projects._project_spec import load_project
 
-    project = yaml.safe_load((EXPERIMENTS.parent / "MLproject").read_text())
-    main = project["entry_points"]["main"]["parameters"]
-    assert main["config"]["default"] == "experiments/sample.yaml"
-    sample = build_train_config(EXPERIMENTS / "sample.yaml")
-    for name, spec in main.items():
-        if name != "config":
-            value = getattr(sample, name)
-            assert value == type(value)(spec["default"]), name
+    project = load_project(EXPERIMENTS.parent)
+    return {
+        name: {p.name: p.default for p in entry.parameters.values()}
+        for name, entry in project._entry_points.items()
+        if "config" in entry.parameters
+    }
+
+
+def test_every_recipe_has_a_training_entry_point() -> None:
+    """`-P config=` with another recipe would get main's defaults as flags: each has its own."""
+    recipes = {d["config"] for d in _training_entry_points().values()}
+    recipe_files = [p for p in EXPERIMENTS.glob("*.yaml") if p.name != "tiny.yaml"]  # tests' own
+    assert recipes == {f"experiments/{p.name}" for p in recipe_files}
+    assert _training_entry_points()["main"]["config"] == "experiments/sample.yaml"
+
+
+@pytest.mark.parametrize("entry_point", sorted(_training_entry_points()))
+def test_mlproject_defaults_match_the_recipe(entry_point: str) -> None:
+    """`mlflow run .` passes its defaults as flags; they must not drift from the recipe."""
+    defaults = _training_entry_points()[entry_point]
+    recipe = build_train_config(EXPERIMENTS.parent / defaults.pop("config"))
+    for name, default in defaults.items():
+        value = getattr(recipe, name)
+        assert value == type(value)(default), name
 
 
 def test_augment_is_a_list_of_specs_checked_when_the_config_is_built(tmp_path: Path) -> None:
