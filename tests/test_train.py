@@ -177,6 +177,33 @@ def test_resume_refuses_a_different_model(trained, tiny_corpus: Path) -> None:
         train(tiny_config(tiny_corpus, tmp, n_hidden=48))
 
 
+def test_resume_refuses_another_optimizer(trained, tiny_corpus: Path) -> None:
+    """Adam's slots are in every checkpoint: resuming under SGD would have dropped them."""
+    _, tmp, _ = trained
+    with pytest.raises(ConfigError, match=r"optimizer 'adam' \(asked: 'sgd'\)"):
+        train(tiny_config(tiny_corpus, tmp, optimizer="sgd"))
+    with pytest.raises(ConfigError, match=r"mixed_precision False \(asked: True\)"):
+        train(tiny_config(tiny_corpus, tmp, mixed_precision=True))
+
+
+def test_resume_refuses_a_checkpoint_that_restores_only_in_part(
+    trained, tiny_corpus: Path, tmp_path: Path
+) -> None:
+    """A run.json that does not name the optimizer (as before it was checked) cannot stop the
+    resume, so the restore itself must: under SGD, Adam's slots would go unread."""
+    _, tmp, _ = trained
+    shutil.copytree(tmp / "ckpt", tmp_path / "ckpt")
+    run_json = tmp_path / "ckpt" / "run.json"
+    info = json.loads(run_json.read_text())
+    del info["train_options"]["optimizer"]
+    run_json.write_text(json.dumps(info))
+    before = sorted(p.name for p in (tmp_path / "ckpt").iterdir())
+    config = tiny_config(tiny_corpus, tmp_path, optimizer="sgd", epochs=3)
+    with pytest.raises(ConfigError, match="does not match this run's model and optimizer"):
+        train(config)
+    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == before
+
+
 def test_overfits_one_utterance_to_wer_zero(tiny_corpus: Path, tmp_path: Path) -> None:
     """The 2017 sanity check: a model that cannot learn one utterance by heart is broken."""
     (first, *_) = read_manifest(tiny_corpus / "train.csv")

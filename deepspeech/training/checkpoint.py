@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,11 @@ from deepspeech.files import atomic_write
 from deepspeech.text import Alphabet
 
 RUN_INFO_FILE = "run.json"
+
+# Train options whose state each checkpoint holds (the optimizer's slots, the loss scale): under
+# other values a resume would restore only part of it and the optimizer would silently start
+# afresh mid-run. Other options (epochs, rates, data) may change on resume.
+OPTIMIZER_STATE_OPTIONS = ("optimizer", "mixed_precision")
 
 
 @dataclass(frozen=True)
@@ -77,14 +83,49 @@ def read_run_info(checkpoint_dir: Path) -> RunInfo:
         raise ConfigError(f"{path}: unreadable run description: {e}") from e
 
 
-def check_resumable(existing: RunInfo, model: ModelConfig, features: FeatureConfig) -> None:
-    """Refuse to resume into a folder whose model differs: the weights would not fit."""
+def check_resumable(
+    existing: RunInfo, model: ModelConfig, features: FeatureConfig, options: Mapping[str, Any]
+) -> None:
+    """Refuse to resume into a folder whose model or optimizer state differs: the weights would
+    not fit, or the optimizer's slots would be dropped without a word."""
     if existing.model != model or existing.features != features:
         raise ConfigError(
             f"the checkpoint folder holds a model {existing.model} with features "
             f"{existing.features}, but the options ask for {model} with {features}; "
             "use another --checkpoint-dir or the original options"
         )
+    changed = [
+        f"{name} {existing.train_options[name]!r} (asked: {options[name]!r})"
+        for name in OPTIMIZER_STATE_OPTIONS
+        if name in existing.train_options and existing.train_options[name] != options[name]
+    ]
+    if changed:
+        raise ConfigError(
+            f"the checkpoint folder's run was trained with {', '.join(changed)}; its checkpoints "
+            "hold that optimizer's state, which other values would drop. Resume with the "
+            "original options, or start a new run in another --checkpoint-dir"
+        )
+
+
+def restore_training_checkpoint(checkpoint: Any, path: str, info: RunInfo | None) -> None:
+    """Restore every value a training checkpoint holds, or fail: a partial restore (another
+    optimizer, or loss scaling on one kind of device and not on the other) would go on training
+    with fresh optimizer slots as though nothing had happened."""
+    status = checkpoint.restore(path)
+    try:
+        status.assert_consumed()
+    except AssertionError as e:
+        first = (
+            ", ".join(f"{k} {info.train_options.get(k)!r}" for k in OPTIMIZER_STATE_OPTIONS)
+            if info
+            else "options unknown"
+        )
+        reason = str(e).splitlines()[0]
+        raise ConfigError(
+            f"{path} does not match this run's model and optimizer ({reason}). It was "
+            f"trained with {first}; mixed precision adds loss scaling on GPUs only, so resume "
+            "with the same options on the same kind of device, or use another --checkpoint-dir"
+        ) from e
 
 
 def restore_inference_model(checkpoint_dir: Path) -> tuple[Any, RunInfo]:

@@ -35,7 +35,13 @@ if TYPE_CHECKING:
     from deepspeech.data.pipeline import FeatureAugmentation
 from deepspeech.errors import ConfigError
 from deepspeech.text import Alphabet
-from deepspeech.training.checkpoint import RunInfo, check_resumable, read_run_info, write_run_info
+from deepspeech.training.checkpoint import (
+    RunInfo,
+    check_resumable,
+    read_run_info,
+    restore_training_checkpoint,
+    write_run_info,
+)
 from deepspeech.training.report import WerReport
 from deepspeech.training.schedule import LearningRateSchedule
 
@@ -153,7 +159,7 @@ def check_config(config: TrainConfig, alphabet: Alphabet) -> RunInfo | None:
     if not (checkpoint_dir / "run.json").exists():
         return None
     existing = read_run_info(checkpoint_dir)
-    check_resumable(existing, config.model(alphabet.num_classes), config.features)
+    check_resumable(existing, config.model(alphabet.num_classes), config.features, config.to_dict())
     if existing.alphabet != alphabet:
         raise ConfigError(f"{checkpoint_dir} was trained with another alphabet")
     return existing
@@ -214,14 +220,16 @@ def build_state(config: TrainConfig, model_config: ModelConfig, placement: Any) 
     return TrainingState(model, optimizer, counters, manager)
 
 
-def restore_or_initialize(state: TrainingState, config: TrainConfig, train_set: CachedSet) -> bool:
+def restore_or_initialize(
+    state: TrainingState, config: TrainConfig, train_set: CachedSet, existing: RunInfo | None
+) -> bool:
     """Continue from the latest checkpoint (True), or start (False): normalisation from the
     training cache."""
     import tensorflow as tf
 
     latest = tf.train.latest_checkpoint(config.checkpoint_dir)
     if latest:
-        state.manager.checkpoint.restore(latest)
+        restore_training_checkpoint(state.manager.checkpoint, latest, existing)
         logger.info(
             "resuming from %s: epoch %d, step %d",
             latest,
@@ -609,7 +617,7 @@ def train(
     placement = make_placement(config.devices)
     keras.utils.set_random_seed(config.seed)
     state = build_state(config, config.model(alphabet.num_classes), placement)
-    resumed = restore_or_initialize(state, config, data["train"])
+    resumed = restore_or_initialize(state, config, data["train"], existing)
     epochs = Epochs(config, state, placement, data, alphabet, progress, on_report)
     steps_per_epoch = epochs.steps_per_epoch
     if steps_per_epoch == 0:
