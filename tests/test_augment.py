@@ -11,9 +11,11 @@ import pytest
 
 from deepspeech.audio import SAMPLE_RATE
 from deepspeech.data.augment import (
+    EQ_FILTER_ORDER,
     TELEPHONE_BAND_HZ,
     apply_waveform_augmentations,
     augment_waveform,
+    band_pass,
     draw,
     power,
     reverberate,
@@ -283,6 +285,30 @@ def test_band_pass_cut_offs_are_drawn_from_their_ranges() -> None:
     assert band_db(out, 20, 200) - band_db(clean, 20, 200) < -40
     assert band_db(out, 3500, 8000) - band_db(clean, 3500, 8000) < -40
     assert band_db(out, 700, 1600) - band_db(clean, 700, 1600) == pytest.approx(0, abs=0.5)
+
+
+def test_band_pass_is_scipys_butterworth_run_forward_and_backward() -> None:
+    """The response multiplied into the spectrum is the designed filter's, squared."""
+    from scipy.signal import butter, sosfreqz
+
+    impulse = np.zeros(2**15, dtype=np.float32)
+    impulse[2**14] = 1.0
+    for low, high in [(300.0, 3400.0), (57.3, 7432.1)]:
+        gain = np.abs(np.fft.rfft(band_pass(impulse, low, high)))
+        sos = butter(EQ_FILTER_ORDER, [low, high], btype="bandpass", fs=SAMPLE_RATE, output="sos")
+        freqs = np.fft.rfftfreq(impulse.size, 1 / SAMPLE_RATE)
+        _, designed = sosfreqz(sos, worN=freqs, fs=SAMPLE_RATE)
+        np.testing.assert_allclose(gain, np.abs(designed) ** 2, atol=1e-6)
+
+
+def test_eq_keeps_the_length_of_a_clip_of_prime_length_or_none() -> None:
+    clip = white(seconds=1)[:15991]  # 15991 is prime: the FFT runs padded to a faster length
+    for spec in ("eq[mode=telephone]", "eq[mode=band]", "eq[mode=tilt]"):
+        out = augment_waveform(clip, parse_augmentation(spec), rng())
+        assert out.shape == clip.shape and out.dtype == np.float32
+        assert band_db(out, 500, 3000) == pytest.approx(band_db(clip, 500, 3000), abs=6)
+        empty = augment_waveform(clip[:0], parse_augmentation(spec), rng())
+        assert empty.shape == (0,) and empty.dtype == np.float32
 
 
 def test_spectral_tilt_is_as_asked_per_octave() -> None:

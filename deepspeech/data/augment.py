@@ -20,7 +20,7 @@ from typing import TypeAlias
 
 import numpy as np
 import scipy.fft
-from scipy.signal import butter, fftconvolve, istft, resample_poly, sosfiltfilt, stft
+from scipy.signal import fftconvolve, istft, resample_poly, stft
 
 from deepspeech.audio import SAMPLE_RATE
 from deepspeech.data.augment_spec import (
@@ -92,11 +92,11 @@ def colored_noise(n_samples: int, color: str, rng: np.random.Generator) -> np.nd
     if not alpha:
         return _at_power(rng.standard_normal(n_samples), 1.0)
     n_fft = scipy.fft.next_fast_len(n_samples, real=True)
-    spectrum = np.fft.rfft(rng.standard_normal(n_fft))
-    freqs = np.fft.rfftfreq(n_fft)
+    spectrum = scipy.fft.rfft(rng.standard_normal(n_fft))
+    freqs = scipy.fft.rfftfreq(n_fft)
     spectrum[1:] /= freqs[1:] ** (alpha / 2)
     spectrum[0] = 0.0
-    noise = np.fft.irfft(spectrum, n_fft)[:n_samples]
+    noise = scipy.fft.irfft(spectrum, n_fft)[:n_samples]
     return _at_power(noise - noise.mean(), 1.0)
 
 
@@ -208,21 +208,59 @@ def apply_gain(audio: np.ndarray, gain_db: float) -> np.ndarray:
 
 
 def band_pass(audio: np.ndarray, low_hz: float, high_hz: float) -> np.ndarray:
-    """Zero-phase Butterworth band-pass between `low_hz` and `high_hz`: (n,) -> (n,) float32."""
-    sos = butter(EQ_FILTER_ORDER, [low_hz, high_hz], btype="bandpass", fs=SAMPLE_RATE, output="sos")
-    return sosfiltfilt(sos, audio.astype(np.float64)).astype(np.float32)
+    """Zero-phase Butterworth band-pass between `low_hz` and `high_hz`: (n,) -> (n,) float32.
+
+    The filter `scipy.signal.butter` designs (order EQ_FILTER_ORDER, bilinear transform with
+    pre-warped edges) run forward and backward has the real response
+
+        |H(f)|^2 = 1 / (1 + x^(2N)),  x = (W^2 - W_lo W_hi) / (W (W_hi - W_lo)),
+        W = 2 fs tan(pi f / fs),
+
+    and that is what multiplies the spectrum here. Designing the filter's sections for every
+    draw took most of an augmented clip's time (3 ms, against 0.2 ms for this).
+    """
+    w_low, w_high = (
+        2 * SAMPLE_RATE * math.tan(math.pi * f / SAMPLE_RATE) for f in (low_hz, high_hz)
+    )
+
+    def response(freqs: np.ndarray) -> np.ndarray:
+        # At 0 Hz and Nyquist x is infinite (no gain); x^(2N) as exp(2N ln|x|): pow took 4x.
+        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+            warped = 2 * SAMPLE_RATE * np.tan(np.pi * freqs / SAMPLE_RATE)
+            x = (np.square(warped) - w_low * w_high) / (warped * (w_high - w_low))
+            return 1 / (1 + np.exp(2 * EQ_FILTER_ORDER * np.log(np.abs(x))))
+
+    return filter_zero_phase(audio, response)
 
 
 def spectral_tilt(audio: np.ndarray, db_per_octave: float) -> np.ndarray:
     """Tilt the spectrum by `db_per_octave` around TILT_PIVOT_HZ: (n,) -> (n,) float32.
 
-    Gain(f) = db_per_octave × log2(max(f, TILT_FLOOR_HZ) / TILT_PIVOT_HZ) dB, applied in the
-    frequency domain: a cheap microphone or a muffled (or bright) recording.
+    Gain(f) = db_per_octave × log2(max(f, TILT_FLOOR_HZ) / TILT_PIVOT_HZ) dB: a cheap
+    microphone or a muffled (or bright) recording.
     """
-    spectrum = np.fft.rfft(audio.astype(np.float64))
-    freqs = np.maximum(np.fft.rfftfreq(len(audio), 1 / SAMPLE_RATE), TILT_FLOOR_HZ)
-    gain_db = db_per_octave * np.log2(freqs / TILT_PIVOT_HZ)
-    return np.fft.irfft(spectrum * 10 ** (gain_db / 20), len(audio)).astype(np.float32)
+
+    def response(freqs: np.ndarray) -> np.ndarray:
+        gain_db = db_per_octave * np.log2(np.maximum(freqs, TILT_FLOOR_HZ) / TILT_PIVOT_HZ)
+        return 10 ** (gain_db / 20)
+
+    return filter_zero_phase(audio, response)
+
+
+def filter_zero_phase(
+    audio: np.ndarray, response: Callable[[np.ndarray], np.ndarray]
+) -> np.ndarray:
+    """Multiply the spectrum by a real `response(frequencies in Hz)`: (n,) -> (n,) float32.
+
+    The FFT runs at the next length with small prime factors, the clip zero-padded to it: a
+    clip's own length can be a large prime, and that FFT took ten times as long.
+    """
+    if not len(audio):
+        return audio.astype(np.float32)
+    n_fft = scipy.fft.next_fast_len(len(audio), real=True)
+    spectrum = scipy.fft.rfft(audio.astype(np.float64), n_fft)
+    spectrum *= response(scipy.fft.rfftfreq(n_fft, 1 / SAMPLE_RATE))
+    return scipy.fft.irfft(spectrum, n_fft)[: len(audio)].astype(np.float32)
 
 
 def augment_waveform(

@@ -56,7 +56,16 @@ class WaveformAugmenter:
         return augmented
 
     def _babble(self, rng: np.random.Generator) -> np.ndarray:
-        return load_wav(self.babble_paths[int(rng.integers(len(self.babble_paths)))])
+        return _babble_clip(self.babble_paths[int(rng.integers(len(self.babble_paths)))])
+
+
+@functools.lru_cache(maxsize=BABBLE_POOL)
+def _babble_clip(path: str) -> np.ndarray:
+    """A clip of the babble pool, read once per feature process: an epoch draws each of them
+    about a dozen times (3-6 layers per babble draw). Read-only, as it is shared."""
+    audio = load_wav(path)
+    audio.flags.writeable = False
+    return audio
 
 
 def augment_epoch(
