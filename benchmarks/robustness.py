@@ -91,7 +91,8 @@ def make_condition_set(corpus: Path, condition: str, out: Path) -> Path:
 
 def evaluate(checkpoint: Path, manifest: Path, cache: Path, lm: Path | None) -> dict[str, float]:
     from deepspeech.data.cache import open_cached_set, read_manifests
-    from deepspeech.decoding.decoders import DecoderConfig, make_decoder
+    from deepspeech.decoding.decoders import DecoderConfig
+    from deepspeech.decoding.pool import batch_decoder
     from deepspeech.training.checkpoint import restore_inference_model
     from deepspeech.training.evaluate import evaluate_set, make_eval_step
 
@@ -103,18 +104,14 @@ def evaluate(checkpoint: Path, manifest: Path, cache: Path, lm: Path | None) -> 
     decoders = {"greedy": DecoderConfig()}
     if lm:
         decoders["lm"] = DecoderConfig(decoder="beam", beam_width=64, lm_path=lm)
-    return {
-        name: evaluate_set(
-            step,
-            cached,
-            info.features.stride,
-            info.alphabet,
-            "test",
-            0,
-            decoder=make_decoder(config, info.alphabet, kind="logits"),
-        ).wer
-        for name, config in decoders.items()
-    }
+    results = {}
+    for name, config in decoders.items():
+        with batch_decoder(config, info.alphabet, kind="logits") as decoder:
+            report = evaluate_set(
+                step, cached, info.features.stride, info.alphabet, "test", 0, decoder=decoder
+            )
+        results[name] = report.wer
+    return results
 
 
 def compare(results: dict[tuple[str, str], dict[str, float]], a: str, b: str) -> str:

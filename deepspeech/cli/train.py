@@ -265,28 +265,31 @@ def evaluate(
     language model (`deepspeech lm build`).
     """
     from deepspeech.data.cache import open_cached_set, read_manifests
-    from deepspeech.decoding.decoders import make_decoder
-    from deepspeech.training.checkpoint import restore_inference_model
+    from deepspeech.decoding.pool import batch_decoder
+    from deepspeech.training.checkpoint import read_run_info, restore_inference_model
     from deepspeech.training.evaluate import evaluate_set, make_eval_step
 
     decoding = decoder_config(decoder, beam_width, lm, alpha, beta)
-    model, info = restore_inference_model(checkpoint_dir)
-    read = read_manifests(test_files, info.alphabet)
-    cached = open_cached_set(
-        read, feature_cache, info.features.numcep, info.alphabet, progress_factory=progress_bar
-    )
-    eval_step = make_eval_step(model, info.features.numcep)
-    with progress_bar("evaluate", len(cached)) as advance:
-        report = evaluate_set(
-            eval_step,
-            cached,
-            info.features.stride,
-            info.alphabet,
-            "test",
-            report_count,
-            decoder=make_decoder(decoding, info.alphabet, kind="logits"),
-            progress=advance,
+    alphabet = read_run_info(checkpoint_dir).alphabet
+    read = read_manifests(test_files, alphabet)
+    # Beam search's workers start first, to get ready while TensorFlow loads the model.
+    with batch_decoder(decoding, alphabet, kind="logits") as set_decoder:
+        model, info = restore_inference_model(checkpoint_dir)
+        cached = open_cached_set(
+            read, feature_cache, info.features.numcep, alphabet, progress_factory=progress_bar
         )
+        eval_step = make_eval_step(model, info.features.numcep)
+        with progress_bar("evaluate", len(cached)) as advance:
+            report = evaluate_set(
+                eval_step,
+                cached,
+                info.features.stride,
+                alphabet,
+                "test",
+                report_count,
+                decoder=set_decoder,
+                progress=advance,
+            )
     typer.echo(report.to_text())
     if json_path:
         json_path.write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")

@@ -8,6 +8,7 @@ runs once; only decoding repeats, with the LM loaded once.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,11 +21,12 @@ from deepspeech.decoding.decoders import (
     DEFAULT_BEAM_THRESHOLD,
     DEFAULT_BEAM_WIDTH,
     DEFAULT_TOKEN_BEAM,
-    BeamDecoder,
+    DecoderConfig,
     ScoreKind,
     to_log_probs,
 )
 from deepspeech.decoding.lm import load_language_model
+from deepspeech.decoding.pool import DecoderPool
 from deepspeech.errors import ConfigError
 from deepspeech.text import Alphabet, char_errors, word_errors
 
@@ -93,12 +95,15 @@ def tune_alpha_beta(
     kind: ScoreKind = "auto",
     token_beam: int = DEFAULT_TOKEN_BEAM,
     beam_threshold: float = DEFAULT_BEAM_THRESHOLD,
+    workers: int | None = None,
 ) -> TuneResult:
     """Decode the dev set at every (alpha, beta) and score it against the references.
 
     `score_matrices` are per-utterance (n_frames, n_classes) model outputs (logits or
     probabilities, see `deepspeech.decoding.decoders.to_log_probs`); `lengths` gives the
     valid frames of each (None: all). `progress(1, info)` is called after each grid point.
+    Each grid point's utterances are decoded in `workers` processes (default: every usable
+    CPU; see `deepspeech.decoding.pool`).
     """
     alphas, betas = tuple(float(a) for a in alphas), tuple(float(b) for b in betas)
     if not alphas or not betas:
@@ -114,30 +119,31 @@ def tune_alpha_beta(
         lengths = [len(m) for m in score_matrices]
     if len(lengths) != len(score_matrices):
         raise ConfigError(f"{len(lengths)} lengths for {len(score_matrices)} score matrices")
-    lm = load_language_model(lm_path)
+    load_language_model(lm_path)  # a bad LM fails here, before any worker starts
     # Convert once; the decoder then sees log-probabilities and converts nothing.
     log_probs = [
         to_log_probs(m[: int(n)], kind) for m, n in zip(score_matrices, lengths, strict=True)
     ]
+    base = DecoderConfig(
+        decoder="beam",
+        beam_width=beam_width,
+        lm_path=Path(lm_path),
+        token_beam=token_beam,
+        beam_threshold=beam_threshold,
+    )
     wer = np.zeros((len(alphas), len(betas)))
     cer = np.zeros((len(alphas), len(betas)))
-    for i, alpha in enumerate(alphas):
-        for j, beta in enumerate(betas):
-            decoder = BeamDecoder(
-                alphabet,
-                beam_width=beam_width,
-                lm=lm,
-                alpha=alpha,
-                beta=beta,
-                token_beam=token_beam,
-                beam_threshold=beam_threshold,
-                kind="logits",
-            )
-            hypotheses = [decoder(m) for m in log_probs]
-            wer[i, j], cer[i, j] = corpus_error_rates(references, hypotheses)
-            logger.debug("alpha %g beta %g: WER %.4f CER %.4f", alpha, beta, wer[i, j], cer[i, j])
-            if progress is not None:
-                progress(1, f"alpha {alpha:g} beta {beta:g}: WER {wer[i, j]:.2%}")
+    with DecoderPool(base, alphabet, kind="logits", workers=workers) as pool:
+        for i, alpha in enumerate(alphas):
+            for j, beta in enumerate(betas):
+                config = dataclasses.replace(base, alpha=alpha, beta=beta)
+                hypotheses = pool.decode_many(log_probs, config)
+                wer[i, j], cer[i, j] = corpus_error_rates(references, hypotheses)
+                logger.debug(
+                    "alpha %g beta %g: WER %.4f CER %.4f", alpha, beta, wer[i, j], cer[i, j]
+                )
+                if progress is not None:
+                    progress(1, f"alpha {alpha:g} beta {beta:g}: WER {wer[i, j]:.2%}")
     result = TuneResult(alphas, betas, wer, cer, beam_width, Path(lm_path))
     logger.info(
         "best alpha %g beta %g: WER %.2f%% CER %.2f%% (beam %d, %d utterances)",

@@ -331,7 +331,6 @@ class Epochs:
         progress: ProgressFactory,
         on_report: Callable[[WerReport], None] | None,
     ) -> None:
-        from deepspeech.decoding.decoders import make_decoder
         from deepspeech.training.evaluate import make_eval_step
 
         self.config, self.state, self.placement = config, state, placement
@@ -339,7 +338,6 @@ class Epochs:
         self.progress, self.on_report = progress, on_report
         self.global_batch = config.batch_size * placement.num_replicas
         self.eval_step = make_eval_step(state.model, config.features.numcep)
-        self.decoder = make_decoder(config.decoder(), alphabet, kind="logits")
         self.budget_seconds = config.max_train_minutes * 60
         self.steps_per_epoch = self.plans(0)[0].steps
         self.spent_iterators = BackgroundRelease()
@@ -378,12 +376,16 @@ class Epochs:
 
     def evaluate(self, name: str, epoch: int | None) -> WerReport | None:
         """The WER report of set `name`, on the chief (None on other workers)."""
+        from deepspeech.decoding.pool import batch_decoder
         from deepspeech.training.evaluate import evaluate_set
 
         if not self.placement.is_chief:
             return None
         cached = self.data[name]
-        with self.progress(f"evaluate {name}", len(cached)) as advance:
+        with (
+            batch_decoder(self.config.decoder(), self.alphabet, kind="logits") as decoder,
+            self.progress(f"evaluate {name}", len(cached)) as advance,
+        ):
             report = evaluate_set(
                 self.eval_step,
                 cached,
@@ -391,7 +393,7 @@ class Epochs:
                 self.alphabet,
                 name,
                 self.config.report_count,
-                decoder=self.decoder,
+                decoder=decoder,
                 progress=advance,
             )
         logger.info(
