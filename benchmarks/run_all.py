@@ -32,8 +32,9 @@ from machine import cpu_model, gpu_description
 
 HERE = Path(__file__).resolve().parent
 # In the order they run and appear: cheapest first, so a broken setup fails early.
-BENCHMARKS = ("make_run", "features", "decoding", "input_pipeline", "memory", "training",
-              "inference", "quantization", "serving", "reliability", "flood")  # fmt: skip
+BENCHMARKS = ("make_run", "features", "augmentation", "decoding", "parallel_decoding",
+              "input_pipeline", "memory", "training", "inference", "quantization", "serving",
+              "reliability", "flood")  # fmt: skip
 # Kept as they are unless named in --only: written by `make gpu-check` on a CUDA machine
 # (benchmarks/gpu.py), or measuring trained models their own commands name (streaming,
 # robustness).
