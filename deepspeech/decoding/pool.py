@@ -6,9 +6,9 @@ threads would take turns, not share the work. Worker processes do share it. Each
 decoder once per `DecoderConfig` (the LM read once per process, `load_language_model` caches
 it) and decodes whole utterances, so only scores go out and texts come back.
 
-Used where many utterances are decoded at once: `deepspeech evaluate`, training's test
-report and `deepspeech lm tune`. Serving keeps its in-process decoder: its requests come one
-by one, and its threads already overlap them with the model.
+Used where many utterances are decoded at once: `deepspeech evaluate`, training's reports
+(beam search when it has `--lm`) and `deepspeech lm tune`. Serving keeps its in-process
+decoder: its requests come one by one, and its threads already overlap them with the model.
 """
 
 from __future__ import annotations
@@ -85,8 +85,8 @@ class DecoderPool:
             self._pool = None
 
     def __enter__(self) -> DecoderPool:
-        """Start the workers now: each imports the decoder and reads the LM while the caller
-        still loads its model (a worker's start took as long as decoding 300 utterances)."""
+        """Start the workers now, so each imports the decoder and reads the LM while the
+        caller is still loading its model, not when the first batch waits for them."""
         pool = self._start()
         for _ in range(self.workers):
             pool.submit(_warm_up, self.config, self.alphabet, self.kind)
