@@ -252,6 +252,38 @@ def test_trains_with_waveform_augmentation_and_leaves_no_copies(
     assert not [t for t in threading.enumerate() if t.name.startswith("augment-next-epoch")]
 
 
+def test_reports_with_an_lm_share_one_decoder_pool_for_the_run(
+    tiny_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With `lm`, every report beam-searches in worker processes started once for the run
+    (each reads the LM), not once per epoch."""
+    from mlflow import MlflowClient
+
+    from deepspeech.decoding.lm import build_kneser_ney
+    from deepspeech.decoding.pool import DecoderPool
+
+    lm = tmp_path / "lm.arpa"
+    texts = [u.transcript for u in read_manifest(tiny_corpus / "train.csv")]
+    build_kneser_ney(texts, order=2).write_arpa(lm)
+    started = []
+    enter = DecoderPool.__enter__
+
+    def counting_enter(pool: DecoderPool) -> DecoderPool:
+        started.append(pool.config)
+        return enter(pool)
+
+    monkeypatch.setattr(DecoderPool, "__enter__", counting_enter)
+    monkeypatch.setattr("deepspeech.decoding.pool.available_cpus", lambda: 2)
+    result = train(tiny_config(tiny_corpus, tmp_path, lm=str(lm), beam_width=8))
+    assert result.test_report is not None
+    assert [(c.decoder, c.lm_path, c.beam_width) for c in started] == [("beam", lm, 8)]
+    (run,) = mlflow_runs(tmp_path)
+    dev_wer = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").get_metric_history(
+        run.info.run_id, "dev_wer"
+    )
+    assert len(dev_wer) == 2  # both epochs' dev reports went through the one pool
+
+
 def test_background_release_destroys_off_the_calling_thread() -> None:
     destroyed_on: list[str] = []
 

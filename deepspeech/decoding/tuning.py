@@ -3,7 +3,7 @@
 The best values depend on the acoustic model (how peaky and how right it is) and on the LM,
 so they are searched, not guessed: every (alpha, beta) pair of a grid decodes the same dev
 scores, and the pair with the lowest corpus WER (CER breaks ties) wins. The acoustic model
-runs once; only decoding repeats, with the LM loaded once.
+runs once; only decoding repeats, with the LM loaded once per decoding process.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from deepspeech.decoding.decoders import (
     ScoreKind,
     to_log_probs,
 )
-from deepspeech.decoding.lm import load_language_model
 from deepspeech.decoding.pool import DecoderPool
 from deepspeech.errors import ConfigError
 from deepspeech.text import Alphabet, char_errors, word_errors
@@ -119,7 +118,6 @@ def tune_alpha_beta(
         lengths = [len(m) for m in score_matrices]
     if len(lengths) != len(score_matrices):
         raise ConfigError(f"{len(lengths)} lengths for {len(score_matrices)} score matrices")
-    load_language_model(lm_path)  # a bad LM fails here, before any worker starts
     # Convert once; the decoder then sees log-probabilities and converts nothing.
     log_probs = [
         to_log_probs(m[: int(n)], kind) for m, n in zip(score_matrices, lengths, strict=True)

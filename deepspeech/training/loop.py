@@ -33,6 +33,7 @@ from deepspeech.data.cache import CachedSet, open_cached_set, read_manifests
 if TYPE_CHECKING:
     from deepspeech.data.augmented_epoch import AugmentedEpochs
     from deepspeech.data.pipeline import FeatureAugmentation
+    from deepspeech.decoding.decoders import Decoder
 from deepspeech.errors import ConfigError
 from deepspeech.text import Alphabet
 from deepspeech.training.checkpoint import (
@@ -338,6 +339,7 @@ class Epochs:
         self.progress, self.on_report = progress, on_report
         self.global_batch = config.batch_size * placement.num_replicas
         self.eval_step = make_eval_step(state.model, config.features.numcep)
+        self.decoder: Decoder | None = None  # the chief's, while `run` runs
         self.budget_seconds = config.max_train_minutes * 60
         self.steps_per_epoch = self.plans(0)[0].steps
         self.spent_iterators = BackgroundRelease()
@@ -376,16 +378,12 @@ class Epochs:
 
     def evaluate(self, name: str, epoch: int | None) -> WerReport | None:
         """The WER report of set `name`, on the chief (None on other workers)."""
-        from deepspeech.decoding.pool import batch_decoder
         from deepspeech.training.evaluate import evaluate_set
 
         if not self.placement.is_chief:
             return None
         cached = self.data[name]
-        with (
-            batch_decoder(self.config.decoder(), self.alphabet, kind="logits") as decoder,
-            self.progress(f"evaluate {name}", len(cached)) as advance,
-        ):
+        with self.progress(f"evaluate {name}", len(cached)) as advance:
             report = evaluate_set(
                 self.eval_step,
                 cached,
@@ -393,7 +391,7 @@ class Epochs:
                 self.alphabet,
                 name,
                 self.config.report_count,
-                decoder=decoder,
+                decoder=self.decoder,
                 progress=advance,
             )
         logger.info(
@@ -564,12 +562,24 @@ class Epochs:
         self.save()
 
     def run(self) -> WerReport | None:
-        """Epochs until done, stopped early or out of time; then the test report."""
+        """Epochs until done, stopped early or out of time; then the test report.
+
+        The chief's decoder lives as long as the run: with `--lm`, beam search's worker
+        processes read the LM once, not at every epoch's report.
+        """
+        from deepspeech.decoding.pool import batch_decoder
+
+        decoding: AbstractContextManager[Decoder | None] = (
+            batch_decoder(self.config.decoder(), self.alphabet, kind="logits")
+            if self.placement.is_chief
+            else nullcontext(None)
+        )
         try:
-            self._run_epochs()
-            if "test" not in self.data:
-                return None
-            return self.evaluate("test", self.state.value("epoch"))
+            with decoding as self.decoder:
+                self._run_epochs()
+                if "test" not in self.data:
+                    return None
+                return self.evaluate("test", self.state.value("epoch"))
         finally:
             if self.augmented:
                 self.augmented.close()
