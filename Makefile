@@ -23,16 +23,26 @@ export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/$(RUNS)/mlflow.db
 
 SAMPLE := $(RUNS)/sample
 
-# runs/make-run.started and .finished time the job (install excluded) for benchmarks/make_run.py.
+# runs/make-run.started and .finished time the job (install excluded), runs/make-run.stages each
+# command of it (a name and the time it ended), for benchmarks/make_run.py.
+stage = @echo "$(1) $$(date +%s.%N)" >> $(RUNS)/make-run.stages
+
 run: setup
-	@mkdir -p $(RUNS) && rm -f $(RUNS)/make-run.finished && date +%s > $(RUNS)/make-run.started
+	@mkdir -p $(RUNS) && rm -f $(RUNS)/make-run.finished $(RUNS)/make-run.stages && date +%s > $(RUNS)/make-run.started
+	$(call stage,start)
 	$(BIN)/deepspeech data sample $(CORPUS)
+	$(call stage,corpus)
 	$(BIN)/deepspeech train --config experiments/sample.yaml
+	$(call stage,train)
 	tail -n +2 $(CORPUS)/train.csv | cut -d, -f3 > $(SAMPLE)/train-text.txt
 	$(BIN)/deepspeech lm build --text $(SAMPLE)/train-text.txt --order 3 --output $(SAMPLE)/lm.arpa
+	$(call stage,lm)
 	$(BIN)/deepspeech export --checkpoint-dir $(SAMPLE)/checkpoints --output $(SAMPLE)/model.onnx
+	$(call stage,export)
 	$(BIN)/deepspeech evaluate --checkpoint-dir $(SAMPLE)/checkpoints --test-files $(CORPUS)/test.csv --decoder beam --lm $(SAMPLE)/lm.arpa --report-count 0 --json $(SAMPLE)/beam-report.json
+	$(call stage,evaluate)
 	$(BIN)/deepspeech transcribe --model $(SAMPLE)/model.onnx --manifest $(CORPUS)/test.csv
+	$(call stage,transcribe)
 	@date +%s > $(RUNS)/make-run.finished
 	@echo "Serve the model: $(BIN)/deepspeech serve --model $(SAMPLE)/model.onnx   Compare runs: make ui"
 

@@ -6,8 +6,9 @@ From the MLflow store (runs/mlflow.db): the sample run's steps, epochs, augmenta
 time and test WER/CER (greedy, through the training evaluation); from
 runs/sample/beam-report.json (make run's `evaluate --decoder beam --lm`): the same test set with
 beam search and the LM; from runs/make-run.started and .finished (written by make run itself):
-the whole job's time, install excluded. The README quotes this section instead of hand-copied
-numbers.
+the whole job's time, install excluded; from runs/make-run.stages (also make run's) and the
+run's per-epoch `epoch_featurize_seconds`, `epoch_train_seconds` and `dev_seconds`: where that
+time went. The README quotes this section instead of hand-copied numbers.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import ast
 import datetime
+import itertools
 import json
 import os
 from pathlib import Path
@@ -22,17 +24,88 @@ from pathlib import Path
 from machine import cpu_model
 
 
-def whole_job(runs: Path) -> str:
+def trained_by_last_make_run(runs: Path, trained_from: float) -> bool:
+    """Whether the training run (started at `trained_from`, epoch seconds) is the last make
+    run's own. A make run over an existing runs/ resumes a finished training and takes about
+    a minute: that is no job's time."""
+    started = runs / "make-run.started"
+    return started.is_file() and trained_from >= int(started.read_text())
+
+
+def whole_job(runs: Path, trained_from: float) -> str:
     """The sentence on make run's own timing, or '' when the last make run did not finish."""
     started, finished = runs / "make-run.started", runs / "make-run.finished"
     if not (started.is_file() and finished.is_file()):
         return ""
+    if not trained_by_last_make_run(runs, trained_from):
+        return (
+            "The last `make run` found its training already done, so its time is not a whole "
+            "job's (`rm -rf runs` before `make run` times one). "
+        )
     seconds = int(finished.read_text()) - int(started.read_text())
     verdict = "within" if seconds <= 12 * 60 else "over"
     return (
         f"`make run` took {seconds // 60} min {seconds % 60:02d} s end to end, install excluded "
         f"({verdict} the 12-minute target). "
     )
+
+
+STAGES = {  # make run's commands, by the name the Makefile stamps when each ends
+    "corpus": "synthesise the sample corpus (`data sample`)",
+    "train": "`train`",
+    "lm": "build the trigram LM (`lm build`)",
+    "export": "export to ONNX (`export`)",
+    "evaluate": "beam search + LM on the test set (`evaluate`)",
+    "transcribe": "transcribe the test set with onnxruntime (`transcribe`)",
+}
+EPOCH_PARTS = {  # per-epoch metrics of the training run, part of `train`'s time
+    "epoch_featurize_seconds": "featurize each epoch's augmented audio",
+    "epoch_train_seconds": "training steps",
+    "dev_seconds": "dev report",
+}
+
+
+def stage_seconds(runs: Path) -> dict[str, float]:
+    """Seconds each of make run's commands took, from runs/make-run.stages ({} if absent)."""
+    path = runs / "make-run.stages"
+    if not path.is_file():
+        return {}
+    stamps = [line.split() for line in path.read_text().splitlines() if line.strip()]
+    return {
+        name: float(end) - float(start) for (_, start), (name, end) in itertools.pairwise(stamps)
+    }
+
+
+def breakdown(stages: dict[str, float], epochs: dict[str, list[float]]) -> list[str]:
+    """Markdown: make run's time by command, `train`'s split into its epochs' parts."""
+    if not stages:
+        return []
+    total = sum(stages.values())
+    rows = ["| part of make run | seconds | share |", "|---|---:|---:|"]
+
+    def row(label: str, seconds: float) -> None:
+        rows.append(f"| {label} | {seconds:.0f} | {seconds / total:.0%} |")
+
+    for name, seconds in stages.items():
+        row(STAGES.get(name, name), seconds)
+        if name != "train" or not all(epochs.get(key) for key in EPOCH_PARTS):
+            continue
+        for key, label in EPOCH_PARTS.items():
+            values = epochs[key]
+            digits = 1 if max(values) < 10 else 0
+            spread = f"{min(values):.{digits}f}–{max(values):.{digits}f}"
+            row(f"train › {label}, {len(values)} × {spread} s", sum(values))
+        inside = sum(sum(epochs[key]) for key in EPOCH_PARTS)
+        row("train › the rest (start, feature cache, test report, saving)", seconds - inside)
+    rows.append(f"| all | {total:.0f} | 100% |")
+    steps = sum(epochs.get("epoch_train_seconds", []))
+    if steps:
+        rows.append(
+            f"\nTraining steps took {steps / total:.0%} of the job; featurizing augmented audio "
+            f"{sum(epochs['epoch_featurize_seconds']) / total:.0%}; everything outside `train` "
+            f"{(total - stages.get('train', 0)) / total:.0%}."
+        )
+    return rows
 
 
 def main() -> None:
@@ -80,7 +153,7 @@ def main() -> None:
         else "the training statistics"
     )
     summary = (
-        whole_job(args.runs)
+        whole_job(args.runs, run.info.start_time / 1000)
         + f"The last make-run model (n_hidden {params['n_hidden']}, {params['epochs']} epochs, "
         f"{steps} steps, seed {params['seed']}, normalised with {normalisation}, augmentation "
         f"{augment}) trained in {minutes:.1f} min (training, "
@@ -106,6 +179,14 @@ def main() -> None:
     print(f"- Machine: {cpu_model()}, nproc {os.cpu_count()}\n")
     print("\n".join(table))
     print(f"\n{summary}")
+    epochs = {
+        key: [m.value for m in client.get_metric_history(run.info.run_id, key)]
+        for key in EPOCH_PARTS
+    }
+    fresh = trained_by_last_make_run(args.runs, run.info.start_time / 1000)
+    rows = breakdown(stage_seconds(args.runs), epochs) if fresh else []
+    if rows:
+        print("\n" + "\n".join(rows))
 
 
 if __name__ == "__main__":

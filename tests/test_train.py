@@ -135,6 +135,14 @@ def test_mlflow_run_holds_the_contract_names(trained) -> None:
     steps = [m.step for m in client.get_metric_history(run.info.run_id, "train_loss")]
     assert steps == list(range(1, result.steps + 1))
     assert [m.step for m in client.get_metric_history(run.info.run_id, "dev_wer")] == [1, 2]
+    # Where each epoch's time went: steps and dev report always take some; without waveform
+    # augmentation the epoch reads the cache and waits for no featurizing.
+    for name in ("epoch_featurize_seconds", "epoch_train_seconds", "dev_seconds"):
+        history = client.get_metric_history(run.info.run_id, name)
+        assert [m.step for m in history] == [1, 2], name
+        assert all(m.value >= 0 for m in history), name
+    for name in ("epoch_train_seconds", "dev_seconds"):
+        assert all(m.value > 0 for m in client.get_metric_history(run.info.run_id, name)), name
     artifacts = {
         a.path
         for d in ("reports", "plots", "histograms")
@@ -236,6 +244,8 @@ def test_trains_with_waveform_augmentation_and_leaves_no_copies(
 ) -> None:
     """On GPUs each epoch's audio is prepared while the epoch before trains; here the placement
     only claims GPUs, which is all that decides it, so both paths run through the real loop."""
+    from mlflow import MlflowClient
+
     import deepspeech.training.placement as placement
 
     real = placement.make_placement
@@ -247,6 +257,11 @@ def test_trains_with_waveform_augmentation_and_leaves_no_copies(
     assert result.epochs == 3 and result.test_report is not None
     (run,) = mlflow_runs(tmp_path)
     assert run.data.params["augment"] == str(augment)
+    featurize = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").get_metric_history(
+        run.info.run_id, "epoch_featurize_seconds"
+    )
+    # The first epoch's audio is featurized while training waits, on either path.
+    assert [m.step for m in featurize] == [1, 2, 3] and featurize[0].value > 0
     # Every epoch's augmented copy was deleted, and no preparation is left running.
     assert not list((tmp_path / "ckpt" / ".augmented").rglob("*"))
     assert not [t for t in threading.enumerate() if t.name.startswith("augment-next-epoch")]

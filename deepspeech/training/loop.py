@@ -52,6 +52,18 @@ ProgressFactory = Callable[[str, int | None], AbstractContextManager[Callable[..
 AGREE_EVERY = 10  # steps between the checks that all workers must agree on (save, time budget)
 
 
+@dataclass(frozen=True)
+class EpochRun:
+    """What one call of `Epochs.train_one_epoch` did. The seconds are logged per epoch
+    (`epoch_featurize_seconds`, `epoch_train_seconds`) because on a CPU the augmented audio's
+    featurizing competes with the steps for the same cores: a run's time is read off them."""
+
+    mean_loss: float  # of the steps run in this call
+    out_of_time: bool
+    featurize_seconds: float  # waiting for this epoch's augmented features (0: the cache)
+    train_seconds: float  # the steps
+
+
 class BackgroundRelease:
     """Drops the last references to objects on threads of their own, and joins them on demand.
 
@@ -407,17 +419,20 @@ class Epochs:
             self.state.tracker.log_report(report, epoch)
         return report
 
-    def train_one_epoch(self, epoch: int) -> tuple[float, bool]:
-        """Train the rest of `epoch`: (mean training loss of its steps run now, out of time)."""
+    def train_one_epoch(self, epoch: int) -> EpochRun:
+        """Train the rest of `epoch`."""
         from deepspeech.data.pipeline import distributed_dataset
 
         state, strategy, counters = self.state, self.placement.strategy, self.state.counters
         start = state.value("epoch_step")
         plans = [plan.skip(start) for plan in self.plans(epoch)]
         steps_per_epoch = start + plans[0].steps
+        featurize_start = time.monotonic()
+        train_set = self.augmented_train_set(epoch)
+        featurize_seconds = time.monotonic() - featurize_start
         dataset = distributed_dataset(
             strategy,
-            self.augmented_train_set(epoch),
+            train_set,
             plans,
             self.config.feature_stride,
             self.feature_augmentation(epoch),
@@ -467,10 +482,13 @@ class Epochs:
                     if out_of_time:
                         logger.info("time budget spent during epoch %d", epoch + 1)
                         break
+        train_seconds = time.monotonic() - featurize_start - featurize_seconds
         spent = [iterator, dataset]
         del iterator, dataset
         self.spent_iterators.release(spent)
-        return loss_sum / max(loss_steps, 1), out_of_time
+        return EpochRun(
+            loss_sum / max(loss_steps, 1), out_of_time, featurize_seconds, train_seconds
+        )
 
     def augmented_train_set(self, epoch: int) -> CachedSet:
         """The training set this epoch reads: the cache, or (with waveform augmentations) this
@@ -541,14 +559,15 @@ class Epochs:
             if state.tracker:
                 state.tracker.on_epoch_end(epoch, logs)
             return
+        evaluate_start = time.monotonic()
         report = self.evaluate("dev", epoch)
+        dev_seconds = time.monotonic() - evaluate_start
         dev_loss = chief_value(self.placement, report.mean_loss if report else 0.0)
         losses = [*state.counters["dev_losses"].numpy().tolist(), dev_loss]
         state.counters["dev_losses"].assign(losses)
         if state.tracker and report:
-            state.tracker.on_epoch_end(
-                epoch, {"dev_loss": dev_loss, "dev_wer": report.wer, "dev_cer": report.cer, **logs}
-            )
+            dev = {"dev_loss": dev_loss, "dev_wer": report.wer, "dev_cer": report.cer}
+            state.tracker.on_epoch_end(epoch, {**dev, "dev_seconds": dev_seconds, **logs})
         if should_stop_early(losses, config):
             logger.info(
                 "early stop after epoch %d: dev loss %s", epoch, losses[-config.es_epochs :]
@@ -596,13 +615,18 @@ class Epochs:
                 logger.info("time budget of %.1f min spent", config.max_train_minutes)
                 break
             epoch = state.value("epoch")
-            mean_loss, out_of_time = self.train_one_epoch(epoch)
+            run = self.train_one_epoch(epoch)
             state.counters["epoch"].assign(epoch + 1)
             state.counters["epoch_step"].assign(0)
-            state.counters["epoch_train_loss"].assign(mean_loss)
+            state.counters["epoch_train_loss"].assign(run.mean_loss)
             self.save()
-            self.end_epoch(epoch + 1, {"epoch_train_loss": mean_loss})
-            if out_of_time:
+            logs = {
+                "epoch_train_loss": run.mean_loss,
+                "epoch_featurize_seconds": run.featurize_seconds,
+                "epoch_train_seconds": run.train_seconds,
+            }
+            self.end_epoch(epoch + 1, logs)
+            if run.out_of_time:
                 break
 
 
