@@ -1,12 +1,15 @@
 """Beam search with the LM in one process against a `DecoderPool` on every core.
 
 Run: .venv/bin/python benchmarks/parallel_decoding.py [--utterances 150] [--repeats 3]
-     [--markdown]
+     [--batch-size 32] [--markdown]
 
 The inputs are decoding.py's synthetic posteriors of held-out sample-grammar sentences and
-its LM (built from training-split sentences). Both decoders run the same utterances, warm
-(the pool's workers started and their LM read), in interleaved repetitions, and must give the
-same texts; starting the pool is timed on its own, since `deepspeech evaluate` pays it once.
+its LM (built from training-split sentences). Every way runs the same utterances, warm (the
+pool's workers started and their LM read), in interleaved repetitions, and must give the same
+texts: one process; the pool given every utterance at once; the pool given batches as
+`evaluate` scores them, waiting for each; and the same batches kept in flight
+(`decode_batches`, what `evaluate` does). Starting the pool is timed on its own, since
+`deepspeech evaluate` pays it once.
 """
 
 import os
@@ -27,14 +30,34 @@ from machine import cpu_model  # noqa: E402
 
 from deepspeech.decoding.decoders import DecoderConfig, make_decoder  # noqa: E402
 from deepspeech.decoding.lm import build_kneser_ney  # noqa: E402
-from deepspeech.decoding.pool import DecoderPool  # noqa: E402
+from deepspeech.decoding.pool import BATCHES_IN_FLIGHT, DecoderPool, decode_batches  # noqa: E402
 from deepspeech.parallel import available_cpus  # noqa: E402
 from deepspeech.text import Alphabet  # noqa: E402
+
+
+def padded_batches(matrices: list[np.ndarray], size: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Consecutive groups of `size` matrices as padded (batch, frames, classes) + lengths,
+    the shape the model's batches reach the decoder in."""
+    batches = []
+    for start in range(0, len(matrices), size):
+        group = matrices[start : start + size]
+        lengths = np.array([len(m) for m in group])
+        scores = np.zeros((len(group), lengths.max(), group[0].shape[1]), np.float32)
+        for row, matrix in zip(scores, group, strict=True):
+            row[: len(matrix)] = matrix
+        batches.append((scores, lengths))
+    return batches
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--utterances", type=int, default=150, help="test utterances")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=32,
+        help="utterances per batch (evaluate's: deepspeech.data.pipeline.EVAL_BATCH_SIZE)",
+    )
     parser.add_argument("--repeats", type=int, default=3, help="interleaved repetitions")
     parser.add_argument("--markdown", action="store_true", help="print a RESULTS.md section")
     args = parser.parse_args()
@@ -56,21 +79,41 @@ def main() -> None:
         with pool:
             pool.decode_many(matrices[:workers])  # waits for every worker to be ready
             startup = time.perf_counter() - start
-            times: dict[str, list[float]] = {"one process": [], f"pool of {workers}": []}
+            batches = padded_batches(matrices, args.batch_size)
+            runs = {
+                "one process": lambda: [single(m) for m in matrices],
+                f"pool of {workers}, all at once": lambda: pool.decode_many(matrices),
+                f"pool of {workers}, batch by batch": lambda: [
+                    text
+                    for scores, lengths in batches
+                    for text in pool.decode_batch(scores, lengths)
+                ],
+                f"pool of {workers}, {BATCHES_IN_FLIGHT} batches in flight": lambda: [
+                    text
+                    for _, texts in decode_batches(pool, ((None, *b) for b in batches))
+                    for text in texts
+                ],
+            }
+            times: dict[str, list[float]] = {name: [] for name in runs}
             for _ in range(args.repeats):
-                start = time.perf_counter()
-                in_process = [single(m) for m in matrices]
-                times["one process"].append(time.perf_counter() - start)
-                start = time.perf_counter()
-                pooled = pool.decode_many(matrices)
-                times[f"pool of {workers}"].append(time.perf_counter() - start)
-                assert pooled == in_process, "the pool's texts differ from one process's"
+                texts = {}
+                for name, run in runs.items():
+                    start = time.perf_counter()
+                    texts[name] = run()
+                    times[name].append(time.perf_counter() - start)
+                for name, decoded in texts.items():
+                    assert decoded == texts["one process"], f"{name}: other texts"
     median = {name: statistics.median(t) for name, t in times.items()}
-    one, many = median["one process"], median[f"pool of {workers}"]
+    one, many = median["one process"], median[f"pool of {workers}, all at once"]
+    by_batch = median[f"pool of {workers}, batch by batch"]
+    in_flight = median[f"pool of {workers}, {BATCHES_IN_FLIGHT} batches in flight"]
     conclusion = (
         f"Beam search (64 + LM) over {len(matrices)} utterances ({audio_seconds:.0f} s of "
         f"audio) takes {one:.2f} s in one process and {many:.2f} s in a pool of {workers} "
-        f"worker processes: {one / many:.2f}× as fast, with the same texts. Starting the pool "
+        f"worker processes given them all at once: {one / many:.2f}× as fast, with the same "
+        f"texts. In batches of {args.batch_size}, as `evaluate` scores them, waiting for each "
+        f"batch takes {by_batch:.2f} s ({one / by_batch:.2f}×) and keeping {BATCHES_IN_FLIGHT} "
+        f"batches in flight {in_flight:.2f} s ({one / in_flight:.2f}×). Starting the pool "
         f"(spawning the workers, each reading the LM) took {startup:.2f} s, paid once per "
         "`deepspeech evaluate` and started while TensorFlow loads the model."
     )
@@ -80,8 +123,11 @@ def main() -> None:
         print(conclusion)
         return
     command = ".venv/bin/python benchmarks/parallel_decoding.py --markdown"
-    if (args.utterances, args.repeats) != (150, 3):
-        command += f" --utterances {args.utterances} --repeats {args.repeats}"
+    if (args.utterances, args.repeats, args.batch_size) != (150, 3, 32):
+        command += (
+            f" --utterances {args.utterances} --repeats {args.repeats}"
+            f" --batch-size {args.batch_size}"
+        )
     print("## Parallel decoding\n")
     print(
         "Beam search with the trigram LM (`deepspeech.decoding.pool.DecoderPool`, used by\n"

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from test_decode import ALPHABET, LM_TEXT, frames, spell
 
-from deepspeech.decoding.decoders import BeamDecoder, DecoderConfig, GreedyDecoder
+from deepspeech.decoding.decoders import BeamDecoder, DecoderConfig, GreedyDecoder, make_decoder
 from deepspeech.decoding.lm import build_kneser_ney
 from deepspeech.decoding.pool import DecoderPool, _balanced_chunks, batch_decoder
 from deepspeech.errors import LanguageModelError
@@ -91,3 +91,65 @@ def test_chunks_hold_every_utterance_once_with_about_equal_frames(parts: int) ->
     assert len(chunks) == min(parts, len(sizes))
     loads = [sum(sizes[i] for i in chunk) for chunk in chunks]
     assert max(loads) - min(loads) <= max(sizes)
+
+
+def test_batches_submitted_together_come_back_each_as_decoded_alone(lm_path: Path) -> None:
+    config = DecoderConfig(decoder="beam", beam_width=16, lm_path=lm_path)
+    batches = [padded_batch(seed) for seed in range(3)]
+    in_process = BeamDecoder(ALPHABET, beam_width=16, lm=lm_path, kind="logits")
+    with DecoderPool(config, ALPHABET, kind="logits", workers=2) as pool:
+        started = [pool.submit_batch(scores, lengths) for scores, lengths in batches]
+        assert [texts() for texts in reversed(started)] == [
+            in_process.decode_batch(scores, lengths) for scores, lengths in reversed(batches)
+        ]
+
+
+def test_evaluation_scores_the_next_batch_while_the_pool_decodes(
+    tiny_checkpoint: Path, tiny_corpus: Path, feature_cache: Path
+) -> None:
+    """`evaluate_set` with a pool: the same report as decoding in process, and the model
+    scores batch k+1 before the texts of batch k are waited for."""
+    from deepspeech.data.cache import open_cached_set, read_manifests
+    from deepspeech.training.checkpoint import restore_inference_model
+    from deepspeech.training.evaluate import evaluate_set, make_eval_step
+
+    model, info = restore_inference_model(tiny_checkpoint)
+    alphabet, stride = info.alphabet, info.features.stride
+    cached = open_cached_set(
+        read_manifests(tiny_corpus / "train.csv", alphabet),
+        feature_cache,
+        info.features.numcep,
+        alphabet,
+    )
+    eval_step = make_eval_step(model, info.features.numcep)
+    events: list[tuple[str, int]] = []
+
+    def scoring_step(*batch):
+        events.append(("score", sum(e == "score" for e, _ in events)))
+        return eval_step(*batch)
+
+    config = DecoderConfig(decoder="beam", beam_width=8)
+    with DecoderPool(config, alphabet, kind="logits", workers=2) as pool:
+        submit = pool.submit_batch
+
+        def recording_submit(scores, lengths):
+            batch = sum(e == "submit" for e, _ in events)
+            events.append(("submit", batch))
+            texts = submit(scores, lengths)
+
+            def collect():
+                events.append(("collect", batch))
+                return texts()
+
+            return collect
+
+        pool.submit_batch = recording_submit
+        pooled = evaluate_set(scoring_step, cached, stride, alphabet, "train", 3, decoder=pool)
+    in_process = evaluate_set(
+        eval_step, cached, stride, alphabet, "train", 3, decoder=make_decoder(config, alphabet)
+    )
+    assert pooled.to_dict() == in_process.to_dict()
+    batches = sum(e == "score" for e, _ in events)
+    assert batches >= 3, "the set should span several batches"
+    assert [b for e, b in events if e == "collect"] == list(range(batches))
+    assert events.index(("score", 1)) < events.index(("collect", 0))

@@ -14,11 +14,13 @@ decoder: its requests come one by one, and its threads already overlap them with
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from multiprocessing import get_context
 from types import TracebackType
+from typing import TypeVar
 
 import numpy as np
 
@@ -30,6 +32,8 @@ from deepspeech.decoding.decoders import (
 )
 from deepspeech.parallel import available_cpus, limit_blas_threads
 from deepspeech.text import Alphabet
+
+T = TypeVar("T")
 
 
 class DecoderPool:
@@ -64,19 +68,33 @@ class DecoderPool:
     ) -> list[str]:
         """Each (n_frames, n_classes) score matrix -> its text, under `config` (default: the
         pool's). Utterances are dealt out in chunks of about equal frames, one per worker."""
+        return self._submit(matrices, config or self.config)()
+
+    def submit_batch(
+        self, scores: np.ndarray, lengths: Sequence[int] | np.ndarray
+    ) -> Callable[[], list[str]]:
+        """`decode_batch`, started: returns at once, and the call it returns waits for the
+        texts. The caller computes its next batch meanwhile (`evaluate_set` does)."""
+        return self._submit([s[: int(n)] for s, n in zip(scores, lengths, strict=True)])
+
+    def _submit(
+        self, matrices: Sequence[np.ndarray], config: DecoderConfig | None = None
+    ) -> Callable[[], list[str]]:
         config = config or self.config
         chunks = _balanced_chunks([m.shape[0] for m in matrices], self.workers)
-        if len(chunks) <= 1:
-            return _decode(config, self.alphabet, self.kind, list(matrices))
         pool = self._start()
         futures = [
             pool.submit(_decode, config, self.alphabet, self.kind, [matrices[i] for i in chunk])
             for chunk in chunks
         ]
-        texts: list[str] = [""] * len(matrices)
-        for chunk, future in zip(chunks, futures, strict=True):
-            for i, text in zip(chunk, future.result(), strict=True):
-                texts[i] = text
+
+        def texts() -> list[str]:
+            result: list[str] = [""] * len(matrices)
+            for chunk, future in zip(chunks, futures, strict=True):
+                for i, text in zip(chunk, future.result(), strict=True):
+                    result[i] = text
+            return result
+
         return texts
 
     def close(self) -> None:
@@ -122,6 +140,35 @@ def batch_decoder(
         return
     with DecoderPool(config, alphabet, kind, workers) as pool:
         yield pool
+
+
+# Batches handed to a pool and not yet collected: the one being decoded and the next, queued,
+# so a worker that finishes its chunk of one batch starts on the next at once.
+BATCHES_IN_FLIGHT = 2
+
+
+def decode_batches(
+    decoder: Decoder, batches: Iterable[tuple[T, np.ndarray, np.ndarray]]
+) -> Iterator[tuple[T, list[str]]]:
+    """Each (context, padded scores, lengths) -> (context, texts), in order.
+
+    A `DecoderPool` is handed up to BATCHES_IN_FLIGHT batches more than the caller has taken,
+    so `batches` (the model scoring them) and the caller's use of the texts run while the
+    workers decode. Any other decoder decodes each batch when it comes.
+    """
+    if not isinstance(decoder, DecoderPool):
+        for context, scores, lengths in batches:
+            yield context, decoder.decode_batch(scores, lengths)
+        return
+    in_flight: deque[tuple[T, Callable[[], list[str]]]] = deque()
+    for context, scores, lengths in batches:
+        in_flight.append((context, decoder.submit_batch(scores, lengths)))
+        if len(in_flight) > BATCHES_IN_FLIGHT:
+            context, texts = in_flight.popleft()
+            yield context, texts()
+    while in_flight:
+        context, texts = in_flight.popleft()
+        yield context, texts()
 
 
 def _balanced_chunks(sizes: Sequence[int], parts: int) -> list[list[int]]:

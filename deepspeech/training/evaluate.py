@@ -24,6 +24,7 @@ from deepspeech.data.pipeline import (
     make_dataset,
 )
 from deepspeech.decoding.decoders import Decoder, GreedyDecoder
+from deepspeech.decoding.pool import decode_batches
 from deepspeech.model.birnn import ctc_loss
 from deepspeech.text import Alphabet
 from deepspeech.training.report import WerReport, calculate_report, make_sample
@@ -77,11 +78,18 @@ def evaluate_set(
     decoder: Decoder | None = None,
     progress: Callable[..., None] | None = None,
 ) -> WerReport:
-    """Decode every utterance of `cached` (greedily unless a decoder is given); report WER/CER."""
+    """Decode every utterance of `cached` (greedily unless a decoder is given); report WER/CER.
+
+    With a `DecoderPool` the model scores the next batches while the worker processes decode
+    (`decode_batches`): beam search with an LM costs more than the model, whose time is hidden.
+    """
     decoder = decoder or GreedyDecoder(alphabet)
     samples = []
-    for ids, losses, logits, lengths in model_outputs(eval_step, cached, stride):
-        texts = decoder.decode_batch(logits, lengths)
+    scored = (
+        ((ids, losses), logits, lengths)
+        for ids, losses, logits, lengths in model_outputs(eval_step, cached, stride)
+    )
+    for (ids, losses), texts in decode_batches(decoder, scored):
         for i, text, loss in zip(ids, texts, losses, strict=True):
             utterance = cached.utterances[i]
             samples.append(make_sample(str(utterance.wav_path), utterance.transcript, text, loss))
