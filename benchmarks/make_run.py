@@ -32,12 +32,13 @@ def trained_by_last_make_run(runs: Path, trained_from: float) -> bool:
     return started.is_file() and trained_from >= int(started.read_text())
 
 
-def whole_job(runs: Path, trained_from: float) -> str:
-    """The sentence on make run's own timing, or '' when the last make run did not finish."""
+def whole_job(runs: Path, fresh: bool) -> str:
+    """The sentence on make run's own timing, or '' when the last make run did not finish;
+    `fresh`: it trained the model (`trained_by_last_make_run`)."""
     started, finished = runs / "make-run.started", runs / "make-run.finished"
     if not (started.is_file() and finished.is_file()):
         return ""
-    if not trained_by_last_make_run(runs, trained_from):
+    if not fresh:
         return (
             "The last `make run` found its training already done, so its time is not a whole "
             "job's (`rm -rf runs` before `make run` times one). "
@@ -152,8 +153,9 @@ def main() -> None:
         if prior
         else "the training statistics"
     )
+    fresh = trained_by_last_make_run(args.runs, run.info.start_time / 1000)
     summary = (
-        whole_job(args.runs, run.info.start_time / 1000)
+        whole_job(args.runs, fresh)
         + f"The last make-run model (n_hidden {params['n_hidden']}, {params['epochs']} epochs, "
         f"{steps} steps, seed {params['seed']}, normalised with {normalisation}, augmentation "
         f"{augment}) trained in {minutes:.1f} min (training, "
@@ -183,7 +185,6 @@ def main() -> None:
         key: [m.value for m in client.get_metric_history(run.info.run_id, key)]
         for key in EPOCH_PARTS
     }
-    fresh = trained_by_last_make_run(args.runs, run.info.start_time / 1000)
     rows = breakdown(stage_seconds(args.runs), epochs) if fresh else []
     if rows:
         print("\n" + "\n".join(rows))

@@ -61,14 +61,14 @@ class DecoderPool:
 
     def decode_batch(self, scores: np.ndarray, lengths: Sequence[int] | np.ndarray) -> list[str]:
         """A padded batch (batch, n_frames, n_classes) with its lengths (batch,) -> texts."""
-        return self.decode_many([s[: int(n)] for s, n in zip(scores, lengths, strict=True)])
+        return self.submit_batch(scores, lengths)()
 
     def decode_many(
         self, matrices: Sequence[np.ndarray], config: DecoderConfig | None = None
     ) -> list[str]:
         """Each (n_frames, n_classes) score matrix -> its text, under `config` (default: the
         pool's). Utterances are dealt out in chunks of about equal frames, one per worker."""
-        return self._submit(matrices, config or self.config)()
+        return self._submit(matrices, config)()
 
     def submit_batch(
         self, scores: np.ndarray, lengths: Sequence[int] | np.ndarray
