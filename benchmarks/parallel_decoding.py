@@ -31,6 +31,7 @@ from machine import cpu_model  # noqa: E402
 from deepspeech.decoding.decoders import DecoderConfig, make_decoder  # noqa: E402
 from deepspeech.decoding.lm import build_kneser_ney  # noqa: E402
 from deepspeech.decoding.pool import BATCHES_IN_FLIGHT, DecoderPool, decode_batches  # noqa: E402
+from deepspeech.model.export import pad_features  # noqa: E402
 from deepspeech.parallel import available_cpus  # noqa: E402
 from deepspeech.text import Alphabet  # noqa: E402
 
@@ -38,15 +39,7 @@ from deepspeech.text import Alphabet  # noqa: E402
 def padded_batches(matrices: list[np.ndarray], size: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """Consecutive groups of `size` matrices as padded (batch, frames, classes) + lengths,
     the shape the model's batches reach the decoder in."""
-    batches = []
-    for start in range(0, len(matrices), size):
-        group = matrices[start : start + size]
-        lengths = np.array([len(m) for m in group])
-        scores = np.zeros((len(group), lengths.max(), group[0].shape[1]), np.float32)
-        for row, matrix in zip(scores, group, strict=True):
-            row[: len(matrix)] = matrix
-        batches.append((scores, lengths))
-    return batches
+    return [pad_features(matrices[start : start + size]) for start in range(0, len(matrices), size)]
 
 
 def main() -> None:

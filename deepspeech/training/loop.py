@@ -429,7 +429,7 @@ class Epochs:
         steps_per_epoch = start + plans[0].steps
         featurize_start = time.monotonic()
         train_set = self.augmented_train_set(epoch)
-        featurize_seconds = time.monotonic() - featurize_start
+        train_start = time.monotonic()
         dataset = distributed_dataset(
             strategy,
             train_set,
@@ -482,12 +482,14 @@ class Epochs:
                     if out_of_time:
                         logger.info("time budget spent during epoch %d", epoch + 1)
                         break
-        train_seconds = time.monotonic() - featurize_start - featurize_seconds
         spent = [iterator, dataset]
         del iterator, dataset
         self.spent_iterators.release(spent)
         return EpochRun(
-            loss_sum / max(loss_steps, 1), out_of_time, featurize_seconds, train_seconds
+            loss_sum / max(loss_steps, 1),
+            out_of_time,
+            featurize_seconds=train_start - featurize_start,
+            train_seconds=time.monotonic() - train_start,
         )
 
     def augmented_train_set(self, epoch: int) -> CachedSet:
