@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 RUNS := runs
 CORPUS := $(RUNS)/sample-corpus
 
-.PHONY: setup run test browser lint bench gpu-check ui clean
+.PHONY: setup run test docs test-fast browser lint bench gpu-check ui clean
 
 setup: $(STAMP)
 
@@ -50,8 +50,12 @@ ui: setup
 	mkdir -p $(RUNS)
 	$(BIN)/mlflow ui --host 127.0.0.1 --port 5000 --workers 1 --backend-store-uri $(MLFLOW_TRACKING_URI)
 
+# Test tiers: `make test` runs all (16-17 min on 2 cores); `make test-fast` skips slow-marked (~2 min).
 test: setup browser
 	$(BIN)/python -m pytest
+
+test-fast: setup
+	$(BIN)/python -m pytest -m "not slow" -q
 
 # tests/test_web_page.py drives Debian's headless Chromium; as root with apt-get it is installed
 # here, otherwise this says what to install (and that test fails with the same message).
@@ -62,6 +66,10 @@ browser:
 	else \
 		echo "The browser test needs Debian's chromium and chromium-driver: sudo apt-get install chromium chromium-driver"; \
 	fi
+
+# docs/settings.md from the settings classes (tests/test_options.py fails when it is stale).
+docs: setup
+	$(BIN)/python -c 'from deepspeech.cli.options import write_settings_document; write_settings_document()'
 
 lint: setup
 	$(BIN)/ruff check .

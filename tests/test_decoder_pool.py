@@ -104,6 +104,7 @@ def test_batches_submitted_together_come_back_each_as_decoded_alone(lm_path: Pat
         ]
 
 
+@pytest.mark.slow  # trains tiny_checkpoint
 def test_evaluation_scores_the_next_batch_while_the_pool_decodes(
     tiny_checkpoint: Path, tiny_corpus: Path, feature_cache: Path
 ) -> None:

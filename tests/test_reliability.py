@@ -166,14 +166,20 @@ def _complete(received: bytes) -> bool:
 
 
 def test_a_multi_gigabyte_content_length_is_refused_unread(server: ServerProcess) -> None:
+    """Only 4 KB of the 8 GB the header claims are ever sent, and the connection stays open:
+    a server that waited for the body would never answer, so an answer at all shows it
+    refused from the header (the socket's timeout only stops a hang)."""
     rss_before = server.rss_bytes()
-    start = time.perf_counter()
-    status, head, body = raw_http(
-        server.url,
-        b"POST /v1/transcribe HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: audio/wav\r\n"
-        b"Content-Length: 8589934592\r\n\r\n" + b"RIFF" * 1024,
-    )
-    assert time.perf_counter() - start < 5  # answered at once, not after waiting for 8 GB
+    sent = b"RIFF" * 1024
+    try:
+        status, head, body = raw_http(
+            server.url,
+            b"POST /v1/transcribe HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: audio/wav\r\n"
+            b"Content-Length: 8589934592\r\n\r\n" + sent,
+            timeout=120,
+        )
+    except TimeoutError:
+        pytest.fail(f"no answer after {len(sent)} of 8589934592 body bytes: the server waits")
     assert status == 413 and "connection: close" in head.lower(), head
     assert json.loads(body)["error"] == "body_too_large"
     assert "8589934592" in json.loads(body)["detail"]

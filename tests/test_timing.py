@@ -1,14 +1,45 @@
-"""Tests for deepspeech/timing.py: 2017 stopwatch semantics and H:MM:SS formatting."""
+"""Tests for deepspeech/timing.py: 2017 stopwatch semantics and H:MM:SS formatting.
 
-import time
-from datetime import datetime, timedelta, timezone
+The stopwatch reads `datetime.now(timezone.utc)`; the tests below swap in a clock that only
+moves when told to, so every reading is exact and none depends on how busy the machine is.
+"""
+
+from datetime import datetime, timedelta, timezone, tzinfo
 
 import pytest
 
+import deepspeech.timing as timing
 from deepspeech.timing import format_duration, stopwatch
 
 
+class FakeClock:
+    """UTC time that moves only by `advance`."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2017, 11, 30, 12, 0, tzinfo=timezone.utc)
+        self.readings = 0
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    fake = FakeClock()
+
+    class FakeDatetime(datetime):
+        @classmethod
+        def now(cls, tz: tzinfo | None = None) -> datetime:
+            assert tz is timezone.utc, f"the stopwatch must read UTC, read {tz!r}"
+            fake.readings += 1
+            return fake.now
+
+    monkeypatch.setattr(timing, "datetime", FakeDatetime)
+    return fake
+
+
 def test_stopwatch_start_returns_aware_utc_now() -> None:
+    """Against the real clock: the start point lies between two readings taken around it."""
     before = datetime.now(timezone.utc)
     start = stopwatch()
     after = datetime.now(timezone.utc)
@@ -17,30 +48,37 @@ def test_stopwatch_start_returns_aware_utc_now() -> None:
     assert before <= start <= after
 
 
-def test_stopwatch_reads_elapsed_time() -> None:
+def test_stopwatch_start_is_the_clock_reading(clock: FakeClock) -> None:
+    assert stopwatch() == clock.now
+    assert clock.readings == 1
+
+
+def test_stopwatch_reads_elapsed_time(clock: FakeClock) -> None:
     start = stopwatch()
-    time.sleep(0.02)
+    clock.advance(milliseconds=20)
     elapsed = stopwatch(start)
     assert isinstance(elapsed, timedelta)
-    assert timedelta(seconds=0.02) <= elapsed < timedelta(seconds=5)
+    assert elapsed == timedelta(milliseconds=20)
+    assert clock.readings == 2  # one reading per call, no hidden extra ones
 
 
-def test_stopwatch_resumes_from_a_duration() -> None:
+def test_stopwatch_resumes_from_a_duration(clock: FakeClock) -> None:
     resumed = stopwatch(timedelta(hours=1))
     assert isinstance(resumed, datetime)
-    total = stopwatch(resumed)
-    assert timedelta(hours=1) <= total < timedelta(hours=1, seconds=5)
+    assert resumed == clock.now - timedelta(hours=1)
+    clock.advance(seconds=3)
+    assert stopwatch(resumed) == timedelta(hours=1, seconds=3)
 
 
-def test_stopwatch_pause_and_resume_excludes_untimed_work() -> None:
+def test_stopwatch_pause_and_resume_excludes_untimed_work(clock: FakeClock) -> None:
     start = stopwatch()
-    time.sleep(0.02)
+    clock.advance(milliseconds=20)
     elapsed = stopwatch(start)
-    time.sleep(0.5)  # untimed
+    clock.advance(milliseconds=500)  # untimed
     resumed = stopwatch(elapsed)
-    time.sleep(0.02)
+    clock.advance(milliseconds=20)
     total = stopwatch(resumed)
-    assert timedelta(seconds=0.04) <= total < timedelta(seconds=0.5)
+    assert total == timedelta(milliseconds=40)
 
 
 @pytest.mark.parametrize(

@@ -51,7 +51,7 @@ def server(random_onnx: Path) -> Iterator[ServerProcess]:
 
 
 @pytest.fixture(scope="module")
-def test_wav(tiny_corpus: Path) -> Path:
+def held_out_wav(tiny_corpus: Path) -> Path:
     return read_manifest(tiny_corpus / "test.csv")[0].wav_path
 
 
@@ -124,7 +124,7 @@ def seconds_shown(driver: WebDriver) -> float:
 
 
 def test_upload_shows_the_api_transcript(
-    browser: DriverFactory, server: ServerProcess, test_wav: Path, tmp_path: Path
+    browser: DriverFactory, server: ServerProcess, held_out_wav: Path, tmp_path: Path
 ) -> None:
     driver = browser()
     open_page(driver, server)
@@ -143,8 +143,8 @@ def test_upload_shows_the_api_transcript(
     zone.send_keys(Keys.SPACE)
     assert driver.execute_script("return window.pickerOpened") == 2
 
-    assert upload(driver, test_wav) == "done", driver.find_element(By.ID, "error").text
-    answer = api_transcribe(server, test_wav).json()
+    assert upload(driver, held_out_wav) == "done", driver.find_element(By.ID, "error").text
+    answer = api_transcribe(server, held_out_wav).json()
     assert driver.find_element(By.ID, "transcript").text == answer["text"].strip()
     assert seconds_shown(driver) == pytest.approx(answer["duration_s"], abs=0.01)
     assert driver.find_element(By.ID, "inference-ms").text.endswith(" ms")
@@ -172,7 +172,7 @@ def test_bad_file_shows_the_server_detail(
 
 
 def test_narrow_screen_has_no_horizontal_scroll(
-    browser: DriverFactory, server: ServerProcess, test_wav: Path, tmp_path: Path
+    browser: DriverFactory, server: ServerProcess, held_out_wav: Path, tmp_path: Path
 ) -> None:
     driver = browser()
     driver.execute_cdp_cmd(
@@ -180,7 +180,7 @@ def test_narrow_screen_has_no_horizontal_scroll(
         {"width": PHONE_WIDTH, "height": 812, "deviceScaleFactor": 1, "mobile": True},
     )
     open_page(driver, server)
-    assert upload(driver, test_wav) == "done"
+    assert upload(driver, held_out_wav) == "done"
     inner_width, scroll_width = driver.execute_script(
         "return [window.innerWidth, document.scrollingElement.scrollWidth]"
     )
