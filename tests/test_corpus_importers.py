@@ -18,9 +18,8 @@ import pytest
 import soundfile
 
 from deepspeech.audio import SAMPLE_RATE, load_wav, read_wav_info
-from deepspeech.cli import importers as cli_importers
 from deepspeech.corpus import convert
-from deepspeech.corpus.commonvoice import import_commonvoice, plan_commonvoice
+from deepspeech.corpus.commonvoice import plan_commonvoice
 from deepspeech.corpus.convert import (
     EMPTY_TRANSCRIPT,
     MISSING_AUDIO,
@@ -33,13 +32,13 @@ from deepspeech.corpus.convert import (
     CorpusPlan,
     ImportConfig,
     ImportSummary,
+    convert_corpus,
     prepare_transcript,
 )
-from deepspeech.corpus.librispeech import import_librispeech, plan_librispeech
+from deepspeech.corpus.librispeech import plan_librispeech
 from deepspeech.corpus.tedlium import (
     NOT_SCORED,
     clean_tedlium_transcript,
-    import_tedlium,
     plan_tedlium,
 )
 from deepspeech.data.manifest import MANIFEST_HEADER, read_manifest
@@ -122,7 +121,7 @@ def test_librispeech_end_to_end(tmp_path: Path) -> None:
     src = make_librispeech(tmp_path / "src")
     out = tmp_path / "out"
     progress: list[int] = []
-    summary = import_librispeech(src, out, POOL_CONFIG, progress=progress.append)
+    summary = convert_corpus(plan_librispeech(src, out), POOL_CONFIG, progress=progress.append)
 
     assert summary.manifests == {
         "dev-clean": out / "dev-clean.csv",
@@ -159,12 +158,12 @@ def test_librispeech_end_to_end(tmp_path: Path) -> None:
 def test_rerun_reuses_wavs_and_writes_the_same_manifests(tmp_path: Path) -> None:
     src = make_librispeech(tmp_path / "src")
     out = tmp_path / "out"
-    import_librispeech(src, out, CONFIG)
+    convert_corpus(plan_librispeech(src, out), CONFIG)
     mtimes = wav_mtimes(out)
     manifests = {p: p.read_bytes() for p in out.glob("*.csv")}
     (out / "dev-clean/84/121123/.84-121123-0001.wav.x.tmp").write_bytes(b"killed run")
 
-    again = import_librispeech(src, out, CONFIG)
+    again = convert_corpus(plan_librispeech(src, out), CONFIG)
 
     assert (again.kept, again.converted, again.reused) == (3, 0, 3)
     assert wav_mtimes(out) == mtimes
@@ -175,8 +174,8 @@ def test_rerun_reuses_wavs_and_writes_the_same_manifests(tmp_path: Path) -> None
 def test_rerun_applies_a_stricter_limit_to_reused_wavs(tmp_path: Path) -> None:
     src = make_librispeech(tmp_path / "src")
     out = tmp_path / "out"
-    import_librispeech(src, out, CONFIG)
-    summary = import_librispeech(src, out, ImportConfig(max_seconds=1.2, workers=1))
+    convert_corpus(plan_librispeech(src, out), CONFIG)
+    summary = convert_corpus(plan_librispeech(src, out), ImportConfig(max_seconds=1.2, workers=1))
     assert summary.manifests == {"test-clean": out / "test-clean.csv"}
     assert not (out / "dev-clean.csv").exists()  # no stale manifest left behind
     assert summary.skipped[TOO_LONG].count == 3
@@ -238,7 +237,7 @@ def make_tedlium(root: Path) -> Path:
 def test_tedlium_end_to_end(tmp_path: Path) -> None:
     src = make_tedlium(tmp_path / "TEDLIUM_release-3")
     out = tmp_path / "out"
-    summary = import_tedlium(src, out, CONFIG)
+    summary = convert_corpus(plan_tedlium(src, out), CONFIG)
 
     assert summary.manifests == {"dev": out / "dev.csv"}  # test's only talk is corrupt
     assert transcripts(out / "dev.csv") == {
@@ -266,7 +265,8 @@ def test_tedlium_end_to_end(tmp_path: Path) -> None:
     assert not (out / "speaker-adaptation").exists() and not (out / "test.csv").exists()
 
     mtimes = wav_mtimes(out)
-    again = import_tedlium(src / "legacy", out, CONFIG)  # SRC at legacy/: the same splits
+    plan = plan_tedlium(src / "legacy", out)  # SRC at legacy/: the same splits
+    again = convert_corpus(plan, CONFIG)
     assert (again.converted, again.reused) == (0, 3)
     assert wav_mtimes(out) == mtimes
 
@@ -330,7 +330,8 @@ def make_commonvoice(root: Path) -> Path:
 def test_commonvoice_end_to_end(tmp_path: Path) -> None:
     src = make_commonvoice(tmp_path / "src")
     out = tmp_path / "out"
-    summary = import_commonvoice(src, out, CONFIG)  # the release folder: its one language
+    plan = plan_commonvoice(src, out)  # the release folder: its one language
+    summary = convert_corpus(plan, CONFIG)
 
     assert summary.manifests == {"train": out / "train.csv"}  # dev's one clip is Cyrillic
     assert transcripts(out / "train.csv") == {
@@ -461,10 +462,6 @@ def test_wrong_src_says_what_was_expected(
         plan(tmp_path / "src", tmp_path / "out")
     with pytest.raises(CorpusError, match="no such folder"):
         plan(tmp_path / "missing", tmp_path / "out")
-
-
-def test_cli_default_limit_is_the_library_default() -> None:
-    assert cli_importers.DEFAULT_MAX_SECONDS == convert.DEFAULT_MAX_SECONDS
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,6 @@ from test_decode import ALPHABET, LM_TEXT, frames, spell
 from deepspeech.decoding.lm import build_kneser_ney
 from deepspeech.decoding.tuning import (
     TuneResult,
-    corpus_error_rates,
     float_grid,
     plot_tuning,
     tune_alpha_beta,
@@ -101,10 +100,6 @@ def test_plot_is_a_heatmap_with_the_best_point(lm_path: Path, tmp_path: Path) ->
     assert [t.get_text() for t in heatmap.get_xticklabels()] == ["0", "1", "2"]
     figure.savefig(tmp_path / "tuning.png")
     assert (tmp_path / "tuning.png").stat().st_size > 1000
-
-
-def test_corpus_error_rates_total_the_edits() -> None:
-    assert corpus_error_rates(["a b c", "d"], ["a x c", "d"]) == (0.25, pytest.approx(1 / 6))
 
 
 @pytest.mark.parametrize(

@@ -6,3 +6,4 @@ Nothing is imported here, so using one corpus never loads another's dependencies
 """
 
 DEFAULT_UTTERANCES = 12_000  # sample corpus size: about 5 h of training audio, made in ~1 min
+SPLITS = ("train", "dev", "test")  # the usual splits of a corpus, in the order listed

@@ -12,24 +12,15 @@ from __future__ import annotations
 
 import csv
 import logging
-from collections.abc import Callable
 from pathlib import Path
 
-from deepspeech.corpus.convert import (
-    ConversionJob,
-    CorpusPlan,
-    ImportConfig,
-    ImportSummary,
-    SkipTally,
-    convert_corpus,
-    require_folder,
-)
+from deepspeech.corpus import SPLITS
+from deepspeech.corpus.convert import ConversionJob, CorpusPlan, SkipTally, require_folder
 from deepspeech.errors import CorpusError
 
 logger = logging.getLogger(__name__)
 
 CORPUS = "Common Voice"
-SPLITS = ("train", "dev", "test")
 CLIPS_FOLDER = "clips"
 REQUIRED_COLUMNS = ("path", "sentence")
 AUDIO_SUFFIX = ".mp3"  # early releases list clips without their extension
@@ -108,13 +99,3 @@ def _jobs_of(tsv: Path, clips: Path, target: Path, no_path: SkipTally) -> list[C
                 )
             )
     return jobs
-
-
-def import_commonvoice(
-    src: Path,
-    out_dir: Path,
-    config: ImportConfig | None = None,
-    progress: Callable[[int], None] | None = None,
-) -> ImportSummary:
-    """Convert the Common Voice language folder `src` to manifests and 16 kHz WAVs."""
-    return convert_corpus(plan_commonvoice(src, out_dir), config, progress)

@@ -17,6 +17,9 @@ WAV, transcript). `convert_corpus` then does the rest the same way for all of th
 
 A corrupt file never stops an import: it is counted and named in the summary. Even a decoder
 that kills its worker process only costs that file (see `_run_batches`).
+
+From Python, `convert_corpus(plan_librispeech(src, out_dir), config)` imports LibriSpeech;
+the other corpora the same way with their own `plan_*`.
 """
 
 from __future__ import annotations
@@ -240,18 +243,7 @@ def convert_corpus(
     skipped = {reason: replace(t, examples=list(t.examples)) for reason, t in plan.skipped.items()}
 
     indexed = [(split, job) for split, jobs in plan.splits.items() for job in jobs]
-    ready: list[tuple[int, ConversionJob]] = []
-    for index, (_split, job) in enumerate(indexed):
-        transcript, reason = prepare_transcript(job.transcript, config.alphabet)
-        if reason is None:
-            ready.append((index, replace(job, transcript=transcript)))
-            continue
-        example = job.label
-        if reason == UNSPELLABLE:
-            shown = "".join(sorted(unspellable_chars(job.transcript, config.alphabet)))
-            example = f"{job.label} ({shown!r})"
-        skipped.setdefault(reason, SkipTally()).add(example)
-        report(1)
+    ready = _screen_transcripts([job for _, job in indexed], config.alphabet, skipped, report)
     logger.info(
         "%s: %d utterances to convert with %d worker(s), %d skipped for their transcripts",
         plan.corpus,
@@ -259,14 +251,79 @@ def convert_corpus(
         config.workers,
         len(indexed) - len(ready),
     )
+    outcomes = _convert_jobs(ready, config, report)
+    splits, converted, reused = _write_manifests(plan, indexed, ready, outcomes, skipped)
+    summary = ImportSummary(
+        corpus=plan.corpus,
+        out_dir=plan.out_dir,
+        splits=splits,
+        converted=converted,
+        reused=reused,
+        skipped=skipped,
+        seconds=time.perf_counter() - started,
+        max_seconds=config.max_seconds,
+    )
+    logger.info(
+        "%s: kept %d utterances (%.2f h), skipped %d",
+        plan.corpus,
+        summary.kept,
+        summary.hours,
+        sum(t.count for t in skipped.values()),
+    )
+    return summary
 
+
+def _screen_transcripts(
+    jobs: Sequence[ConversionJob],
+    alphabet: Alphabet,
+    skipped: dict[str, SkipTally],
+    report: Callable[[int], None],
+) -> list[tuple[int, ConversionJob]]:
+    """(index, job with its transcript normalised) for the jobs whose transcript is usable.
+
+    The others are added to `skipped` under their reason, each reported as done.
+    """
+    ready: list[tuple[int, ConversionJob]] = []
+    for index, job in enumerate(jobs):
+        transcript, reason = prepare_transcript(job.transcript, alphabet)
+        if reason is None:
+            ready.append((index, replace(job, transcript=transcript)))
+            continue
+        example = job.label
+        if reason == UNSPELLABLE:
+            shown = "".join(sorted(unspellable_chars(job.transcript, alphabet)))
+            example = f"{job.label} ({shown!r})"
+        skipped.setdefault(reason, SkipTally()).add(example)
+        report(1)
+    return ready
+
+
+def _convert_jobs(
+    ready: Sequence[tuple[int, ConversionJob]],
+    config: ImportConfig,
+    report: Callable[[int], None],
+) -> dict[int, _Outcome]:
+    """Convert the ready jobs in worker processes: job index -> what became of it."""
     _prepare_folders(job.wav_path.parent for _, job in ready)
     outcomes: dict[int, _Outcome] = {}
     for batch_outcomes in _run_batches(_batches(ready, config.workers), config):
         for outcome in batch_outcomes:
             outcomes[outcome.index] = outcome
         report(len(batch_outcomes))
+    return outcomes
 
+
+def _write_manifests(
+    plan: CorpusPlan,
+    indexed: Sequence[tuple[str, ConversionJob]],
+    ready: Sequence[tuple[int, ConversionJob]],
+    outcomes: dict[int, _Outcome],
+    skipped: dict[str, SkipTally],
+) -> tuple[dict[str, SplitSummary], int, int]:
+    """Write each split's manifest of kept utterances: (split summaries, converted, reused).
+
+    Jobs that were skipped while converting are added to `skipped`.
+    """
     rows: dict[str, list[Utterance]] = {split: [] for split in plan.splits}
     samples = dict.fromkeys(plan.splits, 0)
     converted = reused = 0
@@ -287,24 +344,7 @@ def convert_corpus(
     splits = {
         split: _write_split(plan, split, rows[split], samples[split]) for split in plan.splits
     }
-    summary = ImportSummary(
-        corpus=plan.corpus,
-        out_dir=plan.out_dir,
-        splits=splits,
-        converted=converted,
-        reused=reused,
-        skipped=skipped,
-        seconds=time.perf_counter() - started,
-        max_seconds=config.max_seconds,
-    )
-    logger.info(
-        "%s: kept %d utterances (%.2f h), skipped %d",
-        plan.corpus,
-        summary.kept,
-        summary.hours,
-        sum(t.count for t in skipped.values()),
-    )
-    return summary
+    return splits, converted, reused
 
 
 def _write_split(plan: CorpusPlan, split: str, rows: list[Utterance], samples: int) -> SplitSummary:

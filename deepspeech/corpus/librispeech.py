@@ -10,17 +10,9 @@ subset folder. Each subset becomes one manifest, `OUT/<subset>.csv` (`train-clea
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from pathlib import Path
 
-from deepspeech.corpus.convert import (
-    ConversionJob,
-    CorpusPlan,
-    ImportConfig,
-    ImportSummary,
-    convert_corpus,
-    require_folder,
-)
+from deepspeech.corpus.convert import ConversionJob, CorpusPlan, require_folder
 from deepspeech.errors import CorpusError
 
 logger = logging.getLogger(__name__)
@@ -88,13 +80,3 @@ def _jobs_of(transcript_file: Path, target: Path) -> list[ConversionJob]:
             )
         )
     return jobs
-
-
-def import_librispeech(
-    src: Path,
-    out_dir: Path,
-    config: ImportConfig | None = None,
-    progress: Callable[[int], None] | None = None,
-) -> ImportSummary:
-    """Convert LibriSpeech in `src` to manifests and 16 kHz WAVs in `out_dir` (see module)."""
-    return convert_corpus(plan_librispeech(src, out_dir), config, progress)

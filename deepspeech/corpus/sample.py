@@ -37,7 +37,7 @@ import numpy as np
 from scipy.signal import firwin, resample_poly
 
 from deepspeech.audio import SAMPLE_RATE, read_wav_info, write_wav
-from deepspeech.corpus import DEFAULT_UTTERANCES, grammar
+from deepspeech.corpus import DEFAULT_UTTERANCES, SPLITS, grammar
 from deepspeech.corpus.espeak import (
     PITCH_RANGE,
     PITCH_RANGE_LIMITS,
@@ -55,7 +55,6 @@ from deepspeech.parallel import available_cpus
 logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 2  # bump when the same settings would produce different files
-SPLITS = ("train", "dev", "test")
 # The prototype's training-set size (FACTS.md: 12,000 clips, CER 1.3 % after 10 minutes of
 # training). About 5 h of training audio, made in about a minute on 2 idle cores.
 METADATA_NAME = "metadata.json"

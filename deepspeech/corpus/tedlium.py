@@ -18,16 +18,13 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
 from pathlib import Path
 
+from deepspeech.corpus import SPLITS
 from deepspeech.corpus.convert import (
     ConversionJob,
     CorpusPlan,
-    ImportConfig,
-    ImportSummary,
     SkipTally,
-    convert_corpus,
     require_folder,
     splits_in_order,
 )
@@ -37,7 +34,6 @@ from deepspeech.stm import parse_stm_file
 logger = logging.getLogger(__name__)
 
 CORPUS = "TED-LIUM"
-SPLITS = ("train", "dev", "test")
 RELEASE3_DEFAULT = "legacy"  # release 3's folder with the release 1-2 style splits
 NOT_SCORED = "marked ignore_time_segment_in_scoring (no transcribed speech)"
 EXPECTED_LAYOUT = (
@@ -120,13 +116,3 @@ def plan_tedlium(src: Path, out_dir: Path) -> CorpusPlan:
         logger.info("%s: %d segments in %s", CORPUS, len(jobs), split)
     skipped = {NOT_SCORED: not_scored} if not_scored.count else {}
     return CorpusPlan(corpus=CORPUS, out_dir=out_dir, splits=splits, skipped=skipped)
-
-
-def import_tedlium(
-    src: Path,
-    out_dir: Path,
-    config: ImportConfig | None = None,
-    progress: Callable[[int], None] | None = None,
-) -> ImportSummary:
-    """Convert the TED-LIUM release in `src` to manifests and 16 kHz WAVs (see module)."""
-    return convert_corpus(plan_tedlium(src, out_dir), config, progress)

@@ -199,6 +199,37 @@ def build_kneser_ney(
     orders 1..`order`, with interpolated probabilities and backoff weights (module docstring).
     """
     check_order(order)
+    vocabulary, sequence = _encode_sentences(sentences)
+    counts = _count_ngrams(sequence, order, len(vocabulary))
+    tables = _smooth(counts, _adjusted_counts(counts), discount_fallback)
+    return KneserNeyModel(tuple(vocabulary), tuple(tables))
+
+
+@dataclass(frozen=True)
+class _NgramCounts:
+    """The n-grams of a text; each list holds one array per order n, at index n - 1.
+
+    Every n-gram has an integer key, rank(its first n - 1 words) * size + its last word, and
+    its rank is its position in the sorted keys of its order.
+    """
+
+    size: int  # vocabulary size, <s>, </s> and <unk> included
+    rank_at: list[np.ndarray]  # (n_tokens,) rank of the n-gram starting there, -1 if none fits
+    raw: list[np.ndarray]  # (n_ngrams,) how often each n-gram occurs
+    starts: list[np.ndarray]  # (n_ngrams,) one text position where each n-gram starts
+    keys: list[np.ndarray]  # (n_ngrams,) the sorted keys
+    words: list[np.ndarray]  # (n_ngrams, n) word ids
+
+    @property
+    def order(self) -> int:
+        return len(self.raw)
+
+
+def _encode_sentences(sentences: Iterable[str]) -> tuple[dict[str, int], np.ndarray]:
+    """(word -> id, the text as word ids (n_tokens,) with `<s>` ... `</s>` per sentence).
+
+    Ids 0, 1, 2 are the special words; the others follow in order of first appearance.
+    """
     vocabulary: dict[str, int] = {word: i for i, word in enumerate(SPECIAL_WORDS)}
     tokens: list[int] = []
     for sentence in sentences:
@@ -215,12 +246,12 @@ def build_kneser_ney(
         tokens.append(_EOS_ID)
     if not tokens:
         raise LanguageModelError("no words to build a language model from")
-    sequence = np.array(tokens, dtype=np.int64)  # (n_tokens,) with <s> ... </s> per sentence
-    sentence_of = np.cumsum(sequence == _BOS_ID) - 1  # (n_tokens,) which sentence a token is in
-    size = len(vocabulary)
+    return vocabulary, np.array(tokens, dtype=np.int64)
 
-    # Per order n: the n-grams' keys, raw counts and one position where each starts; and for
-    # every position of the text, the rank of the n-gram starting there (-1 if none fits).
+
+def _count_ngrams(sequence: np.ndarray, order: int, size: int) -> _NgramCounts:
+    """Count the n-grams of orders 1..`order` that lie within one sentence of `sequence`."""
+    sentence_of = np.cumsum(sequence == _BOS_ID) - 1  # (n_tokens,) which sentence a token is in
     rank_at = [sequence]  # order 1: the rank of a word is its id
     raw = [np.bincount(sequence, minlength=size)]
     starts = [np.arange(size)]  # for order 1 we only need the ids themselves
@@ -240,40 +271,45 @@ def build_kneser_ney(
         raw.append(counts)
         starts.append(first[where])
         keys.append(unique)
-
     words = [np.arange(size)[:, None]] + [
         sequence[starts[n - 1][:, None] + np.arange(n)] for n in range(2, order + 1)
-    ]  # words[n - 1]: (n_ngrams, n) ids
+    ]
+    return _NgramCounts(size, rank_at, raw, starts, keys, words)
 
-    # Adjusted counts: raw at the top order and after <s>, else distinct left extensions.
-    adjusted = [raw[order - 1]]
+
+def _adjusted_counts(counts: _NgramCounts) -> list[np.ndarray]:
+    """Kneser-Ney's adjusted counts a per order: raw at the top order and after <s>, else
+    the number of distinct words seen to the left; <s> gets no unigram mass."""
+    order = counts.order
+    adjusted = [counts.raw[order - 1]]
     for n in range(order - 1, 0, -1):
-        suffix = rank_at[n - 1][starts[n] + 1]  # rank of each (n+1)-gram's last n words
-        continuation = np.bincount(suffix, minlength=len(keys[n - 1]))
-        adjusted.insert(0, np.where(words[n - 1][:, 0] == _BOS_ID, raw[n - 1], continuation))
+        # the rank of each (n+1)-gram's last n words, and how many distinct words precede it
+        suffix = counts.rank_at[n - 1][counts.starts[n] + 1]
+        continuation = np.bincount(suffix, minlength=len(counts.keys[n - 1]))
+        adjusted.insert(
+            0, np.where(counts.words[n - 1][:, 0] == _BOS_ID, counts.raw[n - 1], continuation)
+        )
     adjusted[0] = adjusted[0].copy()
     adjusted[0][_BOS_ID] = 0  # <s> is never predicted: no unigram mass
+    return adjusted
 
+
+def _smooth(
+    counts: _NgramCounts, adjusted: list[np.ndarray], discount_fallback: Sequence[float]
+) -> list[NgramTable]:
+    """Interpolated probabilities and backoff weights, order by order (module docstring)."""
+    size = counts.size
     tables: list[NgramTable] = []
     lower = np.zeros(0)
-    for n in range(1, order + 1):
+    for n in range(1, counts.order + 1):
         a = adjusted[n - 1].astype(np.float64)
-        counts_of_counts = [int(np.count_nonzero(adjusted[n - 1] == k)) for k in (1, 2, 3, 4)]
-        discounts = Discounts.estimate(counts_of_counts, discount_fallback)
-        if not discounts.estimated:
-            logger.info(
-                "order %d: counts-of-counts t1..t4 = %s give no valid discounts (small or "
-                "artificial text?); using %s",
-                n,
-                counts_of_counts,
-                tuple(discount_fallback),
-            )
+        discounts = _discounts(n, adjusted[n - 1], discount_fallback)
         if n == 1:
             context = np.zeros(size, dtype=np.int64)  # one context, the empty one
             n_contexts = 1
         else:
-            context = keys[n - 1] // size  # rank of the (n-1)-word prefix
-            n_contexts = len(keys[n - 2])
+            context = counts.keys[n - 1] // size  # rank of the (n-1)-word prefix
+            n_contexts = len(counts.keys[n - 2])
         d = discounts.of(adjusted[n - 1])
         total = np.bincount(context, weights=a, minlength=n_contexts)  # sum_x a(hx)
         held_out = np.bincount(context, weights=d, minlength=n_contexts)
@@ -284,14 +320,31 @@ def build_kneser_ney(
             probability = u + gamma[0] / (size - 1)  # uniform over V (all ids but <s>)
             probability[_BOS_ID] = 0.0
         else:
-            suffix = rank_at[n - 2][starts[n - 1] + 1]
+            suffix = counts.rank_at[n - 2][counts.starts[n - 1] + 1]
             probability = u + gamma[context] * lower[suffix]
             tables[-1] = NgramTable(
                 tables[-1].words, tables[-1].probability, gamma, tables[-1].discounts
             )
-        tables.append(NgramTable(words[n - 1], probability, np.full(len(a), np.nan), discounts))
+        tables.append(
+            NgramTable(counts.words[n - 1], probability, np.full(len(a), np.nan), discounts)
+        )
         lower = probability
-    return KneserNeyModel(tuple(vocabulary), tuple(tables))
+    return tables
+
+
+def _discounts(n: int, adjusted: np.ndarray, fallback: Sequence[float]) -> Discounts:
+    """The discounts of order `n` from its adjusted counts, saying so when they fall back."""
+    counts_of_counts = [int(np.count_nonzero(adjusted == k)) for k in (1, 2, 3, 4)]
+    discounts = Discounts.estimate(counts_of_counts, fallback)
+    if not discounts.estimated:
+        logger.info(
+            "order %d: counts-of-counts t1..t4 = %s give no valid discounts (small or "
+            "artificial text?); using %s",
+            n,
+            counts_of_counts,
+            tuple(fallback),
+        )
+    return discounts
 
 
 def check_order(order: int) -> None:

@@ -27,7 +27,8 @@ from deepspeech.decoding.decoders import (
 )
 from deepspeech.decoding.pool import DecoderPool
 from deepspeech.errors import ConfigError
-from deepspeech.text import Alphabet, char_errors, word_errors
+from deepspeech.metrics import corpus_error_rates
+from deepspeech.text import Alphabet
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -153,16 +154,6 @@ def tune_alpha_beta(
         len(references),
     )
     return result
-
-
-def corpus_error_rates(references: Sequence[str], hypotheses: Sequence[str]) -> tuple[float, float]:
-    """(WER, CER) over a corpus: total edits / total reference words (characters)."""
-    words = np.array([word_errors(r, h) for r, h in zip(references, hypotheses, strict=True)])
-    chars = np.array([char_errors(r, h) for r, h in zip(references, hypotheses, strict=True)])
-    return (
-        float(words[:, 0].sum() / max(words[:, 1].sum(), 1)),
-        float(chars[:, 0].sum() / max(chars[:, 1].sum(), 1)),
-    )
 
 
 def float_grid(spec: str) -> tuple[float, ...]:

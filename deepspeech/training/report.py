@@ -2,6 +2,7 @@
 
 The 2017 report averages per-sample WER, which lets short utterances dominate; corpus figures
 (total edits / total reference units) are what papers quote, so both are shown side by side.
+The sums are `deepspeech.metrics`'s; this module picks and formats the samples.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from deepspeech.metrics import corpus_rate, error_rate, mean_rate
 from deepspeech.text import char_errors, word_errors
 
 
@@ -29,11 +31,11 @@ class Sample:
 
     @property
     def wer(self) -> float:
-        return self.word_edits / max(self.words, 1)
+        return error_rate(self.word_edits, self.words)
 
     @property
     def cer(self) -> float:
-        return self.char_edits / max(self.chars, 1)
+        return error_rate(self.char_edits, self.chars)
 
 
 def make_sample(wav_filename: str, original: str, result: str, loss: float) -> Sample:
@@ -113,9 +115,9 @@ def calculate_report(set_name: str, samples: Sequence[Sample], report_count: int
         set_name=set_name,
         n_samples=n,
         mean_loss=sum(s.loss for s in samples) / n,
-        mean_wer=sum(s.wer for s in samples) / n,
-        wer=sum(s.word_edits for s in samples) / max(sum(s.words for s in samples), 1),
-        cer=sum(s.char_edits for s in samples) / max(sum(s.chars for s in samples), 1),
+        mean_wer=mean_rate((s.word_edits, s.words) for s in samples),
+        wer=corpus_rate((s.word_edits, s.words) for s in samples),
+        cer=corpus_rate((s.char_edits, s.chars) for s in samples),
         worst_samples=tuple(sorted(with_errors, key=lambda s: s.wer)),
         best=by_wer[0],
         median=by_wer[n // 2],
