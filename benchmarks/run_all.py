@@ -1,15 +1,17 @@
-"""`make bench`: run every benchmark and rewrite benchmarks/RESULTS.md from their output.
+"""`make bench`: run the benchmarks, store their results, and render benchmarks/RESULTS.md.
 
-Run: .venv/bin/python benchmarks/run_all.py [--only NAME,...] [--output benchmarks/RESULTS.md]
-     [--options NAME="OPTIONS"]...
+Run: .venv/bin/python benchmarks/run_all.py [--only NAME,...] [--render]
+     [--options NAME="OPTIONS"]... [--output benchmarks/RESULTS.md] [--results benchmarks/results]
 
-Each benchmark prints its own RESULTS.md section (`--markdown`): what it measured, its command,
-machine and versions, and its ratios measured side by side in one run. This script runs them
-one after another (never two at once: they would share the 2 cores), puts the machine and the
-versions of everything measured at the top, with a summary line per section, and appends the
-hand-written notes of `benchmarks/notes/NAME.md`, which explain figures rather than report
-them. A failed benchmark leaves its section saying so, and makes the exit code 1.
-With `--only`, the other sections keep their previous text.
+Each benchmark prints its result as a markdown section (`--markdown`). This script runs them one
+after another (never two at once: they would share the 2 cores), reads each section into a
+record stamped with the commit it ran at (`git`'s HEAD, `-dirty` with uncommitted changes) and
+stores it as benchmarks/results/NAME.json. Then it renders RESULTS.md from every stored record
+(`report.render`): a headline table of the targets, then one section per benchmark. With
+`--only`, the other benchmarks keep their stored results; `--render` runs nothing and only
+re-renders. A section a script wrote into RESULTS.md itself (`make gpu-check` writes the GPU
+one) is stored before rendering. A failed benchmark keeps its last result, marked as such, and
+makes the exit code 1.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import itertools
+import logging
 import os
 import platform
 import re
@@ -25,23 +28,26 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from machine import cpu_model, gpu_description
+from report import RESULTS_DIR, Record, load_records, parse_section, render, save_record
+
+logger = logging.getLogger("run_all")
 
 HERE = Path(__file__).resolve().parent
-# In the order they run and appear: cheapest first, so a broken setup fails early.
+ROOT = HERE.parent
+# In the order they run: cheapest first, so a broken setup fails early.
 BENCHMARKS = ("make_run", "features", "augmentation", "decoding", "parallel_decoding",
               "input_pipeline", "memory", "training", "inference", "quantization", "serving",
               "reliability", "flood")  # fmt: skip
-# Kept as they are unless named in --only: written by `make gpu-check` on a CUDA machine
-# (benchmarks/gpu.py), or measuring trained models their own commands name (streaming,
-# robustness).
-GPU_ONLY = ("gpu", "streaming", "robustness")
+# Run only when named in --only: `make gpu-check` runs gpu on a CUDA machine, and streaming and
+# robustness measure trained models their commands name.
+NAMED_ONLY = ("gpu", "streaming", "robustness")
 PACKAGES = ("numpy", "python_speech_features", "tensorflow", "onnxruntime-gpu", "onnxruntime",
             "tf2onnx", "flashlight-text", "fastapi", "uvicorn", "httpx", "websockets")  # fmt: skip
-SECTION_HEADING = re.compile(r"^## ", re.MULTILINE)
 
 
 def installed_versions() -> str:
@@ -54,61 +60,110 @@ def installed_versions() -> str:
     return ", ".join(found)
 
 
-def memory_gib() -> float:
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+def environment() -> str:
+    """The host and versions, stored with each record this run makes."""
+    memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (
+        f"{cpu_model()}, nproc {os.cpu_count()}, {memory_gib:.0f} GiB, {platform.system()} "
+        f"{platform.release()}; {gpu_description()}; Python {platform.python_version()}; "
+        f"{installed_versions()}"
+    )
 
 
-def run_benchmark(name: str, options: Sequence[str] = ()) -> tuple[str, float, bool]:
-    """(its markdown section, seconds it took, whether it succeeded); progress goes to stderr."""
-    print(f"== benchmarks/{name}.py", file=sys.stderr, flush=True)
+def commit() -> str:
+    """HEAD's short hash, with -dirty when tracked files outside the results differ from it."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=ROOT, capture_output=True, text=True, check=False
+        ).stdout.strip()
+
+    head = git("rev-parse", "--short=7", "HEAD")
+    if not head:
+        return "unknown"
+    changed = git(
+        "status", "--porcelain", "--untracked-files=no", "--", ".",
+        ":!benchmarks/results", ":!benchmarks/RESULTS.md",
+    )  # fmt: skip
+    return f"{head}-dirty" if changed else head
+
+
+def run_benchmark(name: str, options: Sequence[str]) -> tuple[str, int]:
+    """(its markdown section, its exit code); its progress goes to stderr."""
+    logger.info("== benchmarks/%s.py", name)
     start = time.perf_counter()
     result = subprocess.run(
         [sys.executable, str(HERE / f"{name}.py"), "--markdown", *options],
         stdout=subprocess.PIPE,
         text=True,
-        cwd=HERE.parent,
+        cwd=ROOT,
     )
-    seconds = time.perf_counter() - start
-    section = result.stdout.strip()
-    if result.returncode != 0 or not section.startswith("## "):
-        failure = f"benchmarks/{name}.py failed (exit code {result.returncode}); see its stderr"
-        return f"## {name}\n\n**{failure}.**", seconds, False
-    return section, seconds, True
+    logger.info("   %s took %.1f min", name, (time.perf_counter() - start) / 60)
+    return result.stdout.strip(), result.returncode
 
 
-def summary_line(section: str) -> str:
-    """The section's conclusion: its last paragraph that gives a ratio or a verdict."""
-    paragraphs = [p.strip() for p in section.split("\n\n")]
-    for paragraph in reversed(paragraphs):
-        if not paragraph.startswith(("|", "-", "#")) and ("×" in paragraph or "met" in paragraph):
-            return " ".join(paragraph.split())
-    return "(no summary)"
+@dataclass(frozen=True)
+class Stamp:
+    """When, at which commit and in which environment this invocation runs benchmarks."""
+
+    date: str
+    commit: str
+    environment: str
 
 
-def previous_sections(path: Path) -> dict[str, str]:
-    """Sections of an existing RESULTS.md by heading, to keep those not re-run."""
-    if not path.exists():
-        return {}
-    text = path.read_text()
-    starts = [m.start() for m in SECTION_HEADING.finditer(text)] + [len(text)]
-    sections = {}
+def store(record: Record, stamp: Stamp, folder: Path) -> None:
+    """Store a record made in this invocation, with its commit and environment."""
+    record.commit, record.environment = stamp.commit, stamp.environment
+    record.machine = record.machine or f"{cpu_model()}, nproc {os.cpu_count()}"
+    save_record(record, folder)
+
+
+def mark_failed(name: str, code: int, stamp: Stamp, folder: Path) -> None:
+    """Keep the benchmark's last stored result, marked with the run that failed after it."""
+    path = folder / f"{name}.json"
+    if path.is_file():
+        record = Record.from_json(path.read_text())
+        record.failure = {"date": stamp.date, "commit": stamp.commit, "exit_code": str(code)}
+        save_record(record, folder)
+
+
+def store_run(name: str, options: Sequence[str], stamp: Stamp, folder: Path) -> bool:
+    """Run one benchmark and store its record (or mark the stored one failed); whether it ran."""
+    section, code = run_benchmark(name, options)
+    try:
+        if code != 0:
+            raise ValueError(f"exit code {code}")
+        record = parse_section(section, name)
+    except ValueError as error:
+        logger.error("benchmarks/%s.py failed (%s); see its stderr", name, error)
+        mark_failed(name, code, stamp, folder)
+        return False
+    store(record, stamp, folder)
+    return True
+
+
+def store_written_sections(results_md: Path, stamp: Stamp, folder: Path) -> None:
+    """Store the sections a script wrote into RESULTS.md itself (gpu.py's), which are in its
+    own format: a rendered section has no `- Date:` line, so only these parse as results."""
+    if not results_md.is_file():
+        return
+    text = results_md.read_text()
+    starts = [m.start() for m in re.finditer(r"^## ", text, re.MULTILINE)] + [len(text)]
     for start, end in itertools.pairwise(starts):
-        block = text[start:end].strip()
-        if block.startswith("## Summary"):
+        try:
+            record = parse_section(text[start:end])
+        except ValueError:
             continue
-        sections[block.splitlines()[0][3:].strip()] = block.split("\n\n### Notes")[0]
-    return sections
-
-
-def notes(name: str) -> str:
-    path = HERE / "notes" / f"{name}.md"
-    return f"\n\n### Notes\n\n{path.read_text().strip()}" if path.exists() else ""
+        logger.info("stored the %s section written into %s", record.benchmark, results_md.name)
+        store(record, stamp, folder)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", help="comma-separated benchmark names (default: all)")
+    parser.add_argument("--render", action="store_true", help="run nothing; re-render only")
     parser.add_argument("--output", type=Path, default=HERE / "RESULTS.md")
+    parser.add_argument("--results", type=Path, default=RESULTS_DIR, help="the stored results")
     parser.add_argument(
         "--options",
         action="append",
@@ -117,80 +172,29 @@ def main() -> None:
         help='extra options for one benchmark, e.g. quantization="--checkpoint-dir DIR"',
     )
     args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     extra = {
         name: shlex.split(value)
         for name, _, value in (option.partition("=") for option in args.options)
     }
-    chosen = args.only.split(",") if args.only else list(BENCHMARKS)
-    unknown = set(chosen) - set(BENCHMARKS) - set(GPU_ONLY)
+    chosen = [] if args.render else args.only.split(",") if args.only else list(BENCHMARKS)
+    unknown = set(chosen) - set(BENCHMARKS) - set(NAMED_ONLY)
     if unknown:
-        known = (*BENCHMARKS, *GPU_ONLY)
+        known = (*BENCHMARKS, *NAMED_ONLY)
         parser.error(f"unknown benchmark(s) {sorted(unknown)}; choose from {known}")
 
-    kept = previous_sections(args.output)
-    sections: list[tuple[str, str]] = []  # (name, markdown)
-    failed, took = [], {}
-    start = time.perf_counter()
-    for name in BENCHMARKS:
-        if name in chosen:
-            section, took[name], ok = run_benchmark(name, extra.get(name, ()))
-            if not ok:
-                failed.append(name)
-        else:
-            heading = next((h for h in kept if _script_of(kept[h]) == name), None)
-            if heading is None:
-                continue
-            section = kept[heading]
-        sections.append((name, section))
-    for name in GPU_ONLY:  # kept, unless asked for by name (with the options they need)
-        if name in chosen:
-            section, took[name], ok = run_benchmark(name, extra.get(name, ()))
-            if not ok:
-                failed.append(name)
-            sections.append((name, section))
-            continue
-        heading = next((h for h in kept if _script_of(kept[h]) == name), None)
-        if heading is not None:
-            sections.append((name, kept[heading]))
-    total = time.perf_counter() - start
-
-    summary = "\n".join(
-        f"- **{section.splitlines()[0][3:]}** (`benchmarks/{name}.py`"
-        + (f", {took[name] / 60:.1f} min" if name in took else ", kept from an earlier run")
-        + f"): {summary_line(section)}"
-        for name, section in sections
-    )
-    ran = ", ".join(took)
-    kept = [name for name, _ in sections if name not in took]
-    header = (
-        "# Benchmark results\n\n"
-        f"`benchmarks/run_all.py{' --only ' + args.only if args.only else ''}` ran {ran} on "
-        f"{datetime.date.today().isoformat()} in {total / 60:.0f} min"
-        + (
-            f"; {', '.join(kept)} are kept from earlier runs. "
-            if kept
-            else " (every section, in this one run). "
-        )
-        + "Each section states its own date and command, and every ratio is measured side by "
-        "side in one run of its script (the machines are shared and noisy). Hand-written "
-        "notes under a section explain its figures and are kept across runs "
-        "(`benchmarks/notes/`).\n\n"
-        f"- Machine: {cpu_model()}, nproc {os.cpu_count()}, {memory_gib():.0f} GiB, "
-        f"{platform.system()} {platform.release()}; {gpu_description()}\n"
-        f"- Python {platform.python_version()}; {installed_versions()}\n\n"
-        f"## Summary\n\n{summary}\n"
-    )
-    body = "\n\n".join(section + notes(name) for name, section in sections)
-    args.output.write_text(header + "\n" + body + "\n")
-    print(f"wrote {args.output} in {total / 60:.1f} min", file=sys.stderr)
+    stamp = Stamp(datetime.date.today().isoformat(), commit(), environment())
+    store_written_sections(args.output, stamp, args.results)
+    failed = [
+        name
+        for name in (*BENCHMARKS, *NAMED_ONLY)
+        if name in chosen and not store_run(name, extra.get(name, ()), stamp, args.results)
+    ]
+    args.output.write_text(render(load_records(args.results)))
+    logger.info("wrote %s", args.output)
     if failed:
-        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+        logger.error("failed: %s", ", ".join(failed))
         sys.exit(1)
-
-
-def _script_of(section: str) -> str | None:
-    match = re.search(r"benchmarks/(\w+)\.py", section)
-    return match.group(1) if match else None
 
 
 if __name__ == "__main__":
