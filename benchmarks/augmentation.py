@@ -9,36 +9,31 @@ is paid clips x epochs times. All rows run in the same process on the same clips
 interleaved repetitions, so machine noise hits them alike; the ratios are the figures to trust.
 """
 
-import os
+# Imported first, before NumPy: pins this process to one core and one BLAS thread.
+import one_core
 
-# One core and single-threaded BLAS/FFT, set before NumPy is imported, so the figures mean
-# "per core" whatever the machine.
-for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_variable] = "1"
-os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+# isort: split
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from importlib.metadata import version
+from pathlib import Path
 
-import argparse  # noqa: E402
-import datetime  # noqa: E402
-import statistics  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Callable  # noqa: E402
-from importlib.metadata import version  # noqa: E402
-from pathlib import Path  # noqa: E402
+import numpy as np
+import yaml
+from scipy.signal import butter, sosfiltfilt
+from section import head, parse_args, print_result
 
-import numpy as np  # noqa: E402
-import yaml  # noqa: E402
-from machine import cpu_model  # noqa: E402
-from scipy.signal import butter, sosfiltfilt  # noqa: E402
-
-from deepspeech.audio import SAMPLE_RATE, audio_to_features, load_wav  # noqa: E402
-from deepspeech.data.augment import (  # noqa: E402
+from deepspeech.audio import SAMPLE_RATE, audio_to_features, load_wav
+from deepspeech.data.augment import (
     EQ_FILTER_ORDER,
     apply_waveform_augmentations,
     band_pass,
     parse_augmentations,
 )
-from deepspeech.data.manifest import read_manifest  # noqa: E402
+from deepspeech.data.manifest import read_manifest
 
 RECIPE = Path("experiments/sample.yaml")  # make run's augmentation
 ALWAYS = {  # each augmentation on every clip (p=1), its other values as the defaults draw them
@@ -104,8 +99,7 @@ def main() -> None:
     )
     parser.add_argument("--clips", type=int, default=300, help="clips from the manifest's start")
     parser.add_argument("--repeats", type=int, default=5, help="interleaved repetitions")
-    parser.add_argument("--markdown", action="store_true", help="print a RESULTS.md section")
-    args = parser.parse_args()
+    args = parse_args(parser)
     if not args.manifest.is_file():
         sys.exit(f"{args.manifest}: no such manifest; `make run` writes the sample corpus's")
 
@@ -167,23 +161,21 @@ def main() -> None:
     command = ".venv/bin/python benchmarks/augmentation.py --markdown"
     if (args.manifest, args.clips, args.repeats) != (Path("runs/sample-corpus/train.csv"), 300, 5):
         command += f" --manifest {args.manifest} --clips {args.clips} --repeats {args.repeats}"
-    print("## Augmentation\n")
-    print(
+    intro = (
         "Milliseconds per clip on one core for the waveform augmentations (each at p=1 with its\n"
         "default ranges), make run's recipe, and the featurizing around it, on the first\n"
-        f"{n} clips of `{args.manifest}` (mean {seconds:.2f} s), in interleaved repetitions.\n"
+        f"{n} clips of `{args.manifest}` (mean {seconds:.2f} s), in interleaved repetitions."
     )
-    print(f"- Command: `{command}` (the script pins itself to one core and one BLAS thread)")
-    print(f"- Date: {datetime.date.today().isoformat()}")
-    print(
-        f"- Machine: {cpu_model()}, nproc {os.cpu_count()}, numpy {np.__version__}, "
-        f"scipy {version('scipy')}; {args.repeats} repetitions, medians\n"
+    machine = (
+        f", numpy {np.__version__}, scipy {version('scipy')}; {args.repeats} repetitions, medians"
     )
-    print("| work per clip | ms |")
-    print("|---|---:|")
-    for name, value in ms.items():
-        print(f"| {name} | {value:.2f} |")
-    print(f"\n{conclusion}")
+    table = [
+        "| work per clip | ms |",
+        "|---|---:|",
+        *(f"| {name} | {value:.2f} |" for name, value in ms.items()),
+    ]
+    lines = head("Augmentation", intro, command, command_note=one_core.PINNED, machine=machine)
+    print_result(table, conclusion, lines)
 
 
 if __name__ == "__main__":

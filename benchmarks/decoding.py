@@ -12,28 +12,24 @@ held-out test split, so they are unseen by the LM, as in a real evaluation. Each
 the same utterances on one core; the figure is decoding seconds per second of audio.
 """
 
-import os
+# Imported first, before NumPy: pins this process to one core and one BLAS thread.
+import one_core
 
-# One core and single-threaded BLAS, set before NumPy is imported, so "per core" is what we say.
-for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_variable] = "1"
-os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+# isort: split
+import argparse
+import hashlib
+import platform
+import tempfile
+import time
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
 
-import argparse  # noqa: E402
-import datetime  # noqa: E402
-import hashlib  # noqa: E402
-import platform  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-from importlib.metadata import version  # noqa: E402
-from pathlib import Path  # noqa: E402
+import numpy as np
+from section import head, parse_args, print_result
 
-import numpy as np  # noqa: E402
-from machine import cpu_model  # noqa: E402
-
-from deepspeech.corpus.grammar import SentenceShares, draw_sentence, vocabulary  # noqa: E402
-from deepspeech.decoding.decoders import (  # noqa: E402
+from deepspeech.corpus.grammar import SentenceShares, draw_sentence, vocabulary
+from deepspeech.decoding.decoders import (
     DEFAULT_ALPHA,
     DEFAULT_BEAM_WIDTH,
     DEFAULT_BETA,
@@ -41,9 +37,9 @@ from deepspeech.decoding.decoders import (  # noqa: E402
     Decoder,
     GreedyDecoder,
 )
-from deepspeech.decoding.lm import build_kneser_ney, load_language_model  # noqa: E402
-from deepspeech.decoding.tuning import corpus_error_rates  # noqa: E402
-from deepspeech.text import Alphabet  # noqa: E402
+from deepspeech.decoding.lm import build_kneser_ney, load_language_model
+from deepspeech.decoding.tuning import corpus_error_rates
+from deepspeech.text import Alphabet
 
 FRAMES_PER_SECOND = 50  # 100 feature frames/s (10 ms step), model stride 2
 SHARES = SentenceShares(dev=0.1, test=0.1)  # as the sample corpus splits sentences
@@ -153,6 +149,31 @@ def evaluate(
     return Row(name, seconds / audio_seconds, *corpus_error_rates(references, hypotheses), kept)
 
 
+def section_head(acoustics: Acoustics, setting: str, lm_build_seconds: float) -> list[str]:
+    """The section's head: what was measured (`setting`: the inputs and LMs), on what, by
+    which command."""
+    command = ".venv/bin/python benchmarks/decoding.py --markdown"
+    intro = (
+        "CTC decoding speed and accuracy on one core: greedy against flashlight-text's\n"
+        "lexicon-free beam search, with KenLM word trigram models built by `deepspeech lm build`\n"
+        "(interpolated modified Kneser-Ney). Inputs are synthetic softmax posteriors at 50\n"
+        "frames/s of held-out sample-grammar sentences, with substitutions of confusable\n"
+        f"letters ({acoustics.substitution:.0%} of characters), deletions "
+        f"({acoustics.deletion:.0%}) and insertions ({acoustics.insertion:.0%}), the right label\n"
+        "(or blank) a close runner-up in each."
+    )
+    machine = (
+        f", Python {platform.python_version()}, numpy {np.__version__}, "
+        f"flashlight-text {version('flashlight-text')}"
+    )
+    input_line = (
+        f"- Input: {setting}; LM build (count, smooth, write ARPA) {lm_build_seconds:.2f} s"
+    )
+    return head(
+        "Decoding", intro, command, input_line, command_note=one_core.PINNED, machine=machine
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--utterances", type=int, default=200, help="test utterances")
@@ -160,8 +181,7 @@ def main() -> None:
     parser.add_argument("--order", type=int, default=3, help="LM order")
     parser.add_argument("--alpha", type=float, default=DEFAULT_ALPHA, help="LM weight")
     parser.add_argument("--beta", type=float, default=DEFAULT_BETA, help="word bonus")
-    parser.add_argument("--markdown", action="store_true", help="print a RESULTS.md section")
-    args = parser.parse_args()
+    args = parse_args(parser)
 
     alphabet = Alphabet.default()
     acoustics = Acoustics()
@@ -216,40 +236,21 @@ def main() -> None:
             )
         return
 
-    command = ".venv/bin/python benchmarks/decoding.py --markdown"
-    print("## Decoding\n")
-    print(
-        "CTC decoding speed and accuracy on one core: greedy against flashlight-text's\n"
-        "lexicon-free beam search, with KenLM word trigram models built by `deepspeech lm build`\n"
-        "(interpolated modified Kneser-Ney). Inputs are synthetic softmax posteriors at 50\n"
-        "frames/s of held-out sample-grammar sentences, with substitutions of confusable\n"
-        f"letters ({acoustics.substitution:.0%} of characters), deletions "
-        f"({acoustics.deletion:.0%}) and insertions ({acoustics.insertion:.0%}), the right label\n"
-        "(or blank) a close runner-up in each.\n"
-    )
-    print(f"- Command: `{command}` (the script pins itself to one core and one BLAS thread)")
-    print(f"- Date: {datetime.date.today().isoformat()}")
-    print(
-        f"- Machine: {cpu_model()}, nproc {os.cpu_count()}, Python {platform.python_version()}, "
-        f"numpy {np.__version__}, flashlight-text {version('flashlight-text')}"
-    )
-    print(
-        f"- Input: {setting}; LM build (count, smooth, write ARPA) "
-        f"{build_seconds['closed']:.2f} s\n"
-    )
-    print("| decoder | time per audio second | real time | WER | CER | unseen words kept |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for row in rows.values():
-        print(
+    table = [
+        "| decoder | time per audio second | real time | WER | CER | unseen words kept |",
+        "|---|---:|---:|---:|---:|---:|",
+        *(
             f"| {row.name} | {row.seconds_per_audio_second * 1e3:.2f} ms | "
             f"{1 / row.seconds_per_audio_second:.0f}× | {row.wer:.1%} | {row.cer:.1%} | "
             f"{row.unseen_kept}/{n_unseen} |"
-        )
+            for row in rows.values()
+        ),
+    ]
     greedy = rows["greedy"]
     closed = rows[f"beam {DEFAULT_BEAM_WIDTH} + LM (closed)"]
     opened = rows[f"beam {DEFAULT_BEAM_WIDTH} + LM (open)"]
-    print(
-        f"\nThe default beam ({DEFAULT_BEAM_WIDTH} + LM) decodes at "
+    summary = (
+        f"The default beam ({DEFAULT_BEAM_WIDTH} + LM) decodes at "
         f"{1 / closed.seconds_per_audio_second:.0f}× real time on one core. On the sample "
         "grammar's closed vocabulary the LM corrects almost every error greedy makes (WER "
         f"{greedy.wer:.1%} -> {closed.wer:.1%}). With {oov_rate:.1%} of the test words unseen "
@@ -263,6 +264,7 @@ def main() -> None:
         "which flatters the LM; `deepspeech evaluate --decoder beam --lm` gives the figures "
         "of a trained model."
     )
+    print_result(table, summary, section_head(acoustics, setting, build_seconds["closed"]))
 
 
 if __name__ == "__main__":

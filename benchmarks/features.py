@@ -6,32 +6,22 @@ Both implementations run in the same process on the same audio, in interleaved r
 so machine noise hits them alike; the ratio is the figure to trust, the times are rough.
 """
 
-import os
+# Imported first, before NumPy: pins this process to one core and one BLAS thread.
+import one_core
 
-# One core and single-threaded BLAS/FFT, set before NumPy is imported, so the figure means
-# "per core" whatever the machine.
-for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_variable] = "1"
-os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+# isort: split
+import argparse
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from importlib.metadata import version
 
-import argparse  # noqa: E402
-import datetime  # noqa: E402
-import platform  # noqa: E402
-import statistics  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Callable  # noqa: E402
-from importlib.metadata import version  # noqa: E402
+import numpy as np
+import python_speech_features
+from section import head, parse_args, print_result
 
-import numpy as np  # noqa: E402
-import python_speech_features  # noqa: E402
-from machine import cpu_model  # noqa: E402
-
-from deepspeech.audio import (  # noqa: E402
-    N_CEPSTRUM,
-    N_CONTEXT,
-    SAMPLE_RATE,
-    audio_to_input_vector,
-)
+from deepspeech.audio import N_CEPSTRUM, N_CONTEXT, SAMPLE_RATE, audio_to_input_vector
 
 TARGET_REAL_TIME = 300  # × real time on one core, the goal for audio_to_input_vector
 
@@ -94,8 +84,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0, help="audio length to featurise")
     parser.add_argument("--repeats", type=int, default=7, help="interleaved repetitions")
-    parser.add_argument("--markdown", action="store_true", help="print a RESULTS.md section")
-    args = parser.parse_args()
+    args = parse_args(parser)
 
     audio = synthetic_speech(args.seconds)
     fast = audio_to_input_vector(audio)
@@ -132,40 +121,42 @@ def main() -> None:
         print(f"max |difference| between implementations: {max_difference:.1e}")
         return
 
-    command = ".venv/bin/python benchmarks/features.py --markdown"
-    if (args.seconds, args.repeats) != (60.0, 7):
-        command += f" --seconds {args.seconds:g} --repeats {args.repeats}"
-    print("## Features\n")
-    print(
-        "Speed of the feature pipeline (MFCC, stride 1, 9+1+9 context windows, whitening;\n"
-        f"output `(T, {fast.shape[1]})` float32) on one core, against a per-frame Python loop\n"
-        "computing the same features, in the same run with interleaved repetitions.\n"
-    )
-    print(f"- Command: `{command}` (the script pins itself to one core and one BLAS thread)")
-    print(f"- Date: {datetime.date.today().isoformat()}")
-    print(
-        f"- Machine: {cpu_model()}, nproc {os.cpu_count()}, Python {platform.python_version()}, "
-        f"numpy {np.__version__}, python_speech_features {version('python_speech_features')}, "
-        f"scipy {version('scipy')}"
-    )
-    print(
-        f"- Input: {args.seconds:g} s of deterministic synthetic speech-like audio "
-        f"({fast.shape[0]} frames); {args.repeats} repetitions; outputs agree to "
-        f"{max_difference:.1e}\n"
-    )
-    print("| implementation | best | median | real time (best) | real time (median) |")
-    print("|---|---:|---:|---:|---:|")
-    for name, best, median, best_rt, median_rt in rows:
-        print(
+    table = [
+        "| implementation | best | median | real time (best) | real time (median) |",
+        "|---|---:|---:|---:|---:|",
+        *(
             f"| {name} | {best * 1e3:.1f} ms | {median * 1e3:.1f} ms | "
             f"{best_rt:.0f}× | {median_rt:.0f}× |"
-        )
-    print(
-        f"\n`audio_to_input_vector` is {speedup:.1f}× faster than the per-frame loop and runs "
+            for name, best, median, best_rt, median_rt in rows
+        ),
+    ]
+    summary = (
+        f"`audio_to_input_vector` is {speedup:.1f}× faster than the per-frame loop and runs "
         f"at {real_time:.0f}× real time on one core (target ≥ {TARGET_REAL_TIME}×: {verdict}). "
         f"python_speech_features' MFCC is {mfcc_share:.0%} of its time, so that is where any "
         "further speed would have to come from."
     )
+    command = ".venv/bin/python benchmarks/features.py --markdown"
+    if (args.seconds, args.repeats) != (60.0, 7):
+        command += f" --seconds {args.seconds:g} --repeats {args.repeats}"
+    intro = (
+        "Speed of the feature pipeline (MFCC, stride 1, 9+1+9 context windows, whitening;\n"
+        f"output `(T, {fast.shape[1]})` float32) on one core, against a per-frame Python loop\n"
+        "computing the same features, in the same run with interleaved repetitions."
+    )
+    machine = (
+        f", Python {platform.python_version()}, numpy {np.__version__}, "
+        f"python_speech_features {version('python_speech_features')}, scipy {version('scipy')}"
+    )
+    input_line = (
+        f"- Input: {args.seconds:g} s of deterministic synthetic speech-like audio "
+        f"({fast.shape[0]} frames); {args.repeats} repetitions; outputs agree to "
+        f"{max_difference:.1e}"
+    )
+    lines = head(
+        "Features", intro, command, input_line, command_note=one_core.PINNED, machine=machine
+    )
+    print_result(table, summary, lines)
 
 
 if __name__ == "__main__":

@@ -34,11 +34,9 @@ sys.path[0] = str(Path(__file__).resolve().parent.parent / "tests")
 from loadgen import PeakMemory, flood  # noqa: E402
 from servers import run_server_process  # noqa: E402
 
-from serving.settings import (  # noqa: E402
-    DEFAULT_MAX_AUDIO_SECONDS,
-    DEFAULT_MAX_BODY_MB,
-    DEFAULT_MAX_IN_FLIGHT,
-)
+from serving.settings import ServerSettings  # noqa: E402
+
+DEFAULTS = ServerSettings(model="-")  # the limits `deepspeech serve` has when not told
 
 TARGET_RSS_BYTES = 1.5e9
 RATE, CHANNELS, SUBTYPE, BYTES_PER_SAMPLE = 96000, 2, "PCM_24", 3
@@ -63,8 +61,8 @@ def main() -> None:
     parser.add_argument("--markdown", action="store_true", help="print a RESULTS.md section")
     args = parser.parse_args()
 
-    limit = int(DEFAULT_MAX_BODY_MB * 2**20)
-    body = maximum_size_wav(limit, DEFAULT_MAX_AUDIO_SECONDS)
+    limit = int(DEFAULTS.max_body_mb * 2**20)
+    body = maximum_size_wav(limit, DEFAULTS.max_audio_seconds)
     seconds = (len(body) - 44) / (RATE * CHANNELS * BYTES_PER_SAMPLE)
     with tempfile.TemporaryDirectory(prefix="bench-flood-") as tmp:
         model = random_weights_model(args.n_hidden, Path(tmp))
@@ -107,9 +105,9 @@ def main() -> None:
     lines = [
         "## Flood\n",
         f"{args.clients} clients upload a maximum-size WAV at once ({len(body) / 2**20:.1f} MB: "
-        f"{seconds:.0f} s of 96 kHz 24-bit stereo, under the {DEFAULT_MAX_BODY_MB:g} MB body "
-        f"and {DEFAULT_MAX_AUDIO_SECONDS:g} s limits), each on its own connection, to "
-        f"`deepspeech serve` with its default limits ({DEFAULT_MAX_IN_FLIGHT} transcriptions "
+        f"{seconds:.0f} s of 96 kHz 24-bit stereo, under the {DEFAULTS.max_body_mb:g} MB body "
+        f"and {DEFAULTS.max_audio_seconds:g} s limits), each on its own connection, to "
+        f"`deepspeech serve` with its default limits ({DEFAULTS.max_in_flight} transcriptions "
         f"in flight) and a random-weights model (n_hidden {args.n_hidden}); resident memory "
         "sampled every 5 ms; then one more upload.\n",
         f"- Command: `{command}`",

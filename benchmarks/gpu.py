@@ -96,11 +96,10 @@ def pipeline_seconds_per_step(config: object, steps: int) -> float:
     """
     from deepspeech.data.cache import open_cached_set, read_manifests
     from deepspeech.data.pipeline import distributed_dataset, training_plans
-    from deepspeech.training.loop import load_alphabet
     from deepspeech.training.placement import make_placement
 
     placement = make_placement(config.devices)
-    alphabet = load_alphabet(config.alphabet)
+    alphabet = config.read_alphabet()
     data = open_cached_set(
         read_manifests(config.train_files, alphabet),
         Path(config.feature_cache),
@@ -128,8 +127,8 @@ def pipeline_seconds_per_step(config: object, steps: int) -> float:
 def train_child(corpus: Path, work: Path, mixed: bool, n_hidden: int, batch: int) -> dict:
     """Train one epoch (warm-up + timed steps) on every GPU; time the steps through the
     progress hook of the public `train`."""
-    from deepspeech.config import TrainConfig
     from deepspeech.text import Alphabet
+    from deepspeech.training.config import TrainConfig
     from deepspeech.training.loop import train
 
     tag = "mixed" if mixed else "float32"
@@ -182,70 +181,58 @@ def train_child(corpus: Path, work: Path, mixed: bool, n_hidden: int, batch: int
 
 
 def export_child(checkpoint_dir: Path, output: Path) -> dict:
-    from deepspeech.model.export import export_model
+    from deepspeech.export.config import ExportConfig
+    from deepspeech.export.pipeline import export_model
 
-    result = export_model(checkpoint_dir, output)
+    result = export_model(ExportConfig(checkpoint_dir, output))
     return {"seconds": result.seconds, "parity_max_diff": result.parity_max_diff}
 
 
-def lstm_providers(session_options: object, model: Path, feeds: dict) -> list[str]:
+def lstm_providers(model: Path, feeds: list) -> list[str]:
     """Which execution provider ran each ONNX LSTM node, from onnxruntime's profile."""
-    import onnxruntime
+    from deepspeech.runtime.offline import OfflineModel
+    from deepspeech.runtime.session import CPU_PROVIDER, CUDA_PROVIDER, recurrent_node_providers
 
-    session_options.enable_profiling = True
-    session = onnxruntime.InferenceSession(
-        str(model), session_options, providers=["CUDAExecutionProvider", "CPUExecutionProvider"]
-    )
-    session.run(None, feeds)
-    profile = Path(session.end_profiling())
-    events = json.loads(profile.read_text())
-    profile.unlink()
-    return sorted(
-        {
-            e["args"]["provider"]
-            for e in events
-            if e.get("args", {}).get("op_name") == "LSTM" and "provider" in e["args"]
-        }
-    )
+    def warm_up(session: object) -> None:
+        OfflineModel(session, None).run(feeds)  # type: ignore[arg-type]
+
+    _, placed = recurrent_node_providers(model, [CUDA_PROVIDER, CPU_PROVIDER], None, warm_up)
+    return sorted(placed.get("LSTM", set()))
 
 
 def serve_figures(model: Path, require_cuda: bool = True) -> dict:
     """CUDA against CPU provider: parity and median latency at each batch size.
 
     `require_cuda=False` lets the same code run where CUDA is missing (the session then falls
-    back to the CPU provider, and the figures say so): the tests rehearse it on CPU.
+    back to the CPU provider, and the figures say so): the tests rehearse it on CPU. Both run
+    through the runtime (`OfflineModel`), as the server runs them.
     """
     import numpy as np
     import onnxruntime
 
-    if hasattr(onnxruntime, "preload_dlls"):
-        onnxruntime.preload_dlls()  # CUDA/cuDNN from the nvidia-* wheels of onnxruntime-gpu[cuda]
-    cpu = onnxruntime.InferenceSession(str(model), providers=["CPUExecutionProvider"])
-    cuda = onnxruntime.InferenceSession(
-        str(model), providers=["CUDAExecutionProvider", "CPUExecutionProvider"]
-    )
-    if require_cuda and "CUDAExecutionProvider" not in cuda.get_providers():
+    from deepspeech.runtime.offline import OfflineModel
+    from deepspeech.runtime.session import Placement
+
+    cpu = OfflineModel.load(model)
+    cuda = OfflineModel.load(model, Placement(device="cuda"))
+    if require_cuda and "CUDAExecutionProvider" not in cuda.providers:
         raise SystemExit(
             "gpu-check: onnxruntime could not start its CUDA provider (see its errors above); "
             "install the CUDA libraries it names: .venv/bin/pip install -e '.[gpu]'"
         )
-    features, lengths = (i.name for i in cpu.get_inputs())
-    width = cpu.get_inputs()[0].shape[-1]
+    width = cpu.metadata.input_width
     rng = np.random.default_rng(0)
     rows = []
     for batch in SERVE_BATCHES:
-        feeds = {
-            features: rng.standard_normal((batch, SERVE_FRAMES, width)).astype(np.float32),
-            lengths: np.full((batch,), SERVE_FRAMES, np.int32),
-        }
+        feeds = list(rng.standard_normal((batch, SERVE_FRAMES, width)).astype(np.float32))
         timings = {}
         outputs = {}
-        for name, session in (("cpu", cpu), ("cuda", cuda)):
-            outputs[name] = session.run(None, feeds)[0]  # warm-up
+        for name, runtime in (("cpu", cpu), ("cuda", cuda)):
+            outputs[name] = runtime.run(feeds)[0]  # warm-up
             seconds = []
             for _ in range(SERVE_REPEATS):
                 start = time.perf_counter()
-                session.run(None, feeds)
+                runtime.run(feeds)
                 seconds.append(time.perf_counter() - start)
             timings[name] = statistics.median(seconds)
         rows.append(
@@ -258,8 +245,8 @@ def serve_figures(model: Path, require_cuda: bool = True) -> dict:
             }
         )
     return {
-        "providers": cuda.get_providers(),
-        "lstm_providers": lstm_providers(onnxruntime.SessionOptions(), model, feeds),
+        "providers": cuda.providers,
+        "lstm_providers": lstm_providers(model, feeds),
         "rows": rows,
         "onnxruntime": onnxruntime.__version__,
     }

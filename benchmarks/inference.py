@@ -4,7 +4,7 @@ Run: .venv/bin/python benchmarks/inference.py [--sizes 256,1024,2048] [--seconds
      [--repeats 5] [--markdown]
 
 For each width, a BiRNN with random weights is exported with the real export code
-(`deepspeech.model.export.convert_to_onnx`) and timed on the features of `--seconds` of audio:
+(`deepspeech.export.convert.convert_to_onnx`) and timed on the features of `--seconds` of audio:
 TensorFlow running the model as trained (masked LSTM, what `evaluate` runs), TensorFlow running
 the unmasked graph that is exported, and onnxruntime on the exported file. The three run in
 interleaved repetitions in one process, so machine noise hits them alike; the ratios are the
@@ -14,27 +14,28 @@ figures to trust, the times are rough.
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
 import platform
 import statistics
 import time
 from collections.abc import Callable
 from importlib.metadata import version
+from typing import TYPE_CHECKING
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
-from machine import cpu_model
+from inputs import with_metadata
+from section import head, parse_args, print_result
 
 from deepspeech.audio import N_CEPSTRUM, n_feature_frames
-from deepspeech.model.export import (
-    FEATURES_INPUT,
-    LENGTHS_INPUT,
-    PROBABILITIES_OUTPUT,
-    convert_to_onnx,
-)
+from deepspeech.export.convert import convert_to_onnx
 from deepspeech.parallel import available_cpus
+from deepspeech.runtime.offline import OfflineModel
+from deepspeech.runtime.session import Placement
+
+if TYPE_CHECKING:
+    import keras
 
 TARGET_SPEEDUP = 3.0  # onnxruntime over TensorFlow (model as trained), batch 1
 ORT = "onnxruntime"  # intra-op threads = usable CPUs: fastest for one call on an idle machine
@@ -44,50 +45,51 @@ TF_EXPORTED = "TensorFlow, unmasked (as exported)"
 N_CLASSES = 29  # default alphabet + blank
 
 
-def build_runners(
-    n_hidden: int, features: np.ndarray
-) -> tuple[dict[str, Callable[[], np.ndarray]], float, float]:
-    """(runner per implementation, seconds to convert, max |TF - ORT| probability)."""
+def random_birnn(n_hidden: int) -> keras.Model:
+    """The BiRNN of width `n_hidden` with random weights (seed 0), no dropout."""
     import keras
-    import onnxruntime
-    import tensorflow as tf
 
-    from deepspeech.config import ModelConfig
     from deepspeech.model.birnn import build_birnn
+    from deepspeech.model.config import ModelConfig
 
     keras.utils.set_random_seed(0)
-    model = build_birnn(ModelConfig(N_CLASSES, n_hidden=n_hidden, dropout_rate=0.0))
-    start = time.perf_counter()
-    proto, _ = convert_to_onnx(model)
-    convert_seconds = time.perf_counter() - start
+    return build_birnn(ModelConfig(N_CLASSES, n_hidden=n_hidden, dropout_rate=0.0))
 
-    onnx_bytes = proto.SerializeToString()
-    del proto
 
-    def session(threads: int) -> onnxruntime.InferenceSession:
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads
-        return onnxruntime.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
+def traced_softmax(forward: Callable) -> Callable:
+    """`forward(features, lengths)`'s logits as probabilities, one tf.function for every shape."""
+    import tensorflow as tf
 
-    sessions = {threads: session(threads) for threads in sorted({available_cpus(), 1})}
-    lengths = np.array([features.shape[1]], np.int32)
     signature = [
         tf.TensorSpec((None, None, N_CEPSTRUM), tf.float32),
         tf.TensorSpec((None,), tf.int32),
     ]
+    return tf.function(
+        lambda x, n: tf.nn.softmax(forward(x, n), axis=-1), input_signature=signature
+    )
 
-    @tf.function(input_signature=signature)
-    def tf_masked(x: tf.Tensor, n: tf.Tensor) -> tf.Tensor:
-        return tf.nn.softmax(model(x, n, training=False), axis=-1)
 
-    @tf.function(input_signature=signature)
-    def tf_unmasked(x: tf.Tensor, n: tf.Tensor) -> tf.Tensor:
-        return tf.nn.softmax(model.forward(x, n, training=False, mask_lstm=False), axis=-1)
+def build_runners(
+    n_hidden: int, features: np.ndarray
+) -> tuple[dict[str, Callable[[], np.ndarray]], float, float]:
+    """(runner per implementation, seconds to convert, max |TF - ORT| probability)."""
+    model = random_birnn(n_hidden)
+    start = time.perf_counter()
+    proto, _ = convert_to_onnx(model)
+    convert_seconds = time.perf_counter() - start
 
-    inputs = {FEATURES_INPUT: features, LENGTHS_INPUT: lengths}
+    onnx_bytes = with_metadata(proto, n_hidden)
+    del proto
+    models = {
+        threads: OfflineModel.load(onnx_bytes, Placement(threads=threads))
+        for threads in sorted({available_cpus(), 1})
+    }
+    lengths = np.array([features.shape[1]], np.int32)
+    tf_masked = traced_softmax(lambda x, n: model(x, n, training=False))
+    tf_unmasked = traced_softmax(lambda x, n: model.forward(x, n, training=False, mask_lstm=False))
     runners: dict[str, Callable[[], np.ndarray]] = {
-        ORT: lambda: sessions[available_cpus()].run([PROBABILITIES_OUTPUT], inputs)[0],
-        ORT_ONE_THREAD: lambda: sessions[1].run([PROBABILITIES_OUTPUT], inputs)[0],
+        ORT: lambda: models[available_cpus()].run(list(features))[0],
+        ORT_ONE_THREAD: lambda: models[1].run(list(features))[0],
         TF_TRAINED: lambda: tf_masked(features, lengths).numpy(),
         TF_EXPORTED: lambda: tf_unmasked(features, lengths).numpy(),
     }
@@ -115,8 +117,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="256,1024,2048", help="n_hidden values, comma-separated")
     parser.add_argument("--seconds", type=float, default=10.0, help="audio length per call")
     parser.add_argument("--repeats", type=int, default=5, help="interleaved repetitions")
-    parser.add_argument("--markdown", action="store_true", help="print a RESULTS.md section")
-    args = parser.parse_args()
+    args = parse_args(parser)
     sizes = [int(s) for s in args.sizes.split(",")]
 
     import tensorflow as tf
@@ -151,40 +152,38 @@ def main() -> None:
     command = ".venv/bin/python benchmarks/inference.py --markdown"
     if (args.sizes, args.seconds, args.repeats) != ("256,1024,2048", 10.0, 5):
         command += f" --sizes {args.sizes} --seconds {args.seconds:g} --repeats {args.repeats}"
-    print("## Inference\n")
-    print(
+    intro = (
         f"One utterance ({args.seconds:g} s of audio = {frames} feature frames at stride 1, "
         "batch 1) through the BiRNN with random weights:\nonnxruntime on the exported model "
         "against TensorFlow on the same weights, as trained (masked LSTM) and as exported\n"
         "(unmasked), in one process with interleaved repetitions. Times are the best of the "
         "repetitions\n(the machine is shared: the best is the least disturbed), and the ratio "
-        "is ORT's speed-up.\n"
+        "is ORT's speed-up."
     )
-    print(f"- Command: `{command}`")
-    print(f"- Date: {datetime.date.today().isoformat()}")
-    print(
-        f"- Machine: {cpu_model()}, nproc {os.cpu_count()}, Python {platform.python_version()}, "
-        f"onnxruntime {version('onnxruntime-gpu')} (CPU provider, {available_cpus()} threads), "
-        f"tensorflow {tf.__version__}, tf2onnx {version('tf2onnx')}"
+    machine = (
+        f", Python {platform.python_version()}, onnxruntime {version('onnxruntime-gpu')} "
+        f"(CPU provider, {available_cpus()} threads), tensorflow {tf.__version__}, "
+        f"tf2onnx {version('tf2onnx')}"
     )
-    print(f"- {args.repeats} repetitions per implementation and width\n")
-    print(
+    repetitions = f"- {args.repeats} repetitions per implementation and width"
+    lines = head("Inference", intro, command, repetitions, machine=machine)
+    table = [
         "| n_hidden | convert | max \\|TF − ORT\\| | ORT | ORT, 1 thread | TF as trained | "
-        "TF as exported | ORT speed-up vs trained | vs exported |"
-    )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for n_hidden, convert_seconds, max_diff, _, best in rows:
-        ort = best[ORT]
-        print(
-            f"| {n_hidden} | {convert_seconds:.1f} s | {max_diff:.1e} | {ort * 1e3:.1f} ms | "
-            f"{best[ORT_ONE_THREAD] * 1e3:.1f} ms | {best[TF_TRAINED] * 1e3:.1f} ms | "
-            f"{best[TF_EXPORTED] * 1e3:.1f} ms | {best[TF_TRAINED] / ort:.1f}× | "
-            f"{best[TF_EXPORTED] / ort:.1f}× |"
-        )
-    print(
-        f"\nonnxruntime is {min(speedups):.1f}–{max(speedups):.1f}× faster than TensorFlow "
+        "TF as exported | ORT speed-up vs trained | vs exported |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        *(
+            f"| {n_hidden} | {convert_seconds:.1f} s | {max_diff:.1e} | {best[ORT] * 1e3:.1f} ms "
+            f"| {best[ORT_ONE_THREAD] * 1e3:.1f} ms | {best[TF_TRAINED] * 1e3:.1f} ms | "
+            f"{best[TF_EXPORTED] * 1e3:.1f} ms | {best[TF_TRAINED] / best[ORT]:.1f}× | "
+            f"{best[TF_EXPORTED] / best[ORT]:.1f}× |"
+            for n_hidden, convert_seconds, max_diff, _, best in rows
+        ),
+    ]
+    summary = (
+        f"onnxruntime is {min(speedups):.1f}–{max(speedups):.1f}× faster than TensorFlow "
         f"running the model as trained (target ≥ {TARGET_SPEEDUP:g}×: {verdict})."
     )
+    print_result(table, summary, lines)
 
 
 if __name__ == "__main__":

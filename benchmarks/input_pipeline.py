@@ -13,14 +13,13 @@ noise hits both alike; the table shows the best of `--repeats` runs each.
 from __future__ import annotations
 
 import argparse
-import datetime
-import os
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-from machine import cpu_model
+from inputs import required_file
+from section import head, parse_args, print_result
 
 BATCH = 32
 STRIDE = 1
@@ -78,21 +77,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", type=Path, default=Path("runs/sample-corpus"))
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--markdown", action="store_true", help="print a RESULTS.md section")
-    args = parser.parse_args()
+    args = parse_args(parser)
+
+    import tensorflow as tf
 
     from deepspeech.data.cache import open_cached_set, read_manifests
     from deepspeech.data.pipeline import epoch_plan, make_dataset
     from deepspeech.text import Alphabet
 
-    if not (args.corpus / "train.csv").is_file():
-        raise SystemExit(f"{args.corpus}/train.csv not found: run `deepspeech data sample`")
+    manifest = required_file(args.corpus / "train.csv", "`deepspeech data sample`")
     alphabet = Alphabet.default()
     with tempfile.TemporaryDirectory(prefix="bench-cache-") as cache:
         started = time.perf_counter()
-        cached = open_cached_set(
-            read_manifests(args.corpus / "train.csv", alphabet), Path(cache), 26, alphabet
-        )
+        cached = open_cached_set(read_manifests(manifest, alphabet), Path(cache), 26, alphabet)
         featurize_seconds = time.perf_counter() - started
         plan = epoch_plan(cached, batch_size=BATCH, replicas=1, stride=STRIDE, seed=0, epoch=0)
         steps = plan.step_ids()[:, 0]
@@ -125,23 +122,15 @@ def main() -> None:
         f"took {memory_mb / hours:,.0f} MB per audio hour; building it took "
         f"{featurize_seconds:.0f} s ({hours * 3600 / featurize_seconds:.0f}× real time)."
     )
-    if not args.markdown:
-        print("\n".join(table))
-        print(summary)
-        return
-    import tensorflow as tf
-
-    print("## Input pipeline\n")
-    print(
+    intro = (
         f"One epoch's batches of the sample corpus' train set ({len(steps)} batches of {BATCH}, "
         f"{audio_seconds / 3600:.2f} h of audio), nothing training; best of {args.repeats} "
-        "interleaved runs.\n"
+        "interleaved runs."
     )
-    print("- Command: `.venv/bin/python benchmarks/input_pipeline.py --markdown`")
-    print(f"- Date: {datetime.date.today().isoformat()}")
-    print(f"- Machine: {cpu_model()}, nproc {os.cpu_count()}, TensorFlow {tf.__version__}\n")
-    print("\n".join(table))
-    print(f"\n{summary}")
+    command = ".venv/bin/python benchmarks/input_pipeline.py --markdown"
+    machine = f", TensorFlow {tf.__version__}"
+    lines = head("Input pipeline", intro, command, machine=machine) if args.markdown else None
+    print_result(table, summary, lines)
 
 
 if __name__ == "__main__":

@@ -1,17 +1,30 @@
-"""Inputs the server benchmarks share: speech-like WAVs and a random-weights exported model.
+"""Inputs benchmarks share: speech-like WAVs, the model a server benchmark serves (`--model`, or
+random weights exported), and the check for a file another command makes first (a corpus, make
+run's store).
 
 Speed does not depend on what the weights or the audio say, so neither needs training data.
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import io
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import soundfile
 
 from deepspeech.audio import SAMPLE_RATE
+
+
+def required_file(path: Path, made_by: str) -> Path:
+    """`path`, or exit saying which command makes it (`made_by`)."""
+    if not path.is_file():
+        raise SystemExit(f"{path} not found: run {made_by}")
+    return path
 
 
 def speech_like_wav(seconds: float, seed: int) -> bytes:
@@ -27,23 +40,50 @@ def speech_like_wav(seconds: float, seed: int) -> bytes:
     return buffer.getvalue()
 
 
+def with_metadata(proto: object, n_hidden: int, name: str = "random") -> bytes:
+    """A converted graph with the metadata the runtime reads (default alphabet, stride 1)."""
+    from deepspeech.audio import FeatureConfig
+    from deepspeech.export.convert import write_metadata
+    from deepspeech.runtime.graph import ModelMetadata
+    from deepspeech.text import Alphabet
+
+    write_metadata(
+        proto, ModelMetadata(Alphabet.default(), FeatureConfig(), n_hidden, model_name=name)
+    )
+    return proto.SerializeToString()
+
+
 def random_weights_model(n_hidden: int, folder: Path) -> Path:
     """Export a BiRNN with random weights (stride 1 features) with the real export code."""
     import keras
-    import onnx
 
-    from deepspeech.config import FeatureConfig, ModelConfig
+    from deepspeech.export.convert import convert_to_onnx
     from deepspeech.model.birnn import build_birnn
-    from deepspeech.model.export import ModelMetadata, convert_to_onnx, write_metadata
+    from deepspeech.model.config import ModelConfig
     from deepspeech.text import Alphabet
 
     keras.utils.set_random_seed(0)
-    alphabet, features = Alphabet.default(), FeatureConfig()
-    model = build_birnn(ModelConfig(alphabet.num_classes, n_hidden=n_hidden))
+    model = build_birnn(ModelConfig(Alphabet.default().num_classes, n_hidden=n_hidden))
     proto, _ = convert_to_onnx(model)
-    write_metadata(
-        proto, ModelMetadata(alphabet, features, n_hidden, model_name=f"random-{n_hidden}")
-    )
     path = folder / f"random-{n_hidden}.onnx"
-    onnx.save(proto, path)
+    path.write_bytes(with_metadata(proto, n_hidden, f"random-{n_hidden}"))
     return path
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """--model, an exported model to serve, or --n-hidden, the width of a random-weights one."""
+    parser.add_argument("--model", type=Path, help="an exported model (default: random weights)")
+    parser.add_argument("--n-hidden", type=int, default=1024, help="width of the random model")
+
+
+@contextlib.contextmanager
+def model_to_serve(args: argparse.Namespace) -> Iterator[Path]:
+    """The model `add_model_options` chose; a random-weights one is exported to a temporary
+    folder, deleted after."""
+    with tempfile.TemporaryDirectory() as folder:
+        yield args.model or random_weights_model(args.n_hidden, Path(folder))
+
+
+def described_model(args: argparse.Namespace) -> str:
+    """The model `add_model_options` chose, as a section names it."""
+    return f"`{args.model}`" if args.model else f"random weights, n_hidden {args.n_hidden}"

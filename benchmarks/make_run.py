@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import argparse
 import ast
-import datetime
 import itertools
 import json
-import os
 from pathlib import Path
 
-from machine import cpu_model
+from inputs import required_file
+from section import head, parse_args, print_result
 
 
 def trained_by_last_make_run(runs: Path, trained_from: float) -> bool:
@@ -112,13 +111,10 @@ def breakdown(stages: dict[str, float], epochs: dict[str, list[float]]) -> list[
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=Path, default=Path("runs"))
-    parser.add_argument("--markdown", action="store_true", help="print a RESULTS.md section")
-    args = parser.parse_args()
+    args = parse_args(parser)
     from mlflow import MlflowClient
 
-    store = args.runs / "mlflow.db"
-    if not store.is_file():
-        raise SystemExit(f"{store} not found: run `make run` first")
+    store = required_file(args.runs / "mlflow.db", "`make run` first")
     client = MlflowClient(f"sqlite:///{store.resolve()}")
     experiment = client.get_experiment_by_name("sample")
     if experiment is None:
@@ -167,25 +163,21 @@ def main() -> None:
             else "."
         )
     )
-    if not args.markdown:
-        print("\n".join(table))
-        print(summary)
-        return
-    print("## make run\n")
-    print(
+    intro = (
         "The sample corpus' test split (voices and sentences training never saw), from the "
-        "last `make run` on this machine.\n"
+        "last `make run` on this machine."
     )
-    print("- Command: `make run && .venv/bin/python benchmarks/make_run.py --markdown`")
-    print(f"- Date: {datetime.date.today().isoformat()} (run {run.info.run_id[:8]})")
-    print(f"- Machine: {cpu_model()}, nproc {os.cpu_count()}\n")
-    print("\n".join(table))
-    print(f"\n{summary}")
+    command = "make run && .venv/bin/python benchmarks/make_run.py --markdown"
+    run_note = f" (run {run.info.run_id[:8]})"
+    lines = head("make run", intro, command, date_note=run_note) if args.markdown else None
+    print_result(table, summary, lines)
+    if not (args.markdown and fresh):  # the breakdown: a section's, and of a whole job only
+        return
     epochs = {
         key: [m.value for m in client.get_metric_history(run.info.run_id, key)]
         for key in EPOCH_PARTS
     }
-    rows = breakdown(stage_seconds(args.runs), epochs) if fresh else []
+    rows = breakdown(stage_seconds(args.runs), epochs)
     if rows:
         print("\n" + "\n".join(rows))
 

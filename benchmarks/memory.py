@@ -1,4 +1,4 @@
-"""Peak training RSS against corpus size: 0.5, 2.8 and 5.6 h of the sample corpus; 960 h.
+"""Peak training RSS against corpus size: 10 %, 50 % and all of a corpus; projected to 960 h.
 
 Run: .venv/bin/python benchmarks/memory.py [--large runs/sample-corpus] [--markdown]
 
@@ -17,30 +17,38 @@ training utterances.
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from machine import cpu_model
+from inputs import required_file
+from section import head, parse_args, print_result
 
 LIBRISPEECH_HOURS = 960
 LIBRISPEECH_UTTERANCES = 281_241  # train-clean-100 + train-clean-360 + train-other-500
+# The caches, checkpoints and MLflow store of the runs (deleted after), under the project's runs/.
+WORK_ROOT = Path(__file__).resolve().parent.parent / "runs"
 TRAIN = ["--n-hidden", "64", "--feature-stride", "2", "--batch-size", "32", "--epochs", "1"]
 
 
-def peak_rss_mb(command: list[str]) -> float:
-    """Run `command` in a child that reports the peak RSS of its own child (the training)."""
+def peak_rss_mb(command: list[str], temporary: Path) -> float:
+    """Run `command` in a child that reports the peak RSS of its own child (the training);
+    their temporary files go to `temporary`."""
     probe = (
         "import resource, subprocess, sys;"
         "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL,"
         " stderr=subprocess.DEVNULL);"
         "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
     )
+    environment = {**os.environ, "TMPDIR": str(temporary)}  # nothing written outside the project
     output = subprocess.run(
-        [sys.executable, "-c", probe, *command], check=True, capture_output=True, text=True
+        [sys.executable, "-c", probe, *command],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=environment,
     ).stdout
     return int(output.split()[-1]) / 1024  # ru_maxrss is in KiB on Linux
 
@@ -56,20 +64,19 @@ def measure(manifest: Path, work: Path) -> tuple[float, float, int]:
     command = [sys.executable, "-m", "deepspeech", "train", "--train-files", str(manifest)]
     command += ["--feature-cache", str(cache), "--checkpoint-dir", str(work / "ckpt")]
     command += ["--tracking-uri", f"sqlite:///{work / 'mlflow.db'}", *TRAIN]
-    return cached.audio_hours, peak_rss_mb(command), len(cached)
+    (work / "tmp").mkdir(parents=True, exist_ok=True)
+    return cached.audio_hours, peak_rss_mb(command, work / "tmp"), len(cached)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--large", type=Path, default=Path("runs/sample-corpus"))
-    parser.add_argument("--markdown", action="store_true", help="print a RESULTS.md section")
-    args = parser.parse_args()
+    args = parse_args(parser)
     from deepspeech.data.manifest import read_manifest, write_manifest
 
-    large_manifest = args.large / "train.csv"
-    if not large_manifest.is_file():
-        raise SystemExit(f"{large_manifest} not found: run `deepspeech data sample`")
-    with tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp:
+    large_manifest = required_file(args.large / "train.csv", "`deepspeech data sample`")
+    WORK_ROOT.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="bench-memory-", dir=WORK_ROOT) as tmp:
         work = Path(tmp)
         utterances = read_manifest(large_manifest)
         parts = {}
@@ -104,24 +111,14 @@ def main() -> None:
         f"between {half[0]:.1f} h and {large[0]:.1f} h, so "
         f"LibriSpeech's {LIBRISPEECH_UTTERANCES:,} utterances ({LIBRISPEECH_HOURS} h) project to "
         f"{projected / 1024:.2f} GB per worker "
-        f"({'within' if projected <= 4096 else 'over'} the 4 GB target). Before the "
-        "feature cache, the same measurement grew by about 340 MB per audio hour (1.46 GB at "
-        "0.47 h, 3.05 GB at 5.1 h, shared/FACTS.md)."
+        f"({'within' if projected <= 4096 else 'over'} the 4 GB target)."
     )
-    if not args.markdown:
-        print("\n".join(table))
-        print(summary)
-        return
-    print("## Training memory\n")
-    print(
+    intro = (
         "Peak RSS of `deepspeech train` (n_hidden 64, stride 2, batch 32, one epoch) reading "
-        "a prebuilt feature cache; the smaller sets are the first 10 % and 50 % of the large one.\n"
+        "a prebuilt feature cache; the smaller sets are the first 10 % and 50 % of the large one."
     )
-    print("- Command: `.venv/bin/python benchmarks/memory.py --markdown`")
-    print(f"- Date: {datetime.date.today().isoformat()}")
-    print(f"- Machine: {cpu_model()}, nproc {os.cpu_count()}\n")
-    print("\n".join(table))
-    print(f"\n{summary}")
+    command = ".venv/bin/python benchmarks/memory.py --markdown"
+    print_result(table, summary, head("Training memory", intro, command) if args.markdown else None)
 
 
 if __name__ == "__main__":

@@ -19,20 +19,19 @@ import decoding  # pins this process to one core when imported: undone below
 os.sched_setaffinity(0, range(os.cpu_count() or 1))
 
 import argparse  # noqa: E402
-import datetime  # noqa: E402
 import statistics  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
-from machine import cpu_model  # noqa: E402
+from section import head, parse_args, print_result  # noqa: E402
 
 from deepspeech.decoding.decoders import DecoderConfig, make_decoder  # noqa: E402
 from deepspeech.decoding.lm import build_kneser_ney  # noqa: E402
 from deepspeech.decoding.pool import BATCHES_IN_FLIGHT, DecoderPool, decode_batches  # noqa: E402
-from deepspeech.model.export import pad_features  # noqa: E402
 from deepspeech.parallel import available_cpus  # noqa: E402
+from deepspeech.runtime.graph import pad_features  # noqa: E402
 from deepspeech.text import Alphabet  # noqa: E402
 
 
@@ -52,8 +51,7 @@ def main() -> None:
         help="utterances per batch (evaluate's: deepspeech.data.pipeline.EVAL_BATCH_SIZE)",
     )
     parser.add_argument("--repeats", type=int, default=3, help="interleaved repetitions")
-    parser.add_argument("--markdown", action="store_true", help="print a RESULTS.md section")
-    args = parser.parse_args()
+    args = parse_args(parser)
 
     alphabet = Alphabet.default()
     references = decoding.sentences("test", args.utterances, seed=1)
@@ -121,20 +119,21 @@ def main() -> None:
             f" --utterances {args.utterances} --repeats {args.repeats}"
             f" --batch-size {args.batch_size}"
         )
-    print("## Parallel decoding\n")
-    print(
+    intro = (
         "Beam search with the trigram LM (`deepspeech.decoding.pool.DecoderPool`, used by\n"
         "`deepspeech evaluate`, `lm tune` and training's reports) against one process, on the\n"
-        "synthetic posteriors of *Decoding*, warm, in interleaved repetitions (medians).\n"
+        "synthetic posteriors of *Decoding*, warm, in interleaved repetitions (medians)."
     )
-    print(f"- Command: `{command}`")
-    print(f"- Date: {datetime.date.today().isoformat()}")
-    print(f"- Machine: {cpu_model()}, nproc {os.cpu_count()}; {args.repeats} repetitions\n")
-    print("| decoder | seconds | real time |")
-    print("|---|---:|---:|")
-    for name, seconds in median.items():
-        print(f"| {name} | {seconds:.2f} | {audio_seconds / seconds:.0f}× |")
-    print(f"\n{conclusion}")
+    table = [
+        "| decoder | seconds | real time |",
+        "|---|---:|---:|",
+        *(
+            f"| {name} | {seconds:.2f} | {audio_seconds / seconds:.0f}× |"
+            for name, seconds in median.items()
+        ),
+    ]
+    lines = head("Parallel decoding", intro, command, machine=f"; {args.repeats} repetitions")
+    print_result(table, conclusion, lines)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ Run: .venv/bin/python benchmarks/quantization.py [--n-hidden 1024] [--seconds 10
      [--repeats 5] [--checkpoint-dir DIR] [--markdown]
 
 Speed: a BiRNN with random weights is exported with the real export code, quantized with
-`deepspeech.model.quantize.quantize_int8`, and timed on the features of `--seconds` of audio:
+`deepspeech.export.quantize.quantize_int8`, and timed on the features of `--seconds` of audio:
 onnxruntime fp32, onnxruntime int8 (with the usable CPUs, and with 1 thread as the server runs)
 and TensorFlow running the model as trained, interleaved in one process. Speed does not
 depend on what the weights say. Accuracy does: with `--checkpoint-dir`, that trained model is
@@ -15,7 +15,6 @@ the figure that matters. Without it, no WER is claimed.
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
 import platform
 import statistics
@@ -27,13 +26,17 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
-from inference import time_interleaved
-from machine import cpu_model
+from inference import random_birnn, time_interleaved, traced_softmax
+from inputs import with_metadata
+from section import head, parse_args
 
-from deepspeech.audio import N_INPUT, n_feature_frames
-from deepspeech.model.export import FEATURES_INPUT, LENGTHS_INPUT, convert_to_onnx
-from deepspeech.model.quantize import MAX_WER_INCREASE, corpus_wer, quantize_int8
+from deepspeech.audio import N_CEPSTRUM, n_feature_frames
+from deepspeech.export.convert import convert_to_onnx
+from deepspeech.export.quantize import MAX_WER_INCREASE, quantize_int8
+from deepspeech.metrics import word_error_percent
 from deepspeech.parallel import available_cpus
+from deepspeech.runtime.offline import OfflineModel
+from deepspeech.runtime.session import Placement
 
 # This folder's serving.py would shadow the server package (used for the WER): drop the folder.
 del sys.path[0]
@@ -41,7 +44,6 @@ del sys.path[0]
 TARGET_VS_FP32 = 2.0  # int8 speed over fp32 onnxruntime
 TARGET_VS_TF = 3.0  # int8 speed over TensorFlow as trained
 TARGET_SIZE_RATIO = 0.3  # int8 file over fp32 file
-N_CLASSES = 29
 FP32, INT8 = "ORT fp32", "ORT int8"
 FP32_ONE, INT8_ONE = "ORT fp32, 1 thread", "ORT int8, 1 thread"
 TF_TRAINED = "TensorFlow, as trained"
@@ -49,43 +51,26 @@ TF_TRAINED = "TensorFlow, as trained"
 
 def speed(n_hidden: int, seconds: float, repeats: int) -> dict:
     """Times (best of `repeats`), file sizes and max |fp32 - int8| probability."""
-    import keras
-    import onnxruntime
     import tensorflow as tf
 
-    from deepspeech.config import ModelConfig
-    from deepspeech.model.birnn import build_birnn
-
-    keras.utils.set_random_seed(0)
-    model = build_birnn(ModelConfig(N_INPUT, N_CLASSES, n_hidden=n_hidden, dropout_rate=0.0))
+    model = random_birnn(n_hidden)
     proto, _ = convert_to_onnx(model)
-    fp32 = proto.SerializeToString()
+    fp32 = with_metadata(proto, n_hidden)
     int8 = quantize_int8(proto).SerializeToString()
     del proto
 
-    def session(data: bytes, threads: int) -> onnxruntime.InferenceSession:
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads
-        return onnxruntime.InferenceSession(data, options, providers=["CPUExecutionProvider"])
-
     frames = n_feature_frames(round(seconds * 16000))
-    x = np.random.default_rng(0).standard_normal((1, frames, N_INPUT)).astype(np.float32)
+    x = np.random.default_rng(0).standard_normal((1, frames, N_CEPSTRUM)).astype(np.float32)
     n = np.array([frames], np.int32)
-    inputs = {FEATURES_INPUT: x, LENGTHS_INPUT: n}
     cpus = available_cpus()
-    sessions = {
-        FP32: session(fp32, cpus),
-        INT8: session(int8, cpus),
-        FP32_ONE: session(fp32, 1),
-        INT8_ONE: session(int8, 1),
+    models = {
+        FP32: OfflineModel.load(fp32, Placement(threads=cpus)),
+        INT8: OfflineModel.load(int8, Placement(threads=cpus)),
+        FP32_ONE: OfflineModel.load(fp32, Placement(threads=1)),
+        INT8_ONE: OfflineModel.load(int8, Placement(threads=1)),
     }
-    signature = [tf.TensorSpec((None, None, N_INPUT), tf.float32), tf.TensorSpec((None,), tf.int32)]
-
-    @tf.function(input_signature=signature)
-    def tf_masked(features: tf.Tensor, lengths: tf.Tensor) -> tf.Tensor:
-        return tf.nn.softmax(model(features, lengths, training=False), axis=-1)
-
-    runners = {name: (lambda s=s: s.run(None, inputs)[0]) for name, s in sessions.items()}
+    tf_masked = traced_softmax(lambda features, lengths: model(features, lengths, training=False))
+    runners = {name: (lambda m=m: m.run(list(x))[0]) for name, m in models.items()}
     runners[TF_TRAINED] = lambda: tf_masked(x, n).numpy()
     outputs = {name: run() for name, run in runners.items()}  # warm-up
     times = time_interleaved(runners, repeats)
@@ -107,21 +92,24 @@ def accuracy(checkpoint_dir: Path) -> dict:
 
     from deepspeech.data.manifest import read_manifests
     from deepspeech.errors import ExportError
-    from deepspeech.model.export import export_model
-    from deepspeech.model.quantize import set_quantization
+    from deepspeech.export.config import ExportConfig
+    from deepspeech.export.pipeline import export_model
+    from deepspeech.export.quantize import set_quantization
     from deepspeech.training.checkpoint import read_run_info
     from serving.inference import open_model, transcribe_files
 
     info = read_run_info(checkpoint_dir)
     test_files = info.train_options["test_files"]
     with tempfile.TemporaryDirectory(prefix="bench-int8-") as tmp:
-        files = {FP32: export_model(checkpoint_dir, Path(tmp) / "fp32.onnx").output}
+        files = {FP32: export_model(ExportConfig(checkpoint_dir, Path(tmp) / "fp32.onnx")).output}
         int8 = quantize_int8(onnx.load(files[FP32]))
         set_quantization(int8, "int8")
         files[INT8] = Path(tmp) / "int8.onnx"
         onnx.save(int8, files[INT8])
         try:
-            check = export_model(checkpoint_dir, Path(tmp) / "c.onnx", quantize="int8")
+            check = export_model(
+                ExportConfig(checkpoint_dir, Path(tmp) / "c.onnx", quantize="int8")
+            )
             verdict_text = (
                 f"passed: {check.quantization_check.int8_wer:.2f}% against "
                 f"{check.quantization_check.fp32_wer:.2f}%"
@@ -134,7 +122,7 @@ def accuracy(checkpoint_dir: Path) -> dict:
         wer = {}
         for name, path in files.items():
             texts = [r.text or "" for r in transcribe_files(open_model(path), paths)]
-            wer[name] = corpus_wer(references, texts)
+            wer[name] = word_error_percent(references, texts)
     return {
         "checkpoint": str(checkpoint_dir),
         "n_hidden": info.model.n_hidden,
@@ -149,14 +137,40 @@ def verdict(ok: bool) -> str:
     return "met" if ok else "NOT met"
 
 
+def section_head(args: argparse.Namespace, s: dict) -> list[str]:
+    """The section's head: what was measured (`s`: `speed`'s figures), on what, by which
+    command."""
+    command = ".venv/bin/python benchmarks/quantization.py --markdown"
+    if (args.n_hidden, args.seconds, args.repeats) != (1024, 10.0, 5):
+        command += f" --n-hidden {args.n_hidden} --seconds {args.seconds:g}"
+        command += f" --repeats {args.repeats}"
+    if args.checkpoint_dir:
+        command += f" --checkpoint-dir {args.checkpoint_dir}"
+    intro = (
+        f"One utterance ({args.seconds:g} s of audio = {s['frames']} feature frames at stride 1, "
+        f"batch 1) through a BiRNN (n_hidden {args.n_hidden}, random weights): onnxruntime on "
+        "the fp32 export and on its int8 dynamic quantization (`export --quantize int8`: "
+        "DynamicQuantizeLSTM, MatMulInteger), and TensorFlow on the same weights as trained, "
+        "interleaved in one process. Times are the best of the repetitions."
+    )
+    machine = (
+        f", Python {platform.python_version()}, onnxruntime {version('onnxruntime-gpu')} "
+        f"(CPU provider, {available_cpus()} threads unless marked), tensorflow {s['tf_version']}"
+    )
+    repetitions = (
+        f"- {args.repeats} repetitions; max |fp32 − int8| probability "
+        f"{s['max_diff']:.2g} (random weights)"
+    )
+    return head("Quantization", intro, command, repetitions, machine=machine)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-hidden", type=int, default=1024)
     parser.add_argument("--seconds", type=float, default=10.0, help="audio length per call")
     parser.add_argument("--repeats", type=int, default=5, help="interleaved repetitions")
     parser.add_argument("--checkpoint-dir", type=Path, help="a trained run, for the WER change")
-    parser.add_argument("--markdown", action="store_true", help="print a RESULTS.md section")
-    args = parser.parse_args()
+    args = parse_args(parser)
 
     s = speed(args.n_hidden, args.seconds, args.repeats)
     best = s["best"]
@@ -166,26 +180,8 @@ def main() -> None:
     size_ratio = s["int8_bytes"] / s["fp32_bytes"]
     acc = accuracy(args.checkpoint_dir) if args.checkpoint_dir else None
 
-    command = ".venv/bin/python benchmarks/quantization.py --markdown"
-    if (args.n_hidden, args.seconds, args.repeats) != (1024, 10.0, 5):
-        command += f" --n-hidden {args.n_hidden} --seconds {args.seconds:g}"
-        command += f" --repeats {args.repeats}"
-    if args.checkpoint_dir:
-        command += f" --checkpoint-dir {args.checkpoint_dir}"
     lines = [
-        "## Quantization\n",
-        f"One utterance ({args.seconds:g} s of audio = {s['frames']} feature frames at stride 1, "
-        f"batch 1) through a BiRNN (n_hidden {args.n_hidden}, random weights): onnxruntime on "
-        "the fp32 export and on its int8 dynamic quantization (`export --quantize int8`: "
-        "DynamicQuantizeLSTM, MatMulInteger), and TensorFlow on the same weights as trained, "
-        "interleaved in one process. Times are the best of the repetitions.\n",
-        f"- Command: `{command}`",
-        f"- Date: {datetime.date.today().isoformat()}",
-        f"- Machine: {cpu_model()}, nproc {os.cpu_count()}, Python {platform.python_version()}, "
-        f"onnxruntime {version('onnxruntime-gpu')} (CPU provider, {available_cpus()} threads "
-        f"unless marked), tensorflow {s['tf_version']}",
-        f"- {args.repeats} repetitions; max |fp32 − int8| probability "
-        f"{s['max_diff']:.2g} (random weights)\n",
+        *section_head(args, s),
         "| implementation | best | median | int8 speed-up |",
         "|---|---:|---:|---:|",
     ]

@@ -17,20 +17,17 @@ from __future__ import annotations
 
 import argparse
 import collections
-import datetime
-import os
 import platform
 import socket
 import sys
-import tempfile
 import time
 from importlib.metadata import version
 from pathlib import Path
 
 import httpx
 import numpy as np
-from inputs import random_weights_model, speech_like_wav
-from machine import cpu_model
+from inputs import add_model_options, described_model, model_to_serve, speech_like_wav
+from section import head, parse_args, print_result
 
 # Drop this folder from the path (its serving.py would shadow the server package), and use
 # the tests' harnesses (malformed-input corpus, load generator, server process) rather than
@@ -93,28 +90,24 @@ def measure_faults(server: ServerProcess, passes: int):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, help="an exported model (default: random weights)")
-    parser.add_argument("--n-hidden", type=int, default=1024, help="width of the random model")
+    add_model_options(parser)
     parser.add_argument("--seconds", type=float, default=60.0, help="load duration")
     parser.add_argument("--concurrency", type=int, default=16, help="concurrent clients")
     parser.add_argument("--passes", type=int, default=3, help="passes over the malformed corpus")
-    parser.add_argument("--markdown", action="store_true", help="print a RESULTS.md section")
-    args = parser.parse_args()
+    args = parse_args(parser)
 
-    with tempfile.TemporaryDirectory() as folder:
-        model = args.model or random_weights_model(args.n_hidden, Path(folder))
-        with run_server_process(model) as server:
-            load, rss_start, rss_end = measure_load(server, args.seconds, args.concurrency)
-            corpus, statuses, wrongly_decoded, latencies, rss, valid_status = measure_faults(
-                server, args.passes
-            )
-            oversized_status, oversized_seconds = oversized_claim_seconds(server)
-            after_oversized = httpx.post(
-                f"{server.url}/v1/transcribe",
-                content=speech_like_wav(3.0, 1),
-                headers={"Content-Type": "audio/wav"},
-                timeout=120,
-            ).status_code
+    with model_to_serve(args) as model, run_server_process(model) as server:
+        load, rss_start, rss_end = measure_load(server, args.seconds, args.concurrency)
+        corpus, statuses, wrongly_decoded, latencies, rss, valid_status = measure_faults(
+            server, args.passes
+        )
+        oversized_status, oversized_seconds = oversized_claim_seconds(server)
+        after_oversized = httpx.post(
+            f"{server.url}/v1/transcribe",
+            content=speech_like_wav(3.0, 1),
+            headers={"Content-Type": "audio/wav"},
+            timeout=120,
+        ).status_code
 
     load_growth = rss_end / rss_start - 1
     fault_growth = rss[-1] / rss[0] - 1
@@ -132,7 +125,6 @@ def main() -> None:
         print(f"load: {verdict_load}; faults: {verdict_faults}")
         return
 
-    described = f"`{args.model}`" if args.model else f"random weights, n_hidden {args.n_hidden}"
     command = ".venv/bin/python benchmarks/reliability.py --markdown"
     if (args.model, args.n_hidden, args.seconds, args.concurrency, args.passes) != (
         None, 1024, 60.0, 16, 3
@@ -142,42 +134,35 @@ def main() -> None:
             f" --concurrency {args.concurrency} --passes {args.passes}"
             + (f" --model {args.model}" if args.model else "")
         )
-    print("## Load and faults\n")
-    print(
-        f"One `deepspeech serve` process on 127.0.0.1 ({described}, default settings) under "
-        f"{args.seconds:g} s of closed-loop load from {args.concurrency} concurrent clients "
-        f"({'/'.join(f'{s:g}' for s in CLIP_SECONDS)} s WAVs, after {WARMUP_SECONDS:g} s of "
-        f"warm-up), then the malformed-input corpus of `tests/malformed.py` ({len(corpus)} "
-        f"WAVs, {refused} of which must be refused) sent in {args.passes} "
-        f"pass{'es' * (args.passes != 1)}, then a request claiming an 8 GB body.\n"
+    intro = (
+        f"One `deepspeech serve` process on 127.0.0.1 ({described_model(args)}, default "
+        f"settings) under {args.seconds:g} s of closed-loop load from {args.concurrency} "
+        f"concurrent clients ({'/'.join(f'{s:g}' for s in CLIP_SECONDS)} s WAVs, after "
+        f"{WARMUP_SECONDS:g} s of warm-up), then the malformed-input corpus of "
+        f"`tests/malformed.py` ({len(corpus)} WAVs, {refused} of which must be refused) sent "
+        f"in {args.passes} pass{'es' * (args.passes != 1)}, then a request claiming an 8 GB body."
     )
-    print(f"- Command: `{command}`")
-    print(f"- Date: {datetime.date.today().isoformat()}")
-    print(
-        f"- Machine: {cpu_model()}, nproc {os.cpu_count()}, Python {platform.python_version()}, "
-        f"onnxruntime {version('onnxruntime-gpu')}, uvicorn {version('uvicorn')}, "
-        f"httpx {version('httpx')}\n"
+    machine = (
+        f", Python {platform.python_version()}, onnxruntime {version('onnxruntime-gpu')}, "
+        f"uvicorn {version('uvicorn')}, httpx {version('httpx')}"
     )
-    print("| load | requests | errors | throughput | p50 latency | p99 latency | RSS start → end |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    print(
+    tables = [
+        "| load | requests | errors | throughput | p50 latency | p99 latency | RSS start → end |",
+        "|---|---:|---:|---:|---:|---:|---:|",
         f"| {args.concurrency} clients, {load.seconds:.0f} s | {load.requests} | "
         f"{len(load.errors)} | {load.throughput:.2f} req/s | {load.percentile(50) * 1e3:.0f} ms "
         f"| {load.percentile(99) * 1e3:.0f} ms | {rss_start / MB:.0f} → {rss_end / MB:.0f} MB "
-        f"({load_growth:+.1%}) |\n"
-    )
-    print("| faults | answers | 5xx | refused ones decoded | p99 answer | RSS pass 1 → last |")
-    print("|---|---|---:|---:|---:|---:|")
-    print(
+        f"({load_growth:+.1%}) |",
+        "",
+        "| faults | answers | 5xx | refused ones decoded | p99 answer | RSS pass 1 → last |",
+        "|---|---|---:|---:|---:|---:|",
         f"| malformed corpus × {args.passes} | {status_counts} | {server_errors} | "
         f"{len(wrongly_decoded)} | {np.percentile(latencies, 99) * 1e3:.0f} ms | "
-        f"{rss[0] / MB:.0f} → {rss[-1] / MB:.0f} MB ({fault_growth:+.1%}) |"
-    )
-    print(
+        f"{rss[0] / MB:.0f} → {rss[-1] / MB:.0f} MB ({fault_growth:+.1%}) |",
         f"| 8 GB Content-Length | {oversized_status} after {oversized_seconds * 1e3:.0f} ms "
-        f"| {int(oversized_status >= 500)} | – | – | – |\n"
-    )
-    print(
+        f"| {int(oversized_status >= 500)} | – | – | – |",
+    ]
+    summary = (
         f"Load: {len(load.errors)} errors, memory {load_growth:+.1%} over {load.seconds:.0f} s "
         f"(bar: 0 errors, growth ≤ {MAX_RSS_GROWTH:.0%}: {verdict_load}). Faults: "
         f"{server_errors} server errors, {len(wrongly_decoded)} refusable files decoded, "
@@ -185,6 +170,7 @@ def main() -> None:
         f"them answered {valid_status} and {after_oversized} (bar: no 5xx, bounded memory, "
         f"still serving: {verdict_faults})."
     )
+    print_result(tables, summary, head("Load and faults", intro, command, machine=machine))
 
 
 def print_plain(

@@ -22,15 +22,13 @@ uses.
 from __future__ import annotations
 
 import argparse
-import datetime
-import os
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
 import numpy as np
-from machine import cpu_model
+from section import head, parse_args, print_result
 
 NOISE_SNRS_DB = (20, 10, 5)
 REVERB_RT60_S, REVERB_DRR_DB = 0.6, 3.0
@@ -141,8 +139,7 @@ def main() -> None:
     parser.add_argument("--model", action="append", required=True, help="NAME=CHECKPOINT_DIR")
     parser.add_argument("--lm", type=Path, help="ARPA LM for beam search (optional)")
     parser.add_argument("--corpus", type=Path, default=Path("runs/sample-corpus"))
-    parser.add_argument("--markdown", action="store_true", help="print a RESULTS.md section")
-    args = parser.parse_args()
+    args = parse_args(parser)
     models = dict(spec.split("=", 1) for spec in args.model)
 
     results: dict[tuple[str, str], dict[str, float]] = {}
@@ -179,25 +176,21 @@ def main() -> None:
             sentences.append(f"{name} on another engine's voices (flite): WER {heard}.")
     else:
         sentences.append("flite is not installed, so no other engine's voices were measured.")
+    summary = " ".join(sentences)
     if not args.markdown:
-        print("\n".join(table))
-        print(" ".join(sentences))
+        print_result(table, summary)
         return
-    print("## Robustness\n")
     spoken = f", and spoken by flite's voices {', '.join(FLITE_VOICES)} in turn"
-    print(
+    intro = (
         "Test split of the sample corpus (held-out voices and sentences), clean and degraded: "
         f"pink noise at {', '.join(map(str, NOISE_SNRS_DB))} dB SNR, and reverb (RT60 "
         f"{REVERB_RT60_S} s, DRR {REVERB_DRR_DB} dB){spoken if 'flite' in conditions() else ''}. "
-        "Models: " + ", ".join(f"`{n}` = {c}" for n, c in models.items()) + ".\n"
+        "Models: " + ", ".join(f"`{n}` = {c}" for n, c in models.items()) + "."
     )
-    command = " ".join(f"--model {n}={c}" for n, c in models.items())
+    options = " ".join(f"--model {n}={c}" for n, c in models.items())
     lm = f" --lm {args.lm}" if args.lm else ""
-    print(f"- Command: `.venv/bin/python benchmarks/robustness.py {command}{lm} --markdown`")
-    print(f"- Date: {datetime.date.today().isoformat()}")
-    print(f"- Machine: {cpu_model()}, nproc {os.cpu_count()}\n")
-    print("\n".join(table))
-    print("\n" + " ".join(sentences))
+    command = f".venv/bin/python benchmarks/robustness.py {options}{lm} --markdown"
+    print_result(table, summary, head("Robustness", intro, command))
 
 
 if __name__ == "__main__":

@@ -13,18 +13,15 @@ the server, as a load balancer or a co-located caller would.
 from __future__ import annotations
 
 import argparse
-import datetime
-import os
 import platform
 import sys
-import tempfile
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 
 import httpx
-from inputs import random_weights_model, speech_like_wav
-from machine import cpu_model
+from inputs import add_model_options, described_model, model_to_serve, speech_like_wav
+from section import head, parse_args, print_result
 
 # This script is benchmarks/serving.py: while its folder is on the path, `import serving`
 # imports it instead of the server package. Its helpers are imported; put the tests' folder
@@ -58,8 +55,7 @@ def load(url: str, wavs: list[bytes], concurrency: int, requests: int, max_batch
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, help="an exported model (default: random weights)")
-    parser.add_argument("--n-hidden", type=int, default=1024, help="width of the random model")
+    add_model_options(parser)
     parser.add_argument("--requests", type=int, default=48, help="requests per measurement")
     parser.add_argument("--seconds", type=float, default=4.0, help="audio per request")
     parser.add_argument(
@@ -69,13 +65,11 @@ def main() -> None:
     parser.add_argument(
         "--threads", type=int, default=1, help="server's onnxruntime threads (0 = all CPUs)"
     )
-    parser.add_argument("--markdown", action="store_true", help="print a RESULTS.md section")
-    args = parser.parse_args()
+    args = parse_args(parser)
     levels = [int(c) for c in args.concurrency.split(",")]
     wavs = [speech_like_wav(args.seconds, seed) for seed in range(8)]
 
-    with tempfile.TemporaryDirectory() as folder:
-        model = args.model or random_weights_model(args.n_hidden, Path(folder))
+    with model_to_serve(args) as model:
         results: list[Measurement] = []
         for max_batch in (1, 8):
             options = (
@@ -110,7 +104,6 @@ def main() -> None:
         print(f"target ≥ {TARGET_SPEEDUP:g}× at concurrency 8: {verdict}")
         return
 
-    described = f"`{args.model}`" if args.model else f"random weights, n_hidden {args.n_hidden}"
     command = ".venv/bin/python benchmarks/serving.py --markdown"
     defaults = (None, 1024, 48, 4.0, "1,8,16", 5.0, 1)
     given = (args.model, args.n_hidden, args.requests, args.seconds, args.concurrency,
@@ -123,35 +116,34 @@ def main() -> None:
         )
         if args.model:
             command += f" --model {args.model}"
-    print("## Serving\n")
-    print(
-        f"`deepspeech serve` on 127.0.0.1 ({described}, stride 1 features) answering "
+    intro = (
+        f"`deepspeech serve` on 127.0.0.1 ({described_model(args)}, stride 1 features) answering "
         f"{args.requests} uploads of {args.seconds:g} s WAVs per row from N concurrent clients "
         "that each wait for their answer;\nwithout micro-batching (`--max-batch 1`) and with "
         f"it (`--max-batch 8`, `--batch-wait-ms {args.batch_wait_ms:g}`), onnxruntime threads "
         f"{args.threads or 'all usable CPUs'}. Client and server "
-        "share the machine's cores.\n"
+        "share the machine's cores."
     )
-    print(f"- Command: `{command}`")
-    print(f"- Date: {datetime.date.today().isoformat()}")
-    print(
-        f"- Machine: {cpu_model()}, nproc {os.cpu_count()}, Python {platform.python_version()}, "
-        f"onnxruntime {version('onnxruntime-gpu')}, fastapi {version('fastapi')}, "
-        f"uvicorn {version('uvicorn')}\n"
+    machine = (
+        f", Python {platform.python_version()}, onnxruntime {version('onnxruntime-gpu')}, "
+        f"fastapi {version('fastapi')}, uvicorn {version('uvicorn')}"
     )
-    print("| max batch | concurrency | throughput | p50 latency | p99 latency | mean batch |")
-    print("|---:|---:|---:|---:|---:|---:|")
-    for m in results:
-        print(
+    table = [
+        "| max batch | concurrency | throughput | p50 latency | p99 latency | mean batch |",
+        "|---:|---:|---:|---:|---:|---:|",
+        *(
             f"| {m.max_batch} | {m.run.concurrency} | {m.run.throughput:.2f} req/s | "
             f"{m.run.percentile(50) * 1e3:.0f} ms | {m.run.percentile(99) * 1e3:.0f} ms | "
             f"{m.mean_batch:.1f} |"
-        )
+            for m in results
+        ),
+    ]
     ratios = ", ".join(f"{ratio:.2f}× at concurrency {c}" for c, ratio in speedups.items())
-    print(
-        f"\nMicro-batching multiplies throughput by {ratios} "
+    summary = (
+        f"Micro-batching multiplies throughput by {ratios} "
         f"(target ≥ {TARGET_SPEEDUP:g}× at 8: {verdict})."
     )
+    print_result(table, summary, head("Serving", intro, command, machine=machine))
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import datetime
 import json
 import os
 import platform
@@ -34,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 from inputs import speech_like_wav
-from machine import cpu_model
+from section import head, parse_args, print_result
 
 # This script's folder holds benchmarks/serving.py, which would shadow the `serving` package;
 # the server harness lives with the tests.
@@ -44,6 +43,7 @@ import websockets  # noqa: E402
 from servers import run_server_process  # noqa: E402
 
 from deepspeech.audio import SAMPLE_RATE, load_wav  # noqa: E402
+from deepspeech.runtime.session import Placement  # noqa: E402
 from serving.inference import open_model  # noqa: E402
 from serving.stream import SpeechModel, Stream, to_pcm16  # noqa: E402
 
@@ -58,23 +58,22 @@ def export_models(checkpoint_dir: Path | None, n_hidden: int, folder: Path) -> t
     """(whole-utterance graph, streaming graph) of the checkpoint, or of random weights."""
     import onnx
 
-    from deepspeech.model.export import (
-        STREAM_GRAPH,
-        ModelMetadata,
-        convert_streaming_to_onnx,
-        convert_to_onnx,
-        export_model,
-        write_metadata,
-    )
+    from deepspeech.export.config import ExportConfig
+    from deepspeech.export.convert import convert_streaming_to_onnx, convert_to_onnx, write_metadata
+    from deepspeech.export.pipeline import export_model
+    from deepspeech.runtime.graph import STREAM_GRAPH, ModelMetadata
 
     if checkpoint_dir:
-        offline = export_model(checkpoint_dir, folder / "model.onnx").output
-        stream = export_model(checkpoint_dir, folder / "stream.onnx", streaming=True).output
+        offline = export_model(ExportConfig(checkpoint_dir, folder / "model.onnx")).output
+        stream = export_model(
+            ExportConfig(checkpoint_dir, folder / "stream.onnx", streaming=True)
+        ).output
         return offline, stream
     import keras
 
-    from deepspeech.config import FeatureConfig, ModelConfig
+    from deepspeech.audio import FeatureConfig
     from deepspeech.model.birnn import build_birnn
+    from deepspeech.model.config import ModelConfig
     from deepspeech.text import Alphabet
 
     keras.utils.set_random_seed(0)
@@ -115,7 +114,7 @@ def feed(model: SpeechModel, audio: np.ndarray) -> tuple[str, list[str]]:
 
 
 def compare_offline(offline_path: Path, model: SpeechModel, utterances: list[np.ndarray]):
-    offline = open_model(offline_path, device="cpu", threads=1)
+    offline = open_model(offline_path, placement=Placement(threads=1))
     same = 0
     for audio in utterances:
         expected = offline.transcribe_features([offline.features(audio / 32768.0)])[0]
@@ -223,8 +222,7 @@ def main() -> None:
     parser.add_argument("--stream-seconds", type=float, default=60.0)
     parser.add_argument("--level-seconds", type=float, default=10.0, help="audio per client")
     parser.add_argument("--streams", default="16,32,64,96,128", help="clients per level")
-    parser.add_argument("--markdown", action="store_true", help="print a RESULTS.md section")
-    args = parser.parse_args()
+    args = parse_args(parser)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
     utterances = test_audio(args.test_files)
@@ -306,30 +304,28 @@ def report(args, n_utterances, same, times, growths, finals, levels, held) -> No
     command = ".venv/bin/python benchmarks/streaming.py --markdown"
     if args.checkpoint_dir:
         command += f" --checkpoint-dir {args.checkpoint_dir} --test-files {args.test_files}"
-    print("## Streaming\n")
-    print(
+    intro = (
         f"The streaming path (`serving.stream`, unidirectional model: {described}, stride 2) fed "
         "20 ms chunks: transcripts against the offline graph of the same model, time per chunk "
         "over a long stream, final-text latency, and concurrent real-time WebSocket clients "
         "of one `deepspeech serve --stream-model` (clients in the benchmark process, sharing "
-        "the 2 cores with the server).\n"
+        "the 2 cores with the server)."
     )
-    print(f"- Command: `{command}`")
-    print(f"- Date: {datetime.date.today().isoformat()}")
-    print(
-        f"- Machine: {cpu_model()}, nproc {os.cpu_count()}, Python {platform.python_version()}, "
-        f"onnxruntime {version('onnxruntime-gpu')}, websockets {version('websockets')}\n"
+    machine = (
+        f", Python {platform.python_version()}, onnxruntime {version('onnxruntime-gpu')}, "
+        f"websockets {version('websockets')}"
     )
-    print("| streams | partial p50 | partial p99 | final p50 | final p99 | wrong finals | errors |")
-    print("|---:|---:|---:|---:|---:|---:|---:|")
-    for lv in levels:
-        print(
+    table = [
+        "| streams | partial p50 | partial p99 | final p50 | final p99 | wrong finals | errors |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+        *(
             f"| {lv.streams} | {np.percentile(lv.partial_ms, 50):.0f} ms | {lv.p99:.0f} ms | "
             f"{np.median(lv.final_ms):.0f} ms | {np.percentile(lv.final_ms, 99):.0f} ms | "
             f"{lv.wrong_finals} | {lv.errors} |"
-        )
-    print()
-    print("\n\n".join(lines))
+            for lv in levels
+        ),
+    ]
+    print_result(table, "\n\n".join(lines), head("Streaming", intro, command, machine=machine))
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ the same batches through the compiled train step: their ratio says whether the p
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import platform
@@ -27,7 +26,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from machine import cpu_model
+from section import head, parse_args, print_result
 
 GLOBAL_BATCH = 32
 N_HIDDEN = 256
@@ -53,9 +52,9 @@ SETUPS = (DEFAULT_POOLS, SIDE_BY_SIDE, TWO_DEVICES)
 
 def child(corpus: Path, setup: Setup, steps: int) -> dict[str, float]:
     """One configuration, in its own process: returns throughput and pipeline figures."""
-    from deepspeech.config import TrainConfig
     from deepspeech.data.manifest import read_manifest
     from deepspeech.text import Alphabet
+    from deepspeech.training.config import TrainConfig
     from deepspeech.training.placement import configure_threads, make_placement
 
     configure_threads(setup.intra_op, setup.inter_op)  # before TensorFlow's first operation
@@ -150,9 +149,8 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, help="sample corpus folder (default: make one)")
     parser.add_argument("--steps", type=int, default=30, help="timed steps per configuration")
     parser.add_argument("--repeats", type=int, default=2, help="interleaved runs of each")
-    parser.add_argument("--markdown", action="store_true", help="print a RESULTS.md section")
     parser.add_argument("--child", help=argparse.SUPPRESS)  # a Setup's name
-    args = parser.parse_args()
+    args = parse_args(parser)
 
     if args.child:
         (setup,) = [s for s in SETUPS if s.name == args.child]
@@ -227,8 +225,7 @@ def main() -> None:
         "device adds its own compute."
     )
     if not args.markdown:
-        print("\n".join(table))
-        print(summary)
+        print_result(table, summary)
         return
     command = ".venv/bin/python benchmarks/training.py --markdown"
     if args.corpus:
@@ -237,23 +234,17 @@ def main() -> None:
         command += f" --steps {args.steps}"
     if args.repeats != parser.get_default("repeats"):
         command += f" --repeats {args.repeats}"
-    print("## Training\n")
-    print(
+    intro = (
         f"BiRNN n_hidden {N_HIDDEN}, feature stride {FEATURE_STRIDE}, global batch {GLOBAL_BATCH}, "
         f"sample corpus, {args.steps} timed steps after {WARMUP_STEPS} warm-up steps, "
-        f"{args.repeats} interleaved runs per configuration (each in its own process).\n"
+        f"{args.repeats} interleaved runs per configuration (each in its own process)."
     )
-    print(f"- Command: `{command}`")
-    print(f"- Date: {datetime.date.today().isoformat()}")
     import tensorflow as tf
 
-    print(
-        f"- Machine: {cpu_model()}, nproc {os.cpu_count()}, Python {platform.python_version()}, "
-        f"TensorFlow {tf.__version__}\n"
-    )
-    print("\n".join(table))
+    machine = f", Python {platform.python_version()}, TensorFlow {tf.__version__}"
     feature_rt = median(DEFAULT_POOLS, "feature_real_time")
-    print(f"\n{summary} Features for training were computed at {feature_rt:.0f}× real time.")
+    summary += f" Features for training were computed at {feature_rt:.0f}× real time."
+    print_result(table, summary, head("Training", intro, command, machine=machine))
 
 
 if __name__ == "__main__":

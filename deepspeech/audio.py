@@ -52,6 +52,23 @@ AudioSource: TypeAlias = str | os.PathLike[str] | bytes | BinaryIO
 
 
 @dataclass(frozen=True)
+class FeatureConfig:
+    """How audio becomes model input; stored with checkpoints and in the ONNX metadata.
+
+    The model reads `numcep` MFCC per kept frame and builds the context windows itself.
+    """
+
+    numcep: int = N_CEPSTRUM
+    numcontext: int = N_CONTEXT
+    stride: int = 1  # keep every stride-th MFCC frame (the 2017 "BiRNN stride")
+
+    @property
+    def n_input(self) -> int:
+        """Width of the context windows: numcep x (2 numcontext + 1)."""
+        return self.numcep * (2 * self.numcontext + 1)
+
+
+@dataclass(frozen=True)
 class WavInfo:
     """What a WAV header says, read without decoding samples (to reject long audio cheaply)."""
 

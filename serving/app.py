@@ -27,8 +27,9 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from deepspeech import __version__
+from deepspeech.logs import configure_logging
 from deepspeech.parallel import limit_blas_threads
-from serving.inference import SpeechModel, open_model
+from serving.inference import OfflineRecognizer, open_model
 from serving.metrics import (
     MULTIPROCESS_DIR_ENV,
     MetricsMiddleware,
@@ -38,7 +39,7 @@ from serving.metrics import (
 from serving.routes import STATIC_DIR, install_error_handlers, router
 from serving.service import TranscriptionService
 from serving.settings import ServerSettings
-from serving.stream import SpeechModel as StreamingModel
+from serving.stream import SpeechModel as StreamSpeechModel
 from serving.stream_server import open_stream_model, stream_lifespan
 from serving.stream_server import router as stream_router
 
@@ -48,23 +49,20 @@ GRACEFUL_SHUTDOWN_SECONDS = 10  # in-flight requests get this long after SIGTERM
 SETTINGS_ENV = "DEEPSPEECH_SERVE_SETTINGS"  # the parent's settings, for worker processes
 
 
-def open_settings_model(settings: ServerSettings) -> SpeechModel:
+def open_settings_model(settings: ServerSettings) -> OfflineRecognizer:
     """The model the settings name, on the device and threads they ask for."""
     return open_model(
         settings.model,
         tracking_uri=settings.tracking_uri,
-        device=settings.device,
-        threads=settings.threads or None,
+        placement=settings.placement,
         decoder=settings.decoder,
-        device_id=settings.device_id,
-        gpu_mem_limit_bytes=int(settings.gpu_mem_limit_mb * 2**20) or None,
     )
 
 
 def create_app(
     settings: ServerSettings,
-    model: SpeechModel | None = None,
-    stream_model: StreamingModel | None = None,
+    model: OfflineRecognizer | None = None,
+    stream_model: StreamSpeechModel | None = None,
 ) -> FastAPI:
     """The server app; `model` (and `stream_model`, when the settings name one) are opened in
     the lifespan unless open ones are handed in."""
@@ -120,8 +118,6 @@ def create_app(
 def app_from_environment() -> FastAPI:
     """A worker process's app (uvicorn factory): the settings `serve` left in the
     environment; the model opens in the worker's own lifespan."""
-    from deepspeech.cli.app import configure_logging
-
     configure_logging(debug=False)
     settings = pickle.loads(base64.b64decode(os.environ[SETTINGS_ENV]))
     return create_app(settings)

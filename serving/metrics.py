@@ -74,24 +74,12 @@ class ServerMetrics:
             "Seconds of audio transcribed.",
             registry=self.registry,
         )
-        self.queued = Gauge(
-            "deepspeech_queued_requests",
-            "Requests waiting for a batch.",
-            registry=self.registry,
-            multiprocess_mode="livesum",
+        live = self._live_gauge
+        self.queued = live("deepspeech_queued_requests", "Requests waiting for a batch.")
+        self.in_flight = live(
+            "deepspeech_requests_in_flight", "Transcription requests admitted and not yet answered."
         )
-        self.in_flight = Gauge(
-            "deepspeech_requests_in_flight",
-            "Transcription requests admitted and not yet answered.",
-            registry=self.registry,
-            multiprocess_mode="livesum",
-        )
-        self.workers = Gauge(
-            "deepspeech_workers",
-            "Server processes with a loaded model.",
-            registry=self.registry,
-            multiprocess_mode="livesum",
-        )
+        self.workers = live("deepspeech_workers", "Server processes with a loaded model.")
         self.refused = Counter(
             "deepspeech_refused_requests",
             "Transcription requests refused with 503 before their body was read, by reason.",
@@ -109,6 +97,10 @@ class ServerMetrics:
             "Times the batching loop failed and was restarted.",
             registry=self.registry,
         )
+
+    def _live_gauge(self, name: str, documentation: str) -> Gauge:
+        """A gauge of what is live now: with worker processes, their values are summed."""
+        return Gauge(name, documentation, registry=self.registry, multiprocess_mode="livesum")
 
     def observe_batch(self, size: int, seconds: float) -> None:
         self.batch_size.observe(size)

@@ -23,7 +23,7 @@ import numpy as np
 from deepspeech.audio import SAMPLE_RATE
 from deepspeech.parallel import available_cpus
 from serving.batching import MicroBatcher
-from serving.inference import SpeechModel, read_audio
+from serving.inference import OfflineRecognizer, read_audio
 from serving.metrics import ServerMetrics
 from serving.settings import ServerSettings
 
@@ -61,7 +61,7 @@ class Transcription:
 class TranscriptionService:
     """The loaded model, its micro-batcher and the feature threads, for the app's lifetime."""
 
-    def __init__(self, model: SpeechModel, settings: ServerSettings, metrics: ServerMetrics):
+    def __init__(self, model: OfflineRecognizer, settings: ServerSettings, metrics: ServerMetrics):
         self.model = model
         self.settings = settings
         self.metrics = metrics

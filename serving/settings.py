@@ -1,63 +1,111 @@
 """Server settings: where to listen, which model, and every limit on what a client may send.
 
-Each limit is a named, documented setting (and a `deepspeech serve` option), so an operator can
-see and change what the server refuses, and tests can start servers with small limits.
+Each setting is one field, with its default and help, from which `deepspeech serve`'s options
+and docs/settings.md are made (`deepspeech.config`), so an operator can see and change what
+the server refuses, and tests can start servers with small limits.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from deepspeech.config import setting
 from deepspeech.decoding.decoders import DecoderConfig
 from deepspeech.errors import ConfigError
-from serving.stream_server import StreamSettings
+from deepspeech.runtime.session import DEVICES, Placement
 
-DEFAULT_HOST = "127.0.0.1"  # loopback unless told otherwise: a model server is not a public service
-DEFAULT_PORT = 8080
-DEFAULT_MAX_BATCH = 8  # utterances per onnxruntime call
-DEFAULT_BATCH_WAIT_MS = 5.0  # how long the first request of a batch waits for company
-DEFAULT_MAX_AUDIO_SECONDS = 60.0  # longer clips get 413: latency and memory grow with length
-DEFAULT_MAX_BODY_MB = 32.0  # 60 s of 96 kHz 24-bit stereo is about 35 MB; 16 kHz mono is 2 MB
-DEFAULT_MAX_QUEUE = 256  # requests waiting for the model before new ones get 503
-# Transcription requests admitted at once (reading, features, waiting, model); more get 503
-# with Retry-After before their body is read. This is what bounds memory under a flood: each
-# admitted request holds its body once, and only the feature threads decode and featurize,
-# so resident memory stays below about idle + MAX_IN_FLIGHT x max body + the feature threads'
-# work (benchmarks/flood.py: 200 uploads of 32 MB peaked at 1.3 GB with these defaults).
-DEFAULT_MAX_IN_FLIGHT = 16
-DEFAULT_REQUEST_TIMEOUT_S = 60.0  # a transcription not answered by then gets 503 and is dropped
-DEFAULT_WORKERS = 1  # server processes, each with its own onnxruntime session
-# onnxruntime threads per batch. One: the LSTM synchronises its threads at every frame, so a
-# second thread stalls whenever feature threads (or anything else) take its core; on 2 shared
-# cores one thread gave 1.6x the throughput of two (benchmarks/serving.py --threads).
-DEFAULT_THREADS = 1
-DEVICES = ("auto", "cpu", "cuda")
 BYTES_PER_MB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    """The streaming model (WebSocket /v1/stream) and every limit on what a streaming client
+    may do."""
+
+    model: str | None = setting(
+        None,
+        "A streaming model (`deepspeech export --streaming`, or models:/NAME/VERSION) served on "
+        "the WebSocket /v1/stream; without it /v1/stream refuses with 1003.",
+        key="stream_model",
+    )
+    # 2 cores held 64 real-time streams.
+    max_streams: int = setting(64, "Open streams; more are refused with 1013.")
+    max_stream_seconds: float = setting(
+        600.0, "Audio per stream; more closes it with 1009 (a longer dictation reconnects)."
+    )
+    idle_seconds: float = setting(
+        20.0, "A stream with no message for this long is closed (1013).", key="stream_idle_seconds"
+    )
+    # 8 s of 16 kHz PCM16; live clients send 20-100 ms at a time.
+    max_message_kb: float = setting(256.0, "One stream message; larger closes it with 1009.")
+
+    def __post_init__(self) -> None:
+        for name in ("max_streams", "max_stream_seconds", "idle_seconds", "max_message_kb"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+
+    @property
+    def max_message_bytes(self) -> int:
+        return int(self.max_message_kb * 1024)
 
 
 @dataclass(frozen=True)
 class ServerSettings:
     """Everything `deepspeech serve` is told; validated once, read everywhere."""
 
-    model: str  # path to a .onnx file, or models:/NAME/VERSION in the MLflow registry
-    host: str = DEFAULT_HOST
-    port: int = DEFAULT_PORT
-    max_batch: int = DEFAULT_MAX_BATCH
-    batch_wait_ms: float = DEFAULT_BATCH_WAIT_MS
-    max_audio_seconds: float = DEFAULT_MAX_AUDIO_SECONDS
-    max_body_mb: float = DEFAULT_MAX_BODY_MB
-    max_queue: int = DEFAULT_MAX_QUEUE
-    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
-    request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S
-    workers: int = DEFAULT_WORKERS
-    tracking_uri: str | None = None  # for models:/ URIs; else $MLFLOW_TRACKING_URI or sqlite
-    device: str = "auto"  # auto: CUDA when it really works, else CPU
-    device_id: int = 0  # which GPU, for CUDA
-    gpu_mem_limit_mb: float = 0.0  # cap on onnxruntime's CUDA arena; 0 = no cap
-    feature_workers: int = 0  # threads decoding audio and computing features; 0 = usable CPUs
-    threads: int = DEFAULT_THREADS  # onnxruntime intra-op threads per batch; 0 = usable CPUs
-    decoder: DecoderConfig = field(default_factory=DecoderConfig)  # greedy unless told
-    stream: StreamSettings = field(default_factory=StreamSettings)  # WebSocket /v1/stream
+    model: str = setting(
+        "", "An exported model: MODEL.onnx, or models:/NAME/VERSION (or @ALIAS) from MLflow."
+    )
+    # Loopback unless told otherwise: a model server is not a public service.
+    host: str = setting("127.0.0.1", "Address to bind; anything but loopback exposes the server.")
+    port: int = setting(8080, "TCP port.")
+    max_batch: int = setting(8, "Utterances per model call (micro-batching); 1 disables.")
+    batch_wait_ms: float = setting(5.0, "How long a request waits for others to batch with.")
+    # Latency and memory grow with length.
+    max_audio_seconds: float = setting(60.0, "Longer audio is refused with 413.")
+    # 60 s of 96 kHz 24-bit stereo is about 35 MB; 16 kHz mono is 2 MB.
+    max_body_mb: float = setting(32.0, "Larger request bodies are refused with 413.")
+    max_queue: int = setting(256, "Featurized requests waiting for the model; more get 503.")
+    # What bounds memory under a flood: each admitted request holds its body once, and only the
+    # feature threads decode and featurize (benchmarks/flood.py measures it).
+    max_in_flight: int = setting(
+        16,
+        "Transcriptions admitted at once; more get 503 with Retry-After before their body is "
+        "read. Bounds memory: about idle + this x --max-body-mb + the feature threads' work.",
+    )
+    request_timeout_s: float = setting(
+        60.0, "A transcription not answered by then gets 503 and is dropped."
+    )
+    workers: int = setting(
+        1,
+        "Server processes on the one port, each with its own onnxruntime session; /metrics "
+        "adds up all of them.",
+    )
+    tracking_uri: str | None = setting(
+        None,
+        "MLflow tracking URI for models:/ (else $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db).",
+    )
+    device: str = setting(
+        "auto",
+        "auto (CUDA when it really works, else CPU), cpu, or cuda (where CUDA does not work: a "
+        "warning, then CPU; GET /v1/model lists the providers really used).",
+    )
+    device_id: int = setting(0, "CUDA device (GPU) number.")
+    gpu_mem_limit_mb: float = setting(
+        0.0, "Cap on onnxruntime's CUDA memory arena in MB; 0 = no cap."
+    )
+    feature_workers: int = setting(
+        0, "Threads decoding audio and computing features; 0 = the usable CPUs."
+    )
+    # One: the LSTM synchronises its threads at every frame, so a second thread stalls whenever
+    # feature threads (or anything else) take its core (benchmarks/serving.py --threads).
+    threads: int = setting(
+        1,
+        "onnxruntime threads per batch; 0 = the usable CPUs (fastest for one request at a time "
+        "on an otherwise idle machine).",
+    )
+    decoder: DecoderConfig = setting(default_factory=DecoderConfig)  # greedy unless told
+    stream: StreamSettings = setting(default_factory=StreamSettings)  # WebSocket /v1/stream
 
     def __post_init__(self) -> None:
         if not self.model:
@@ -91,3 +139,13 @@ class ServerSettings:
     @property
     def max_body_bytes(self) -> int:
         return int(self.max_body_mb * BYTES_PER_MB)
+
+    @property
+    def placement(self) -> Placement:
+        """Where the model's session runs."""
+        return Placement(
+            device=self.device,
+            threads=self.threads or None,
+            device_id=self.device_id,
+            gpu_mem_limit_bytes=int(self.gpu_mem_limit_mb * BYTES_PER_MB) or None,
+        )

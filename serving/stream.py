@@ -8,9 +8,9 @@
 
 Each piece of audio goes through three incremental stages, none of which looks back at the
 whole stream: MFCC (`deepspeech.audio.MfccStream`: window overlap kept across pieces), the
-acoustic model (`deepspeech.model.streaming.AcousticStream`: context frames and LSTM state
-carried) and greedy CTC decoding (`deepspeech.decoding.streaming.GreedyStreamDecoder`). Each
-stage equals its whole-utterance counterpart, so `finish_stream` returns the offline transcript.
+acoustic model (the runtime's `AcousticStream`: context frames and LSTM state carried) and
+greedy CTC decoding (`deepspeech.decoding.streaming.GreedyStreamDecoder`). Each stage equals
+its whole-utterance counterpart, so `finish_stream` returns the offline transcript.
 onnxruntime, no TensorFlow.
 """
 
@@ -21,75 +21,49 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
-import onnxruntime
 
 from deepspeech.audio import PCM16_SCALE, SAMPLE_RATE, MfccStream
 from deepspeech.decoding.decoders import DecoderConfig, make_decoder
 from deepspeech.decoding.streaming import stream_decoder
-from deepspeech.errors import AudioFormatError, DeepSpeechError, ModelLoadError
-from deepspeech.model.export import STREAM_GRAPH, ModelMetadata
-from deepspeech.model.streaming import (
-    STREAM_INPUTS,
-    STREAM_OUTPUTS,
-    AcousticStream,
+from deepspeech.errors import AudioFormatError, DeepSpeechError
+from deepspeech.runtime.streaming import (
+    STREAM_THREADS,
     ChunkCall,
     ChunkResult,
     ChunkScores,
-    run_chunks,
+    StreamingModel,
 )
-from serving.inference import CPU_PROVIDER, FileTranscript, read_audio, resolve_model_source
+from serving.inference import FileTranscript, read_audio, resolve_model_source
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_THREADS = 1  # onnxruntime threads: a stream's chunks are small, one thread is fastest
 DEFAULT_CHUNK_MS = 20  # what a live source delivers at a time (a WebRTC/AudioWorklet frame)
 
 
 class SpeechModel:
     """A streaming model file (or models:/NAME/VERSION), ready to open streams.
 
-    One onnxruntime session serves every stream (`run` is thread-safe); each `Stream` holds
-    only its own small state, so streams are cheap to create. Greedy decoding unless
-    `decoder` asks for beam search (its LM is loaded here, once, and shared by the streams).
+    The acoustic model is the runtime's `StreamingModel`: one onnxruntime session serves every
+    stream, and each `Stream` holds only its own small state, so streams are cheap to create.
+    Greedy decoding unless `decoder` asks for beam search (its LM is loaded here, once, and
+    shared by the streams).
     """
 
     def __init__(
         self,
         path: str | os.PathLike[str],
         *,
-        threads: int = DEFAULT_THREADS,
+        threads: int = STREAM_THREADS,
         tracking_uri: str | None = None,
         decoder: DecoderConfig | None = None,
     ) -> None:
-        source = resolve_model_source(path, tracking_uri)
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.log_severity_level = 3  # errors only
-        try:
-            self.session = onnxruntime.InferenceSession(
-                str(source.path), options, providers=[CPU_PROVIDER]
-            )
-        except Exception as e:  # onnxruntime raises its own untyped errors
-            raise ModelLoadError(f"{path}: onnxruntime cannot open this model: {e}") from e
-        props = self.session.get_modelmeta().custom_metadata_map
-        self.metadata = ModelMetadata.from_props(props, os.fspath(path))
-        if self.metadata.graph != STREAM_GRAPH:
-            raise ModelLoadError(
-                f"{path}: a {self.metadata.graph} graph ({self.metadata.rnn} LSTM), not a "
-                "streaming one; export a unidirectional model with `deepspeech export --streaming`"
-            )
-        inputs = {i.name for i in self.session.get_inputs()}
-        outputs = {o.name for o in self.session.get_outputs()}
-        if inputs != set(STREAM_INPUTS) or not set(STREAM_OUTPUTS) <= outputs:
-            raise ModelLoadError(
-                f"{path}: inputs {sorted(inputs)} / outputs {sorted(outputs)} are not the "
-                "streaming graph's; re-export it with `deepspeech export --streaming`"
-            )
+        location = resolve_model_source(path, tracking_uri)
+        self.model = StreamingModel.load(location.path, threads=threads, label=os.fspath(path))
+        self.metadata = self.model.metadata
         self.decoder_config = decoder or DecoderConfig()  # greedy unless told
         self.decoder = make_decoder(self.decoder_config, self.metadata.alphabet, "probabilities")
-        self.name = source.name or self.metadata.model_name
-        self.version = source.version or self.metadata.model_version
-        self.create_stream().finish_stream()  # allocate buffers now, not in the first stream
+        self.name = location.name or self.metadata.model_name
+        self.version = location.version or self.metadata.model_version
 
     @property
     def sample_rate(self) -> int:
@@ -115,11 +89,9 @@ class Stream:
     """One utterance in progress. Not thread-safe: feed it from one thread at a time."""
 
     def __init__(self, model: SpeechModel) -> None:
-        features, meta = model.metadata.features, model.metadata
+        features = model.metadata.features
         self._mfcc = MfccStream(features.numcep, features.stride)
-        self._acoustic = AcousticStream(
-            model.session, features.numcep, features.numcontext, meta.n_hidden
-        )
+        self._acoustic = model.model.start()
         self._decoder = stream_decoder(model.decoder)
         self.n_samples = 0
         self.finished = False
@@ -133,12 +105,12 @@ class Stream:
         """Add (n,) int16 samples at 16 kHz mono (any n, including 0)."""
         call = self.take_model_call(audio)
         if call is not None:
-            self.apply_model_result(run_chunks(self._acoustic.session, [call])[0])
+            self.apply_model_result(self._acoustic.model.run([call])[0])
 
     def take_model_call(self, audio: np.ndarray) -> ChunkCall | None:
         """`feed_audio_content` up to the model: MFCC of the samples, and the model call they
         complete (None if no frame is complete yet). A server runs the calls of many streams
-        in one batch (`run_chunks`) and hands each result to `apply_model_result`."""
+        in one batch (`StreamingModel.run`) and hands each result to `apply_model_result`."""
         self._check_open()
         audio = np.asarray(audio)
         if audio.dtype != np.int16 or audio.ndim != 1:

@@ -31,27 +31,19 @@ import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 from fastapi import APIRouter, FastAPI, WebSocket, WebSocketDisconnect
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from deepspeech.errors import ConfigError
-from deepspeech.model.streaming import ChunkCall, ChunkResult, run_chunks
 from deepspeech.parallel import available_cpus
+from deepspeech.runtime.streaming import ChunkCall, ChunkResult, StreamingModel
+from serving.settings import ServerSettings, StreamSettings
 from serving.stream import SpeechModel
-
-if TYPE_CHECKING:
-    from serving.settings import ServerSettings
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MAX_STREAMS = 64  # open streams; more get 1013 (2 cores held 64 real-time streams)
-DEFAULT_MAX_STREAM_SECONDS = 600.0  # audio per stream; a dictation longer than this reconnects
-DEFAULT_IDLE_SECONDS = 20.0  # silence on the socket (no message) before the stream is closed
-DEFAULT_MAX_MESSAGE_KB = 256.0  # one message: 8 s of 16 kHz PCM16; clients send 20-100 ms
 END_OF_STREAM = "EOS"
 BYTES_PER_SAMPLE = 2  # 16-bit PCM
 CLOSE_NORMAL = 1000
@@ -65,26 +57,6 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
 INLINE_FEATURE_SAMPLES = 1600
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class StreamSettings:
-    """The streaming model and every limit on what a streaming client may do."""
-
-    model: str | None = None  # a streaming graph (`deepspeech export --streaming`); None = off
-    max_streams: int = DEFAULT_MAX_STREAMS
-    max_stream_seconds: float = DEFAULT_MAX_STREAM_SECONDS
-    idle_seconds: float = DEFAULT_IDLE_SECONDS
-    max_message_kb: float = DEFAULT_MAX_MESSAGE_KB
-
-    def __post_init__(self) -> None:
-        for name in ("max_streams", "max_stream_seconds", "idle_seconds", "max_message_kb"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
-
-    @property
-    def max_message_bytes(self) -> int:
-        return int(self.max_message_kb * 1024)
 
 
 class StreamMetrics:
@@ -128,8 +100,8 @@ class StreamMetrics:
 class ChunkBatcher:
     """Runs the model calls of all streams, everything that queued during the last run at once."""
 
-    def __init__(self, session: Any, hub: StreamHub) -> None:
-        self._session = session
+    def __init__(self, model: StreamingModel, hub: StreamHub) -> None:
+        self._model = model
         self._hub = hub
         self._waiting: list[tuple[ChunkCall, asyncio.Future[ChunkResult]]] = []
         self._wakeup = asyncio.Event()
@@ -148,7 +120,7 @@ class ChunkBatcher:
             batch, self._waiting = self._waiting, []
             self._hub.metrics.batch_size.observe(len(batch))
             try:
-                results = await self._hub.run(run_chunks, self._session, [c for c, _ in batch])
+                results = await self._hub.run(self._model.run, [c for c, _ in batch])
             except Exception as e:  # onnxruntime's errors are untyped; each caller gets it
                 for _, future in batch:
                     if not future.done():
@@ -175,7 +147,7 @@ class StreamHub:
         self.metrics = StreamMetrics(registry)
         self.open_streams = 0
         self._executor = ThreadPoolExecutor(available_cpus(), thread_name_prefix="stream")
-        self.batcher = ChunkBatcher(model.session, self)
+        self.batcher = ChunkBatcher(model.model, self)
 
     def try_open(self) -> bool:
         """Count a new stream in, unless `max_streams` are open (event loop only: no lock)."""

@@ -45,7 +45,7 @@ def tiny_checkpoint(
 ) -> Path:
     """A checkpoint folder: the BiRNN (n_hidden 32, stride 2, no dropout) after one epoch on
     `tiny_corpus`, tracked in a temporary MLflow store (`mlflow.db` beside the folder)."""
-    from deepspeech.config import TrainConfig
+    from deepspeech.training.config import TrainConfig
     from deepspeech.training.loop import train
 
     tmp = tmp_path_factory.mktemp("tiny-checkpoint")
@@ -71,10 +71,13 @@ def tiny_checkpoint(
 
 @pytest.fixture(scope="session")
 def tiny_export(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory):
-    """`deepspeech.model.export.export_model` of `tiny_checkpoint` (its ExportResult)."""
-    from deepspeech.model.export import export_model
+    """`deepspeech.export.pipeline.export_model` of `tiny_checkpoint` (its ExportResult)."""
+    from deepspeech.export.config import ExportConfig
+    from deepspeech.export.pipeline import export_model
 
-    return export_model(tiny_checkpoint, tmp_path_factory.mktemp("tiny-onnx") / "model.onnx")
+    return export_model(
+        ExportConfig(tiny_checkpoint, tmp_path_factory.mktemp("tiny-onnx") / "model.onnx")
+    )
 
 
 @pytest.fixture(scope="session")
@@ -94,8 +97,10 @@ def random_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """
     import onnx
 
-    from deepspeech.config import FeatureConfig, ModelConfig
-    from deepspeech.model.export import ModelMetadata, convert_to_onnx, write_metadata
+    from deepspeech.audio import FeatureConfig
+    from deepspeech.export.convert import convert_to_onnx, write_metadata
+    from deepspeech.model.config import ModelConfig
+    from deepspeech.runtime.graph import ModelMetadata
     from deepspeech.text import Alphabet
 
     alphabet, features = Alphabet.default(), FeatureConfig(stride=2)
@@ -137,7 +142,7 @@ def random_unidirectional():
     With a running mean and deviation that weigh the training statistics as 4 frames: the
     streaming graph must carry their sums across chunks, or the streamed scores differ.
     """
-    from deepspeech.config import ModelConfig
+    from deepspeech.model.config import ModelConfig
     from deepspeech.text import Alphabet
 
     config = ModelConfig(
@@ -160,14 +165,9 @@ def random_stream_onnx(random_unidirectional, tmp_path_factory: pytest.TempPathF
     """`random_unidirectional` exported (stride 2): (whole-utterance graph, streaming graph)."""
     import onnx
 
-    from deepspeech.config import FeatureConfig
-    from deepspeech.model.export import (
-        STREAM_GRAPH,
-        ModelMetadata,
-        convert_streaming_to_onnx,
-        convert_to_onnx,
-        write_metadata,
-    )
+    from deepspeech.audio import FeatureConfig
+    from deepspeech.export.convert import convert_streaming_to_onnx, convert_to_onnx, write_metadata
+    from deepspeech.runtime.graph import STREAM_GRAPH, ModelMetadata
     from deepspeech.text import Alphabet
 
     folder = tmp_path_factory.mktemp("random-stream-onnx")

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from deepspeech.runtime.session import Placement
 from serving.batching import (
     MAX_CONSECUTIVE_FAILURES,
     BatcherClosedError,
@@ -20,7 +21,7 @@ from serving.batching import (
     _Pending,
     pick_similar,
 )
-from serving.inference import SpeechModel, open_model
+from serving.inference import OfflineRecognizer, open_model
 from serving.metrics import ServerMetrics
 from serving.service import TranscriptionService
 from serving.settings import ServerSettings
@@ -29,19 +30,19 @@ SHORT, LONG = 20, 400  # frames
 
 
 @pytest.fixture(scope="module")
-def model(random_onnx: Path) -> SpeechModel:
-    return open_model(random_onnx, threads=1)
+def model(random_onnx: Path) -> OfflineRecognizer:
+    return open_model(random_onnx, placement=Placement(threads=1))
 
 
-def features(model: SpeechModel, frames: int, seed: int) -> np.ndarray:
-    width = model.session.get_inputs()[0].shape[-1]  # read from the model, never assumed
+def features(model: OfflineRecognizer, frames: int, seed: int) -> np.ndarray:
+    width = model.model.session.get_inputs()[0].shape[-1]  # read from the model, never assumed
     return np.random.default_rng(seed).standard_normal((frames, width)).astype(np.float32)
 
 
 class RecordingModel:
     """The real model's batch call, recording the frame counts of every batch it ran."""
 
-    def __init__(self, model: SpeechModel) -> None:
+    def __init__(self, model: OfflineRecognizer) -> None:
         self.model = model
         self.batches: list[list[int]] = []
 
@@ -65,7 +66,7 @@ def test_pick_similar_takes_the_oldest_and_its_nearest_lengths() -> None:
         loop.close()
 
 
-def test_queued_requests_are_batched_with_others_of_their_length(model: SpeechModel) -> None:
+def test_queued_requests_are_batched_with_others_of_their_length(model: OfflineRecognizer) -> None:
     recorder = RecordingModel(model)
     inputs = [features(model, SHORT if i % 2 == 0 else LONG, i) for i in range(8)]
 
@@ -83,7 +84,7 @@ def test_queued_requests_are_batched_with_others_of_their_length(model: SpeechMo
 
 
 def test_a_failing_loop_is_logged_and_restarted_then_given_up(
-    model: SpeechModel, caplog: pytest.LogCaptureFixture
+    model: OfflineRecognizer, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A batch function that returns the wrong number of texts breaks the loop itself (not
     just a model call): the waiting caller gets the error, the loop restarts and serves the
@@ -126,7 +127,7 @@ def test_a_failing_loop_is_logged_and_restarted_then_given_up(
 
 
 def test_an_unhealthy_batcher_makes_the_service_unhealthy(
-    model: SpeechModel, random_onnx: Path
+    model: OfflineRecognizer, random_onnx: Path
 ) -> None:
     async def scenario() -> tuple[bool, bool]:
         service = TranscriptionService(model, ServerSettings(str(random_onnx)), ServerMetrics(8))
@@ -140,7 +141,7 @@ def test_an_unhealthy_batcher_makes_the_service_unhealthy(
     assert asyncio.run(scenario()) == (True, False)
 
 
-def test_requests_whose_caller_left_never_reach_the_model(model: SpeechModel) -> None:
+def test_requests_whose_caller_left_never_reach_the_model(model: OfflineRecognizer) -> None:
     recorder = RecordingModel(model)
 
     async def scenario() -> None:
@@ -160,7 +161,7 @@ def test_requests_whose_caller_left_never_reach_the_model(model: SpeechModel) ->
 
 
 def test_shutdown_waits_for_threads_off_the_event_loop(
-    model: SpeechModel, random_onnx: Path
+    model: OfflineRecognizer, random_onnx: Path
 ) -> None:
     """close() must wait for a running feature job without blocking the loop: here the job
     only ends when a coroutine on the loop lets it, so a blocking close would deadlock and

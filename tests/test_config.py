@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from deepspeech.config import TrainConfig, build_train_config, load_config_file
+from deepspeech.config import load_config_file
 from deepspeech.errors import ConfigError
+from deepspeech.training.config import TrainConfig, build_train_config
 
 
 def test_flags_override_file_and_file_overrides_defaults(tmp_path: Path) -> None:
@@ -24,7 +25,7 @@ def test_unknown_key_is_named(tmp_path: Path) -> None:
     path = tmp_path / "x.yaml"
     path.write_text("n_hiden: 64\n")
     with pytest.raises(ConfigError, match=r"unknown option.*n_hiden"):
-        load_config_file(path)
+        load_config_file(path, TrainConfig)
 
 
 @pytest.mark.parametrize(
@@ -83,14 +84,14 @@ def test_bad_extends_is_refused_by_name(
     for name, text in files.items():
         (tmp_path / name).write_text(text)
     with pytest.raises(ConfigError, match=fragment):
-        load_config_file(tmp_path / "x.yaml")
+        load_config_file(tmp_path / "x.yaml", TrainConfig)
 
 
 def test_the_streaming_recipe_is_the_make_run_recipe_with_the_forward_only_lstm() -> None:
     """All of make run's recipe but the LSTM, and reverb, which the smaller model paid for."""
     experiments = Path(__file__).resolve().parents[1] / "experiments"
-    sample = load_config_file(experiments / "sample.yaml")
-    streaming = load_config_file(experiments / "sample-streaming.yaml")
+    sample = load_config_file(experiments / "sample.yaml", TrainConfig)
+    streaming = load_config_file(experiments / "sample-streaming.yaml", TrainConfig)
     differ = {k for k in sample.keys() | streaming.keys() if sample.get(k) != streaming.get(k)}
     assert differ == {"rnn", "checkpoint_dir", "experiment_name", "augment"}
     assert streaming["rnn"] == "unidirectional"

@@ -16,15 +16,16 @@ import pytest
 from deepspeech.audio import audio_to_features, load_wav
 from deepspeech.data.manifest import read_manifest
 from deepspeech.errors import ExportError, ManifestError
-from deepspeech.model.export import (
+from deepspeech.export.config import ExportConfig
+from deepspeech.export.convert import use_sequence_lengths
+from deepspeech.export.pipeline import export_model
+from deepspeech.runtime.graph import (
     FEATURES_INPUT,
     LENGTHS_INPUT,
     OPSET,
     PROBABILITIES_OUTPUT,
     ModelMetadata,
-    export_model,
     pad_features,
-    use_sequence_lengths,
 )
 from deepspeech.training.checkpoint import read_run_info
 
@@ -159,18 +160,18 @@ def test_reverse_sequence_layout_is_made_length_aware(tiny_corpus) -> None:
 def test_export_fails_above_the_parity_limit(
     tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import deepspeech.model.export
+    import deepspeech.export.pipeline
 
-    monkeypatch.setattr(deepspeech.model.export, "PARITY_TOLERANCE", 0.0)
+    monkeypatch.setattr(deepspeech.export.pipeline, "PARITY_TOLERANCE", 0.0)
     with pytest.raises(ExportError, match="differs from the Keras model"):
-        export_model(tiny_checkpoint, tmp_path / "m.onnx")
+        export_model(ExportConfig(tiny_checkpoint, tmp_path / "m.onnx"))
     assert not (tmp_path / "m.onnx").exists()
 
 
 def test_export_needs_real_utterances(tiny_checkpoint: Path, tmp_path: Path) -> None:
     missing = tmp_path / "missing.csv"
     with pytest.raises(ManifestError, match=r"missing\.csv: manifest not found"):
-        export_model(tiny_checkpoint, tmp_path / "m.onnx", parity_files=str(missing))
+        export_model(ExportConfig(tiny_checkpoint, tmp_path / "m.onnx", parity_files=str(missing)))
 
 
 def test_cli_export_error_is_one_line_exit_2(tmp_path: Path) -> None:
@@ -205,7 +206,9 @@ def test_registry_round_trip(tiny_checkpoint: Path, tiny_corpus: Path, tmp_path:
     store = tmp_path / "mlflow.db"
     shutil.copy(info.tracking_uri.removeprefix("sqlite:///"), store)
     uri = f"sqlite:///{store}"
-    result = export_model(tiny_checkpoint, tmp_path / "m.onnx", register="tiny", tracking_uri=uri)
+    result = export_model(
+        ExportConfig(tiny_checkpoint, tmp_path / "m.onnx", register="tiny", tracking_uri=uri)
+    )
     assert result.registered_uri == "models:/tiny/1"
     assert result.metadata.model_version == "1" and result.metadata.model_name == "tiny"
 
@@ -218,7 +221,7 @@ def test_registry_round_trip(tiny_checkpoint: Path, tiny_corpus: Path, tmp_path:
     assert latest.version == "1"
     features = corpus_features(tiny_corpus, count=3)
     from_file = run_onnx(str(result.output), features)
-    for a, b in zip(model.probabilities(features), from_file, strict=True):
+    for a, b in zip(model.model.probabilities(features), from_file, strict=True):
         np.testing.assert_array_equal(a, b)
 
     code = (

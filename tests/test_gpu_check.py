@@ -56,7 +56,7 @@ def test_the_gpu_section_replaces_its_old_self_and_nothing_else(tmp_path: Path) 
 def test_the_cudnn_check_sees_the_generic_loop_on_cpu() -> None:
     """On CPU Keras runs the LSTM as a While loop; on a GPU the same check must find
     CudnnRNNV3 (the GPU section reports which it found)."""
-    from deepspeech.config import ModelConfig
+    from deepspeech.model.config import ModelConfig
 
     config = ModelConfig(n_classes=29, n_hidden=16)
     for mixed in (False, True):

@@ -259,11 +259,13 @@ def test_cli_bad_input_is_one_line_and_exit_code_2(
 
 
 def test_decoder_options_make_a_checked_config(tmp_path: Path) -> None:
-    from deepspeech.cli.lm import decoder_config
+    from deepspeech.config import build_settings
+    from deepspeech.decoding.decoders import DecoderConfig
     from deepspeech.errors import ConfigError
 
-    config = decoder_config("beam", 16, tmp_path / "lm.arpa", 0.5, 2.0)
+    options = {"decoder": "beam", "beam_width": 16, "lm": tmp_path / "lm.arpa", "alpha": 0.5}
+    config = build_settings(DecoderConfig, {**options, "beta": 2.0})
     assert (config.decoder, config.beam_width, config.alpha, config.beta) == ("beam", 16, 0.5, 2.0)
     assert config.lm_path == tmp_path / "lm.arpa"
     with pytest.raises(ConfigError, match="needs the beam decoder"):
-        decoder_config("greedy", 16, tmp_path / "lm.arpa", 0.5, 2.0)
+        build_settings(DecoderConfig, {**options, "decoder": "greedy"})

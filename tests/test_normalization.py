@@ -9,12 +9,16 @@ import pytest
 import tensorflow as tf
 from conftest import random_model
 
-from deepspeech.audio import N_CEPSTRUM
-from deepspeech.config import ModelConfig, TrainConfig
+from deepspeech.audio import N_CEPSTRUM, FeatureConfig
 from deepspeech.errors import ConfigError
+from deepspeech.export.convert import convert_to_onnx, write_metadata
+from deepspeech.export.parity import check_parity
 from deepspeech.model.birnn import FeatureNormalization, RunningSums
-from deepspeech.model.export import check_parity, convert_to_onnx
+from deepspeech.model.config import ModelConfig
+from deepspeech.runtime.graph import ModelMetadata
+from deepspeech.runtime.offline import OfflineModel
 from deepspeech.text import Alphabet
+from deepspeech.training.config import TrainConfig
 
 RNG = np.random.default_rng(3)
 MEAN = RNG.normal(0.0, 5.0, N_CEPSTRUM).astype(np.float32)
@@ -128,8 +132,10 @@ def test_onnx_graph_computes_the_running_statistics_as_keras_does(variance: bool
     )
     model = random_model(config, seed=4)
     proto, _ = convert_to_onnx(model)
+    write_metadata(proto, ModelMetadata(Alphabet.default(), FeatureConfig(), n_hidden=32))
+    exported = OfflineModel.load(proto.SerializeToString())
     utterances = [RNG.normal(0.0, 5.0, (n, N_CEPSTRUM)).astype(np.float32) for n in (7, 40)]
-    assert check_parity(model, proto.SerializeToString(), utterances) <= 1e-4
+    assert check_parity(model, exported, utterances) <= 1e-4
 
 
 def test_running_statistics_options_are_checked_and_reach_the_model() -> None:

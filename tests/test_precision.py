@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from deepspeech.config import ModelConfig
 from deepspeech.model.birnn import build_birnn, ctc_loss
+from deepspeech.model.config import ModelConfig
 from deepspeech.training.precision import (
     FLOAT16,
     mixed_precision,

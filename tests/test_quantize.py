@@ -14,8 +14,9 @@ import pytest
 from deepspeech.audio import audio_to_features, load_wav
 from deepspeech.data.manifest import read_manifest
 from deepspeech.errors import ExportError
-from deepspeech.model.export import export_model
-from deepspeech.model.quantize import (
+from deepspeech.export.config import ExportConfig
+from deepspeech.export.pipeline import export_model
+from deepspeech.export.quantize import (
     QUANTIZED_LSTM,
     check_quantized_wer,
     greedy_transcripts,
@@ -98,7 +99,9 @@ def test_export_quantize_int8_serves_and_registers(
     uri = f"sqlite:///{store}"
     output = tmp_path / "int8.onnx"
     result = export_model(
-        tiny_checkpoint, output, quantize="int8", register="tiny-int8", tracking_uri=uri
+        ExportConfig(
+            tiny_checkpoint, output, quantize="int8", register="tiny-int8", tracking_uri=uri
+        )
     )
     check = result.quantization_check
     assert check is not None and check.utterances == result.parity_utterances
@@ -138,5 +141,5 @@ def test_cli_unknown_quantization_is_one_line_exit_2(tiny_checkpoint: Path, tmp_
         timeout=180,
     )  # fmt: skip
     assert result.returncode == 2, result.stderr
-    assert "--quantize 'int4' is not supported; choose int8" in result.stderr
+    assert "--quantize 'int4' is not supported; choose fp32, int8" in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "m.onnx").exists()

@@ -27,8 +27,8 @@ from test_train import (
     resumable_run,
 )
 
-from deepspeech.config import TrainConfig
 from deepspeech.errors import ConfigError
+from deepspeech.training.config import TrainConfig
 from deepspeech.training.ray_launch import absolute_options
 
 RAY_ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "RAY_USAGE_STATS_ENABLED": "0"}

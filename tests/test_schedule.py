@@ -7,8 +7,8 @@ import math
 
 import pytest
 
-from deepspeech.config import TrainConfig
 from deepspeech.errors import ConfigError
+from deepspeech.training.config import TrainConfig
 from deepspeech.training.schedule import COSINE_FLOOR, LearningRateSchedule
 
 

@@ -38,7 +38,7 @@ def wav_bytes(audio: np.ndarray, rate: int = SAMPLE_RATE, subtype: str = "PCM_16
 
 
 @pytest.fixture(scope="module")
-def test_wavs(tiny_corpus: Path) -> list[Path]:
+def held_out_wavs(tiny_corpus: Path) -> list[Path]:
     return [u.wav_path for u in read_manifest(tiny_corpus / "test.csv")]
 
 
@@ -98,12 +98,12 @@ def test_serve_with_a_bad_model_fails_in_one_line(tmp_path: Path) -> None:
         assert model in line and "Traceback" not in result.stderr
 
 
-def test_deepspeech_never_imports_serving() -> None:
-    """The dependency goes one way: serving uses deepspeech; `transcribe` and `serve` reach
-    the CLI through the `deepspeech.commands` entry point, not an import."""
+def test_serving_never_imports_the_cli() -> None:
+    """The dependency goes one way: the CLI (the last stage) uses serving, serving uses the
+    library stages of deepspeech, never its CLI."""
     import ast
 
-    package = Path(__file__).resolve().parent.parent / "deepspeech"
+    package = Path(__file__).resolve().parent.parent / "serving"
     offenders = []
     for path in sorted(package.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
@@ -112,7 +112,7 @@ def test_deepspeech_never_imports_serving() -> None:
                 else [node.module or ""] if isinstance(node, ast.ImportFrom)
                 else []
             )  # fmt: skip
-            offenders += [f"{path}: {n}" for n in names if n.split(".")[0] == "serving"]
+            offenders += [f"{path}: {n}" for n in names if n.startswith("deepspeech.cli")]
     assert offenders == []
     result = subprocess.run(
         [sys.executable, "-m", "deepspeech", "serve", "--help"],
@@ -142,10 +142,10 @@ def test_health_model_and_page(client: httpx.Client, random_onnx: Path) -> None:
 
 
 def test_concurrent_requests_match_transcribe(
-    client: httpx.Client, server: ServerProcess, random_onnx: Path, test_wavs: list[Path]
+    client: httpx.Client, server: ServerProcess, random_onnx: Path, held_out_wavs: list[Path]
 ) -> None:
     """16 requests at once get the same answers as `deepspeech transcribe`, batched."""
-    files = [test_wavs[i % len(test_wavs)] for i in range(CONCURRENT_REQUESTS)]
+    files = [held_out_wavs[i % len(held_out_wavs)] for i in range(CONCURRENT_REQUESTS)]
     before = batch_totals(client)
 
     def send(path: Path) -> httpx.Response:
@@ -157,7 +157,7 @@ def test_concurrent_requests_match_transcribe(
 
     cli = subprocess.run(
         [sys.executable, "-m", "deepspeech", "transcribe", "--model", str(random_onnx)]
-        + [str(p) for p in test_wavs],
+        + [str(p) for p in held_out_wavs],
         capture_output=True,
         text=True,
         timeout=120,
@@ -201,9 +201,9 @@ def _converted(audio: np.ndarray, rate: int, subtype: str, channels: int = 1) ->
     ],
 )
 def test_any_pcm_wav_is_converted(
-    client: httpx.Client, test_wavs: list[Path], rate: int, subtype: str, channels: int
+    client: httpx.Client, held_out_wavs: list[Path], rate: int, subtype: str, channels: int
 ) -> None:
-    audio = load_wav(test_wavs[0])
+    audio = load_wav(held_out_wavs[0])
     response = post_wav(client, _converted(audio, rate, subtype, channels))
     assert response.status_code == 200, response.text
     assert response.json()["duration_s"] == pytest.approx(len(audio) / SAMPLE_RATE, abs=0.01)
@@ -223,11 +223,11 @@ def _with_rate(wav: bytes, rate: int) -> bytes:
     return bytes(data)
 
 
-def test_huge_claimed_sizes_decode_what_is_there(client: httpx.Client, test_wavs) -> None:
-    wav = test_wavs[0].read_bytes()
+def test_huge_claimed_sizes_decode_what_is_there(client: httpx.Client, held_out_wavs) -> None:
+    wav = held_out_wavs[0].read_bytes()
     response = post_wav(client, _huge_riff_sizes(wav))
     assert response.status_code == 200, response.text
-    real_seconds = len(load_wav(test_wavs[0])) / SAMPLE_RATE
+    real_seconds = len(load_wav(held_out_wavs[0])) / SAMPLE_RATE
     assert response.json()["duration_s"] == pytest.approx(real_seconds, abs=1e-3)
 
 
@@ -297,10 +297,10 @@ BAD_INPUTS = {
 
 @pytest.mark.parametrize("case", list(BAD_INPUTS))
 def test_bad_input_gets_its_code_and_the_server_keeps_serving(
-    client: httpx.Client, test_wavs: list[Path], case: str
+    client: httpx.Client, held_out_wavs: list[Path], case: str
 ) -> None:
     make, status, code, words = BAD_INPUTS[case]
-    wav = test_wavs[0].read_bytes()
+    wav = held_out_wavs[0].read_bytes()
     response = client.post("/v1/transcribe", **make(wav))
     assert response.status_code == status, response.text
     body = response.json()
@@ -309,8 +309,8 @@ def test_bad_input_gets_its_code_and_the_server_keeps_serving(
     assert post_wav(client, wav).status_code == 200
 
 
-def test_multipart_upload(client: httpx.Client, test_wavs: list[Path]) -> None:
-    wav = test_wavs[1].read_bytes()
+def test_multipart_upload(client: httpx.Client, held_out_wavs: list[Path]) -> None:
+    wav = held_out_wavs[1].read_bytes()
     response = client.post("/v1/transcribe", files={"audio": ("clip.wav", wav, "audio/wav")})
     assert response.status_code == 200, response.text
     assert response.json() == {**response.json(), "model": "random/0"}
@@ -327,8 +327,8 @@ def test_framework_errors_have_the_same_shape(client: httpx.Client) -> None:
     assert wrong_method.json()["error"] == "method_not_allowed"
 
 
-def test_metrics_count_requests_batches_and_audio(client: httpx.Client, test_wavs) -> None:
-    post_wav(client, test_wavs[2].read_bytes())
+def test_metrics_count_requests_batches_and_audio(client: httpx.Client, held_out_wavs) -> None:
+    post_wav(client, held_out_wavs[2].read_bytes())
     post_wav(client, b"not audio")
     text = client.get("/metrics").text
     transcribe = 'method="POST",route="/v1/transcribe"'
@@ -341,13 +341,13 @@ def test_metrics_count_requests_batches_and_audio(client: httpx.Client, test_wav
 
 
 def test_asking_for_cuda_without_it_runs_on_cpu_and_says_so(
-    random_onnx: Path, test_wavs: list[Path]
+    random_onnx: Path, held_out_wavs: list[Path]
 ) -> None:
     """On a machine without a working CUDA provider: one warning, CPU, and /v1/model lists
     the provider really used. (Where CUDA works, the LSTM's placement is checked instead.)"""
     import onnxruntime
 
-    from serving.inference import CUDA_PROVIDER, gpu_present
+    from deepspeech.runtime.session import CUDA_PROVIDER, gpu_present
 
     if CUDA_PROVIDER in onnxruntime.get_available_providers() and gpu_present():
         pytest.skip("this machine has a working GPU; the fallback path cannot be exercised")
@@ -359,22 +359,16 @@ def test_asking_for_cuda_without_it_runs_on_cpu_and_says_so(
     ):
         info = client.get("/v1/model").json()
         assert info["execution_providers"] == ["CPUExecutionProvider"]
-        assert post_wav(client, test_wavs[0].read_bytes()).status_code == 200
+        assert post_wav(client, held_out_wavs[0].read_bytes()).status_code == 200
         log = server.log()
     assert "CUDA was asked for but" in log and "running on CPU (CPUExecutionProvider)" in log
 
 
 def test_recurrent_node_placement_is_read_from_the_profile(random_onnx: Path) -> None:
-    import onnxruntime
+    from deepspeech.runtime.offline import warm_up
+    from deepspeech.runtime.session import cuda_provider_options, recurrent_node_providers
 
-    from serving.inference import cuda_provider_options, recurrent_node_providers
-
-    session, placed = recurrent_node_providers(
-        lambda options: onnxruntime.InferenceSession(
-            str(random_onnx), options, providers=["CPUExecutionProvider"]
-        ),
-        1,
-    )
+    session, placed = recurrent_node_providers(random_onnx, ["CPUExecutionProvider"], 1, warm_up)
     assert placed == {"LSTM": {"CPUExecutionProvider"}}
     assert session.get_providers() == ["CPUExecutionProvider"]
     assert cuda_provider_options(1, 2**30) == {
@@ -390,7 +384,7 @@ def _children(pid: int) -> list[int]:
 
 
 def test_workers_share_the_port_and_metrics_add_up(
-    random_onnx: Path, test_wavs: list[Path]
+    random_onnx: Path, held_out_wavs: list[Path]
 ) -> None:
     """--workers 2: two processes each with a model, and /metrics, whichever worker answers,
     counts the requests both answered."""
@@ -407,7 +401,7 @@ def test_workers_share_the_port_and_metrics_add_up(
         pids = set()
         for i in range(requests):  # a new connection each: the kernel picks the worker
             with httpx.Client(base_url=server.url, timeout=60) as client:
-                response = post_wav(client, test_wavs[i % len(test_wavs)].read_bytes())
+                response = post_wav(client, held_out_wavs[i % len(held_out_wavs)].read_bytes())
                 assert response.status_code == 200, response.text
                 pids.add(client.get("/v1/model").json()["worker_pid"])
         assert pids <= set(_children(server.process.pid))

@@ -12,6 +12,7 @@ import pytest
 from deepspeech.audio import PCM16_SCALE, load_wav
 from deepspeech.data.manifest import read_manifest
 from deepspeech.errors import AudioFormatError, ModelLoadError
+from deepspeech.runtime.session import Placement
 from serving.inference import open_model
 from serving.stream import SpeechModel
 
@@ -23,18 +24,18 @@ def pcm16(path: Path) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def test_wavs(tiny_corpus: Path) -> list[Path]:
+def held_out_wavs(tiny_corpus: Path) -> list[Path]:
     return [u.wav_path for u in read_manifest(tiny_corpus / "test.csv")][:12]
 
 
 def test_streamed_transcripts_equal_the_offline_ones(
-    random_stream_onnx, test_wavs: list[Path]
+    random_stream_onnx, held_out_wavs: list[Path]
 ) -> None:
     utterance_onnx, stream_onnx = random_stream_onnx
-    offline = open_model(utterance_onnx, device="cpu")
+    offline = open_model(utterance_onnx, placement=Placement())
     model = SpeechModel(stream_onnx)
     texts = []
-    for wav in test_wavs:
+    for wav in held_out_wavs:
         expected = offline.transcribe_features([offline.features(load_wav(wav))])[0]
         audio = pcm16(wav)
         assert model.stt(audio) == expected
@@ -48,9 +49,9 @@ def test_streamed_transcripts_equal_the_offline_ones(
     assert len(set(texts)) > 1 and all(len(t) > 5 for t in texts)  # not one trivial string
 
 
-def test_partial_text_grows_while_audio_arrives(random_stream_onnx, test_wavs) -> None:
+def test_partial_text_grows_while_audio_arrives(random_stream_onnx, held_out_wavs) -> None:
     model = SpeechModel(random_stream_onnx[1])
-    audio = pcm16(test_wavs[0])
+    audio = pcm16(held_out_wavs[0])
     stream = model.create_stream()
     stream.feed_audio_content(audio[: len(audio) // 2])
     partial = stream.intermediate_decode()
@@ -89,10 +90,10 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.slow
 def test_transcribe_stream_prints_the_offline_transcripts_and_partials(
-    random_stream_onnx, test_wavs: list[Path], tmp_path: Path
+    random_stream_onnx, held_out_wavs: list[Path], tmp_path: Path
 ) -> None:
     utterance_onnx, stream_onnx = random_stream_onnx
-    files = [str(w) for w in test_wavs[:3]]
+    files = [str(w) for w in held_out_wavs[:3]]
     offline = run_cli("transcribe", "--model", str(utterance_onnx), "--device", "cpu", *files)
     streamed = run_cli("transcribe", "--model", str(stream_onnx), "--stream", "--partials", *files)
     assert streamed.returncode == 0, streamed.stderr
@@ -113,7 +114,7 @@ def test_transcribe_stream_prints_the_offline_transcripts_and_partials(
 
 
 def test_beam_search_with_an_lm_streams_to_the_offline_beam_text(
-    random_stream_onnx, test_wavs: list[Path], tiny_corpus: Path, tmp_path: Path
+    random_stream_onnx, held_out_wavs: list[Path], tiny_corpus: Path, tmp_path: Path
 ) -> None:
     """flashlight's search stays open across chunks (decode_step per chunk): its final text
     equals the whole-utterance beam search with the same LM."""
@@ -124,10 +125,10 @@ def test_beam_search_with_an_lm_streams_to_the_offline_beam_text(
     sentences = [u.transcript for u in read_manifest(tiny_corpus / "train.csv")]
     build_kneser_ney(sentences, order=3).write_arpa(lm_path)
     config = DecoderConfig(decoder="beam", beam_width=16, lm_path=lm_path)
-    offline = open_model(random_stream_onnx[0], device="cpu", decoder=config)
+    offline = open_model(random_stream_onnx[0], placement=Placement(), decoder=config)
     model = SpeechModel(random_stream_onnx[1], decoder=config)
     texts = []
-    for wav in test_wavs[:4]:
+    for wav in held_out_wavs[:4]:
         audio = pcm16(wav)
         expected = offline.transcribe_features([offline.features(load_wav(wav))])[0]
         stream = model.create_stream()

@@ -205,7 +205,8 @@ def test_calls_waiting_together_run_as_one_batch(random_stream_onnx, pcm: np.nda
     each stream still gets its own text."""
     from prometheus_client import CollectorRegistry
 
-    from serving.stream_server import StreamHub, StreamSettings
+    from serving.settings import StreamSettings
+    from serving.stream_server import StreamHub
 
     model = SpeechModel(random_stream_onnx[1])
     pieces = [pcm[i * 4000 : (i + 1) * 4000] for i in range(5)]

@@ -1,4 +1,4 @@
-"""The unidirectional model and its streaming graph (deepspeech/model/streaming.py): trained and
+"""The unidirectional model and its streaming graph (deepspeech/runtime/streaming.py): trained and
 exported like the BiRNN, and chunk-by-chunk logits equal to whole-utterance logits."""
 
 from __future__ import annotations
@@ -7,24 +7,21 @@ import json
 from pathlib import Path
 
 import numpy as np
-import onnxruntime
 import pytest
 import tensorflow as tf
 from typer.testing import CliRunner
 
-from deepspeech.audio import N_CEPSTRUM, N_CONTEXT, audio_to_features, load_wav
+from deepspeech.audio import N_CEPSTRUM, N_CONTEXT, FeatureConfig, audio_to_features, load_wav
 from deepspeech.cli.app import app
-from deepspeech.config import FeatureConfig, TrainConfig
 from deepspeech.errors import ConfigError, ExportError, ModelLoadError
-from deepspeech.model.export import (
-    STREAM_GRAPH,
-    STREAM_PARITY_TOLERANCE,
-    UTTERANCE_GRAPH,
-    ModelMetadata,
-    export_model,
-)
-from deepspeech.model.streaming import AcousticStream, run_chunks, stream_scores
+from deepspeech.export.config import ExportConfig
+from deepspeech.export.parity import STREAM_PARITY_TOLERANCE
+from deepspeech.export.pipeline import export_model
+from deepspeech.runtime.graph import STREAM_GRAPH, UTTERANCE_GRAPH, ModelMetadata
+from deepspeech.runtime.offline import OfflineModel
+from deepspeech.runtime.streaming import AcousticStream, StreamingModel, stream_scores
 from deepspeech.text import Alphabet
+from deepspeech.training.config import TrainConfig
 
 # 1 frame up to 1 s (50 frames at stride 2), with sizes below, at and above 2*numcontext.
 CHUNK_FRAMES = (1, 2, 5, 9, 18, 19, 23, 50)
@@ -58,23 +55,19 @@ def test_streamed_logits_equal_whole_utterance_logits(
     random_unidirectional, random_stream_onnx, n_frames: int
 ) -> None:
     """Chunks of 1 frame to 1 s, utterances shorter and longer than the context window."""
-    session = onnxruntime.InferenceSession(
-        random_stream_onnx[1], providers=["CPUExecutionProvider"]
-    )
+    model = StreamingModel.load(random_stream_onnx[1])
     rng = np.random.default_rng(n_frames)
     features = rng.normal(0, 5, (n_frames, N_CEPSTRUM)).astype(np.float32)
     expected = whole_utterance_logits(random_unidirectional, features).numpy()
     for chunk in CHUNK_FRAMES:
-        streamed = stream_scores(session, features, chunk, numcontext=N_CONTEXT, n_hidden=32)
+        streamed = stream_scores(model, features, chunk)
         assert streamed.logits.shape == expected.shape, chunk
         assert np.abs(streamed.logits - expected).max() <= STREAM_PARITY_TOLERANCE, chunk
 
 
 def test_stream_lags_numcontext_frames_and_keeps_constant_state(random_stream_onnx) -> None:
-    session = onnxruntime.InferenceSession(
-        random_stream_onnx[1], providers=["CPUExecutionProvider"]
-    )
-    stream = AcousticStream(session, N_CEPSTRUM, N_CONTEXT, 32)
+    model = StreamingModel.load(random_stream_onnx[1])
+    stream = AcousticStream(model)
     frames = np.random.default_rng(1).normal(0, 5, (300, N_CEPSTRUM)).astype(np.float32)
     for i in range(0, 300, 10):
         stream.accept(frames[i : i + 10])
@@ -88,13 +81,11 @@ def test_stream_lags_numcontext_frames_and_keeps_constant_state(random_stream_on
 def test_streams_batched_in_one_run_get_their_own_scores(random_stream_onnx) -> None:
     """Rows of one run never mix: each stream's scores equal its scores run alone, with
     streams starting at different times (context lengths differ, so runs split by shape)."""
-    session = onnxruntime.InferenceSession(
-        random_stream_onnx[1], providers=["CPUExecutionProvider"]
-    )
+    model = StreamingModel.load(random_stream_onnx[1])
     rng = np.random.default_rng(2)
     utterances = [rng.normal(0, 5, (60, N_CEPSTRUM)).astype(np.float32) for _ in range(5)]
     starts = (0, 0, 0, 20, 33)
-    streams = [AcousticStream(session, N_CEPSTRUM, N_CONTEXT, 32) for _ in utterances]
+    streams = [AcousticStream(model) for _ in utterances]
     scores: list[list[np.ndarray]] = [[] for _ in utterances]
     for t in range(61):
         calls = [
@@ -103,10 +94,10 @@ def test_streams_batched_in_one_run_get_their_own_scores(random_stream_onnx) -> 
             if t >= starts[i]
         ]
         ready = [(i, call) for i, call in calls if call is not None]
-        for (i, _), result in zip(ready, run_chunks(session, [c for _, c in ready]), strict=True):
+        for (i, _), result in zip(ready, model.run([c for _, c in ready]), strict=True):
             scores[i].append(streams[i].apply(result).logits)
     for i, start in enumerate(starts):
-        alone = stream_scores(session, utterances[i][start:], 1, numcontext=N_CONTEXT, n_hidden=32)
+        alone = stream_scores(model, utterances[i][start:], 1)
         np.testing.assert_allclose(np.concatenate(scores[i]), alone.logits, atol=1e-5)
 
 
@@ -161,7 +152,7 @@ def test_train_unidirectional_tracks_and_exports_both_graphs(
     run = client.get_run(run_info["mlflow_run_id"])
     assert run.data.params["rnn"] == "unidirectional" and "test_wer" in run.data.metrics
 
-    whole = export_model(unidirectional_checkpoint, tmp_path / "model.onnx")
+    whole = export_model(ExportConfig(unidirectional_checkpoint, tmp_path / "model.onnx"))
     assert whole.lstm_layout == "1 forward LSTM" and whole.metadata.rnn == "unidirectional"
     result = CliRunner().invoke(
         app,
@@ -176,27 +167,25 @@ def test_train_unidirectional_tracks_and_exports_both_graphs(
     )
     assert result.exit_code == 0, result.output
     assert "limit 0.0001" in result.output
-    session = onnxruntime.InferenceSession(tmp_path / "stream.onnx")
-    props = session.get_modelmeta().custom_metadata_map
+    streaming = StreamingModel.load(tmp_path / "stream.onnx")
+    props = streaming.session.get_modelmeta().custom_metadata_map
     assert (props["graph"], props["rnn"]) == ("stream", "unidirectional")
 
     # The streamed scores of the trained model equal the whole-utterance graph's.
-    whole_session = onnxruntime.InferenceSession(tmp_path / "model.onnx")
+    whole = OfflineModel.load(tmp_path / "model.onnx")
     wav = sorted((tiny_corpus).rglob("*.wav"))[0]
     features = audio_to_features(load_wav(wav), N_CEPSTRUM, stride=2)
-    (expected,) = whole_session.run(
-        ["probabilities"],
-        {"features": features[None], "lengths": np.array([len(features)], np.int32)},
-    )
-    streamed = stream_scores(session, features, 7, numcontext=N_CONTEXT, n_hidden=32)
-    assert np.abs(streamed.probabilities - expected[0]).max() <= 1e-5
+    (expected,) = whole.probabilities([features])
+    streamed = stream_scores(streaming, features, 7)
+    assert np.abs(streamed.probabilities - expected).max() <= 1e-5
 
 
+@pytest.mark.slow  # trains tiny_checkpoint
 def test_streaming_export_refuses_a_bidirectional_model(
     tiny_checkpoint: Path, tmp_path: Path
 ) -> None:
     with pytest.raises(ExportError, match="cannot stream; train with --rnn unidirectional"):
-        export_model(tiny_checkpoint, tmp_path / "stream.onnx", streaming=True)
+        export_model(ExportConfig(tiny_checkpoint, tmp_path / "stream.onnx", streaming=True))
     assert not (tmp_path / "stream.onnx").exists()
 
 

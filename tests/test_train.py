@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deepspeech.config import TrainConfig
 from deepspeech.data.manifest import read_manifest, write_manifest
 from deepspeech.errors import ConfigError, ManifestError
+from deepspeech.training.config import TrainConfig
 from deepspeech.training.loop import BackgroundRelease, is_plateau, should_stop_early, train
 from deepspeech.training.schedule import LearningRateSchedule
 

@@ -144,7 +144,7 @@ def test_beam_search_with_a_language_model(
     features = [model.features(read_audio(path)) for path in wavs[:3]]
     texts = model.transcribe_features(features)
     assert len(texts) == 3
-    assert texts == [model.decoder(model.probabilities([f])[0]) for f in features]
+    assert texts == [model.decoder(model.model.probabilities([f])[0]) for f in features]
     result = run_cli(
         "transcribe", "--model", str(random_onnx), "--decoder", "beam", "--lm", str(lm), *wavs[:3]
     )

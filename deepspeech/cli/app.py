@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
-import logging
-import os
 import sys
-from importlib.metadata import entry_points
 from typing import Annotated
 
 import typer
 from typer.exceptions import TyperException
 
+import deepspeech.cli.importers  # noqa: F401  (registers data librispeech, tedlium, commonvoice)
 from deepspeech import __version__
+from deepspeech.cli.data import data_app
+from deepspeech.cli.export import export
+from deepspeech.cli.lm import lm_app
+from deepspeech.cli.runs import runs_app
+from deepspeech.cli.serve import serve, transcribe
+from deepspeech.cli.train import evaluate, train
+from deepspeech.data.augment_spec import AUGMENT_HELP
 from deepspeech.errors import DeepSpeechError
+from deepspeech.logs import configure_logging
 
 USER_ERROR_EXIT_CODE = 2
-COMMANDS_ENTRY_POINT_GROUP = "deepspeech.commands"  # other packages' commands (serving's)
 
 app = typer.Typer(
     name="deepspeech",
@@ -52,45 +57,14 @@ def root(
     configure_logging(debug)
 
 
-def configure_logging(debug: bool) -> None:
-    """Log to stderr so that stdout stays for results (transcripts, reports) a script may parse."""
-    from rich.logging import RichHandler
-
-    from deepspeech.cli.console import stderr_console
-
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.INFO,
-        format="%(message)s",
-        datefmt="[%X]",
-        handlers=[RichHandler(console=stderr_console, show_path=debug, rich_tracebacks=True)],
-        force=True,
-    )
-    # TensorFlow's C++ log lines (device set-up, dataset notes) drown the progress bars.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if debug else "2")
-    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "DEBUG" if debug else "WARNING")
-    if not debug:
-        for noisy in ("tensorflow", "absl", "mlflow", "alembic", "urllib3", "h5py", "tf2onnx"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
 def _register_commands() -> None:
-    import deepspeech.cli.importers  # noqa: F401  (registers librispeech, tedlium, commonvoice)
-    from deepspeech.cli.data import data_app
-    from deepspeech.cli.lm import lm_app
-    from deepspeech.cli.runs import runs_app
-    from deepspeech.cli.serve import export
-    from deepspeech.cli.train import evaluate, train
-    from deepspeech.data.augment_spec import AUGMENT_HELP
-
     app.add_typer(data_app, name="data")
     app.add_typer(lm_app, name="lm")
     app.command("train", epilog=AUGMENT_HELP)(train)
     app.command("evaluate")(evaluate)
     app.command("export")(export)
-    # `transcribe` and `serve` come from the serving package, which depends on this one:
-    # it registers them through an entry point, so nothing here imports it.
-    for entry_point in entry_points(group=COMMANDS_ENTRY_POINT_GROUP):
-        entry_point.load()(app)
+    app.command("transcribe")(transcribe)
+    app.command("serve")(serve)
     app.add_typer(runs_app, name="runs")
 
 

@@ -7,9 +7,14 @@ from typing import Annotated
 
 import typer
 
-from deepspeech.audio import N_CEPSTRUM
-from deepspeech.config import DEFAULT_FEATURE_CACHE
+from deepspeech.audio import N_CEPSTRUM, read_wav_info
+from deepspeech.cli.console import progress_bar
 from deepspeech.corpus import DEFAULT_UTTERANCES
+from deepspeech.corpus.sample import SampleCorpusConfig, make_sample_corpus
+from deepspeech.data.cache import DEFAULT_FEATURE_CACHE, open_cached_set, read_manifests
+from deepspeech.data.manifest import parse_manifest_list, read_manifest
+from deepspeech.parallel import available_cpus
+from deepspeech.text import Alphabet
 
 data_app = typer.Typer(
     help="Make the synthetic sample corpus, import real corpora, check manifests.",
@@ -49,9 +54,6 @@ def check(
     transcript is non-empty and inside the alphabet; reads each WAV header for the durations.
     Fails on the first bad row with its file and line.
     """
-    from deepspeech.audio import read_wav_info
-    from deepspeech.data.manifest import parse_manifest_list, read_manifest
-    from deepspeech.text import Alphabet
 
     chosen = Alphabet.from_file(alphabet) if alphabet else Alphabet.default()
     for path in parse_manifest_list(manifests):
@@ -78,9 +80,6 @@ def sample(
     their WER measures generalisation. Re-running into a finished folder does nothing; a
     folder from a killed run is completed.
     """
-    from deepspeech.cli.console import progress_bar
-    from deepspeech.corpus.sample import SampleCorpusConfig, make_sample_corpus
-    from deepspeech.parallel import available_cpus
 
     config = SampleCorpusConfig(
         utterances=utterances, seed=seed, workers=workers or available_cpus()
@@ -116,9 +115,6 @@ def featurize(
     one entry per manifest contents, numcep and alphabet. `train`, `evaluate` and `lm tune`
     with the same `--feature-cache` reuse it; a killed build resumes where it stopped.
     """
-    from deepspeech.cli.console import progress_bar
-    from deepspeech.data.cache import open_cached_set, read_manifests
-    from deepspeech.text import Alphabet
 
     chosen = Alphabet.from_file(alphabet) if alphabet else Alphabet.default()
     for path, utterances in read_manifests(manifests, chosen):

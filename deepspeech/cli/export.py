@@ -1,65 +1,26 @@
 """`deepspeech export`: the trained checkpoint as a self-describing ONNX model.
 
-A thin command over `deepspeech.model.export.export_model`. `transcribe` and `serve` live in
-`serving.cli` (onnxruntime, no TensorFlow) and join the `deepspeech` command through the
-`deepspeech.commands` entry point, so this package never imports `serving`.
+A thin command over `deepspeech.export.pipeline.export_model` (TensorFlow, imported when the
+command runs, so `--help` stays fast).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Any
 
 import typer
 
+from deepspeech.cli.options import settings_options
+from deepspeech.config import build_settings
+from deepspeech.export.config import ExportConfig
+from deepspeech.runtime.graph import STREAM_GRAPH
 
-def export(
-    checkpoint_dir: Annotated[
-        Path, typer.Option(help="A folder written by `deepspeech train`.", file_okay=False)
-    ],
-    output: Annotated[Path, typer.Option(help="The ONNX file to write.", dir_okay=False)],
-    register: Annotated[
-        str | None,
-        typer.Option(
-            help="Also log the model into the training run (mlflow.onnx) and register it as a "
-            "new version of this name, served as models:/NAME/VERSION."
-        ),
-    ] = None,
-    parity_files: Annotated[
-        str | None,
-        typer.Option(
-            help="Manifest CSV(s) whose utterances check ONNX against Keras. "
-            "[default: the run's test, else dev, else train manifest]"
-        ),
-    ] = None,
-    tracking_uri: Annotated[
-        str | None,
-        typer.Option(help="MLflow tracking URI. [default: the training run's]"),
-    ] = None,
-    name: Annotated[
-        str | None,
-        typer.Option(help="Model name written into the file when not registering."),
-    ] = None,
-    opset: Annotated[int, typer.Option(min=17, help="ONNX opset.")] = 17,
-    streaming: Annotated[
-        bool,
-        typer.Option(
-            "--streaming",
-            help="Write the streaming graph (unidirectional models): an MFCC chunk plus the "
-            "carried context and LSTM state in, scores plus the new state out; what "
-            "`transcribe --stream`, serving.stream and /v1/stream run. Checked chunk by chunk "
-            "against the whole utterance (limit 1e-4 on logits).",
-        ),
-    ] = False,
-    quantize: Annotated[
-        str | None,
-        typer.Option(
-            help="int8: onnxruntime dynamic quantization (int8 weights, DynamicQuantizeLSTM); "
-            "the export fails if greedy WER on the parity utterances rises by more than "
-            "0.5 point. [default: fp32]"
-        ),
-    ] = None,
-) -> None:
+if TYPE_CHECKING:
+    from deepspeech.export.pipeline import ExportResult
+
+
+@settings_options(ExportConfig)
+def export(**settings: Any) -> None:
     """Export a trained checkpoint to a self-describing ONNX model for onnxruntime.
 
     Converts the BiRNN with tf2onnx (fused LSTM, dynamic batch and time), wires the lengths
@@ -68,24 +29,19 @@ def export(
     model on real utterances and fails (nothing written) if they differ by more than 1e-3;
     with `--quantize int8` the int8 model is then checked by WER on the same utterances.
     """
-    from deepspeech.model.export import (
-        PARITY_TOLERANCE,
-        STREAM_PARITY_TOLERANCE,
-        export_model,
-    )
+    config = build_settings(ExportConfig, settings)  # a bad option fails before TensorFlow loads
+    from deepspeech.export.pipeline import export_model  # TensorFlow, tf2onnx
 
-    result = export_model(
-        checkpoint_dir,
-        output,
-        register=register,
-        parity_files=parity_files,
-        tracking_uri=tracking_uri,
-        model_name=name,
-        opset=opset,
-        streaming=streaming,
-        quantize=quantize,
-    )
+    result = export_model(config)
+    _report(result)
+
+
+def _report(result: ExportResult) -> None:
+    """What was written and how it was checked, a line each."""
+    from deepspeech.export.parity import PARITY_TOLERANCE, STREAM_PARITY_TOLERANCE
+
     meta = result.metadata
+    streaming = meta.graph == STREAM_GRAPH
     typer.echo(
         f"wrote {result.output} ({result.output.stat().st_size / 1e6:.1f} MB, opset "
         f"{meta.opset}, {meta.quantization}, {result.lstm_layout}) as "

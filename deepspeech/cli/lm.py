@@ -1,53 +1,29 @@
-"""`deepspeech lm …`: build the word n-gram model the beam decoder uses; shared decoder options.
-
-The option types below (`DecoderOption`, `BeamWidthOption`, `LmOption`, `AlphaOption`,
-`BetaOption`, `AlphasOption`, `BetasOption`) and `decoder_config` are for every command that
-decodes (evaluate, transcribe, serve, lm tune), so they all spell and check the settings alike.
-"""
+"""`deepspeech lm build` and `deepspeech lm tune`: the word n-gram model the beam decoder uses,
+and its weights tuned on a dev set. Decoding options of the other commands come from
+`DecoderConfig` (`deepspeech.decoding.decoders`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
+import numpy as np
 import typer
 
+from deepspeech.cli.console import progress_bar
 from deepspeech.cli.data import AlphabetOption, FeatureCacheOption
-from deepspeech.config import DEFAULT_FEATURE_CACHE
-
-if TYPE_CHECKING:
-    from deepspeech.decoding.decoders import DecoderConfig
+from deepspeech.cli.options import TrackingUriOption
+from deepspeech.data.cache import DEFAULT_FEATURE_CACHE, open_cached_set, read_manifests
+from deepspeech.decoding.lm import build_arpa
+from deepspeech.decoding.tuning import float_grid, plot_tuning, tune_alpha_beta
+from deepspeech.text import Alphabet
+from deepspeech.training.mlflow_store import resolve_tracking_uri
 
 lm_app = typer.Typer(
     help="Build the word n-gram language model for beam search decoding.",
     no_args_is_help=True,
 )
 
-# Defaults belong to each command (the usual ones are DEFAULT_* in deepspeech.decoding.decoders).
-DecoderOption = Annotated[
-    str,
-    typer.Option(
-        "--decoder",
-        help="greedy (best path, fast) or beam (CTC beam search; with --lm, word LM scoring).",
-    ),
-]
-BeamWidthOption = Annotated[
-    int, typer.Option("--beam-width", help="Hypotheses kept per frame by the beam decoder.")
-]
-LmOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--lm",
-        help="ARPA word LM (`deepspeech lm build`) for the beam decoder. [default: no LM]",
-        dir_okay=False,
-    ),
-]
-AlphaOption = Annotated[
-    float, typer.Option("--alpha", help="LM weight on ln p(words); tune it with `lm tune`.")
-]
-BetaOption = Annotated[
-    float, typer.Option("--beta", help="Bonus per word in nats; tune it with `lm tune`.")
-]
 AlphasOption = Annotated[
     str,
     typer.Option("--alphas", help="alpha grid: values '0.5,1,2' or start:stop:step '0:2:0.25'."),
@@ -56,21 +32,6 @@ BetasOption = Annotated[
     str,
     typer.Option("--betas", help="beta grid: values '0,1,2' or start:stop:step '-1:4:1'."),
 ]
-
-
-def decoder_config(
-    decoder: str, beam_width: int, lm: Path | None, alpha: float, beta: float
-) -> DecoderConfig:
-    """The options above -> a checked `DecoderConfig` (errors are one-line ConfigErrors)."""
-    from deepspeech.decoding.decoders import DecoderConfig
-
-    return DecoderConfig(
-        decoder=decoder,  # checked there: "greedy" or "beam"
-        beam_width=beam_width,
-        alpha=alpha,
-        beta=beta,
-        lm_path=lm,
-    )
 
 
 @lm_app.command("build")
@@ -93,9 +54,6 @@ def build(
     dropped; characters outside the alphabet removed), so the LM's words are spelt the way the
     acoustic model can spell them. Decode with `--decoder beam --lm OUTPUT`.
     """
-    from deepspeech.decoding.lm import build_arpa
-    from deepspeech.text import Alphabet
-
     chosen = Alphabet.from_file(alphabet) if alphabet else Alphabet.default()
     summary = build_arpa(text, output, order, chosen)
     counts = ", ".join(f"{n}-grams {c}" for n, c in enumerate(summary.ngrams, start=1))
@@ -117,52 +75,31 @@ def tune(
     ],
     alphas: AlphasOption = "0:2:0.25",
     betas: BetasOption = "0:3:0.5",
-    beam_width: BeamWidthOption = 32,
+    beam_width: Annotated[
+        int, typer.Option(help="Hypotheses kept per frame by the beam decoder while tuning.")
+    ] = 32,
     feature_cache: FeatureCacheOption = Path(DEFAULT_FEATURE_CACHE),
     experiment_name: Annotated[
         str, typer.Option(help="MLflow experiment for the run.")
     ] = "lm-tune",
-    tracking_uri: Annotated[
-        str | None,
-        typer.Option(help="MLflow store (else $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)."),
-    ] = None,
+    tracking_uri: TrackingUriOption = None,
 ) -> None:
     """Grid-search the LM weight (alpha) and word bonus (beta) on a dev set.
 
     Runs the model once, then beam-decodes the dev set at every grid point; prints the best
     point and logs the grid, the best WER/CER and a heatmap to one MLflow run.
     """
-    from deepspeech.cli.console import progress_bar
-    from deepspeech.data.cache import open_cached_set, read_manifests
-    from deepspeech.decoding.tuning import float_grid, plot_tuning, tune_alpha_beta
-    from deepspeech.training.checkpoint import restore_inference_model
-    from deepspeech.training.evaluate import make_eval_step, model_outputs
-    from deepspeech.training.mlflow_store import resolve_tracking_uri
-    from deepspeech.training.tracking import log_tuning_run
+    from deepspeech.training.tracking import log_tuning_run  # MLflow, TensorFlow
 
     alpha_grid, beta_grid = float_grid(alphas), float_grid(betas)
-    model, info = restore_inference_model(checkpoint_dir)
-    cached = open_cached_set(
-        read_manifests(dev_files, info.alphabet),
-        feature_cache,
-        info.features.numcep,
-        info.alphabet,
-        progress_factory=progress_bar,
-    )
-    scores, lengths, references = [], [], []
-    eval_step = make_eval_step(model, info.features.numcep)
-    for indices, _, logits, frame_counts in model_outputs(eval_step, cached, info.features.stride):
-        for i, matrix, n in zip(indices, logits, frame_counts, strict=True):
-            scores.append(matrix[:n])
-            lengths.append(int(n))
-            references.append(cached.utterances[i].transcript)
+    alphabet, scores, lengths, references = _dev_logits(checkpoint_dir, dev_files, feature_cache)
     points = len(alpha_grid) * len(beta_grid)
     with progress_bar("alpha x beta", points) as advance:
         result = tune_alpha_beta(
             scores,
             lengths,
             references,
-            info.alphabet,
+            alphabet,
             lm,
             alpha_grid,
             beta_grid,
@@ -194,3 +131,29 @@ def tune(
         f"best alpha {result.best_alpha:g}, beta {result.best_beta:g}: dev WER "
         f"{result.best_wer:.2%}, CER {result.best_cer:.2%} (mlflow run {run_id})"
     )
+
+
+def _dev_logits(
+    checkpoint_dir: Path, dev_files: str, feature_cache: Path
+) -> tuple[Alphabet, list[np.ndarray], list[int], list[str]]:
+    """The model's (T, n_classes) logits of every dev utterance, run once, with their
+    lengths and transcripts."""
+    from deepspeech.training.checkpoint import restore_inference_model  # TensorFlow
+    from deepspeech.training.evaluate import make_eval_step, model_outputs
+
+    model, info = restore_inference_model(checkpoint_dir)
+    cached = open_cached_set(
+        read_manifests(dev_files, info.alphabet),
+        feature_cache,
+        info.features.numcep,
+        info.alphabet,
+        progress_factory=progress_bar,
+    )
+    scores, lengths, references = [], [], []
+    eval_step = make_eval_step(model, info.features.numcep)
+    for indices, _, logits, frame_counts in model_outputs(eval_step, cached, info.features.stride):
+        for i, matrix, n in zip(indices, logits, frame_counts, strict=True):
+            scores.append(matrix[:n])
+            lengths.append(int(n))
+            references.append(cached.utterances[i].transcript)
+    return info.alphabet, scores, lengths, references

@@ -7,6 +7,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
+from rich.table import Table
+
+from deepspeech.cli.options import TrackingUriOption
+from deepspeech.training.compare import comparison_table, load_runs, plot_comparison
+from deepspeech.training.mlflow_store import resolve_tracking_uri
 
 PIPED_WIDTH = 200
 runs_app = typer.Typer(help="Look at training runs in the MLflow store.", no_args_is_help=True)
@@ -20,21 +26,12 @@ def compare(
     experiment_name: Annotated[
         str, typer.Option(help="Experiment whose runs to compare when no ids are given.")
     ] = "sample",
-    tracking_uri: Annotated[
-        str | None,
-        typer.Option(help="MLflow store (else $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)."),
-    ] = None,
+    tracking_uri: TrackingUriOption = None,
     output: Annotated[
         Path, typer.Option(help="PNG with the runs' loss and WER curves overlaid.")
     ] = Path("runs/compare.png"),
 ) -> None:
     """Print a table of runs (options and final WER/CER) and plot their curves together."""
-    from rich.console import Console
-    from rich.table import Table
-
-    from deepspeech.training.compare import comparison_table, load_runs, plot_comparison
-    from deepspeech.training.mlflow_store import resolve_tracking_uri
-
     runs = load_runs(resolve_tracking_uri(tracking_uri), experiment_name, run_ids)
     rows = comparison_table(runs)
     table = Table(show_lines=False)

@@ -43,6 +43,8 @@ from deepspeech.files import atomic_write
 from deepspeech.parallel import available_cpus, limit_blas_threads
 from deepspeech.text import Alphabet
 
+DEFAULT_FEATURE_CACHE = "runs/feature-cache"  # beside the default checkpoints, under runs/
+
 logger = logging.getLogger(__name__)
 
 CACHE_FORMAT = 3  # bump when the files' layout or features change: old entries are then ignored

@@ -28,6 +28,7 @@ probabilities (the exported ONNX model ends in a softmax): `kind="auto"` tells t
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 import logging
@@ -35,15 +36,14 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
+from deepspeech.config import setting
+from deepspeech.decoding.lm import LanguageModel, load_language_model
 from deepspeech.errors import ConfigError, LanguageModelError
 from deepspeech.text import Alphabet
-
-if TYPE_CHECKING:
-    from deepspeech.decoding.lm import LanguageModel
 
 logger = logging.getLogger(__name__)
 
@@ -131,14 +131,23 @@ class DecoderConfig:
     decoder is refused rather than silently ignored.
     """
 
-    decoder: DecoderName = "greedy"
-    beam_width: int = DEFAULT_BEAM_WIDTH  # hypotheses kept per frame
-    alpha: float = DEFAULT_ALPHA  # weight of the LM's ln p(words)
-    beta: float = DEFAULT_BETA  # bonus per word, nats
-    lm_path: Path | None = None  # ARPA file; None: beam search without an LM
-    unk_offset: float = DEFAULT_UNK_OFFSET  # log10 added to unknown words; <= 0
-    token_beam: int = DEFAULT_TOKEN_BEAM  # labels tried per frame and hypothesis
-    beam_threshold: float = DEFAULT_BEAM_THRESHOLD  # nats behind the best before pruning
+    decoder: DecoderName = setting(
+        "greedy",
+        "greedy (best path, fast) or beam (CTC beam search; with --lm, word LM scoring).",
+    )
+    beam_width: int = setting(DEFAULT_BEAM_WIDTH, "Hypotheses kept per frame by the beam decoder.")
+    alpha: float = setting(DEFAULT_ALPHA, "LM weight on ln p(words); tune it with `lm tune`.")
+    beta: float = setting(DEFAULT_BETA, "Bonus per word in nats; tune it with `lm tune`.")
+    lm_path: Path | None = setting(
+        None, "ARPA word LM (`deepspeech lm build`) for the beam decoder.", key="lm"
+    )
+    unk_offset: float = setting(
+        DEFAULT_UNK_OFFSET, "log10 added to an unknown word's LM score (<= 0)."
+    )
+    token_beam: int = setting(DEFAULT_TOKEN_BEAM, "Labels tried per frame and hypothesis.")
+    beam_threshold: float = setting(
+        DEFAULT_BEAM_THRESHOLD, "Hypotheses this many nats behind the best are dropped."
+    )
 
     def __post_init__(self) -> None:
         if self.decoder not in DECODERS:
@@ -186,8 +195,6 @@ class BeamDecoder:
         kind: ScoreKind = "auto",
     ) -> None:
         from flashlight.lib.text.decoder import CriterionType, LexiconFreeDecoderOptions
-
-        from deepspeech.decoding.lm import load_language_model
 
         _check_beam_settings(beam_width, token_beam, beam_threshold, unk_offset)
         if isinstance(lm, str | Path):
@@ -258,17 +265,11 @@ def make_decoder(config: DecoderConfig, alphabet: Alphabet, kind: ScoreKind = "a
     """The decoder `config` describes, ready to call per utterance (the LM loaded once)."""
     if config.decoder == "greedy":
         return GreedyDecoder(alphabet)
-    return BeamDecoder(
-        alphabet,
-        beam_width=config.beam_width,
-        lm=config.lm_path,
-        alpha=config.alpha,
-        beta=config.beta,
-        unk_offset=config.unk_offset,
-        token_beam=config.token_beam,
-        beam_threshold=config.beam_threshold,
-        kind=kind,
-    )
+    # BeamDecoder's keywords are DecoderConfig's fields, `lm` for `lm_path`.
+    options = dataclasses.asdict(config)
+    del options["decoder"]
+    options["lm"] = options.pop("lm_path")
+    return BeamDecoder(alphabet, **options, kind=kind)
 
 
 def beam_decode(
@@ -327,101 +328,111 @@ def _check_shape(scores: np.ndarray, alphabet: Alphabet) -> None:
         )
 
 
+class _WordScores:
+    """Scores characters as flashlight asks, words as the n-gram model knows them.
+
+    flashlight's lexicon-free decoder calls `score(state, label)` for every new label.
+    Letters extend the word being spelt; the space (or the end, in `finish`) completes
+    it, and the word gets alpha * ln p(word | history) + beta. An unknown word's extra
+    cost (offset and spelling, see the module docstring) is charged from the letter that
+    makes it impossible to complete as a known word on, so hopeless spellings fall
+    behind early and leave the beam to others.
+    States form flashlight's own trie (`state.child(label)`), with repeated spaces folded,
+    so hypotheses with the same text share one state and flashlight merges their
+    alignments. Made per utterance; each call is a few dictionary look-ups, because the
+    decoder calls `score` for every hypothesis x label x frame.
+
+    This is the scoring without flashlight's `LM` base class, so that importing this module
+    never imports flashlight; `_word_lm_class` joins the two.
+    """
+
+    def __init__(
+        self,
+        lm: LanguageModel,
+        alphabet: Alphabet,
+        alpha: float,
+        beta: float,
+        unk_offset: float,
+    ) -> None:
+        super().__init__()  # in `_WordLM`: flashlight's LM, which must be set up first
+        self._lm = lm
+        self._labels = alphabet.labels
+        self._space = alphabet.label_of(" ")
+        self._weight = alpha * LN10  # KenLM's log10 -> ln, times the LM weight
+        self._beta = beta
+        self._unk_score = self._weight * unk_offset
+        # An unknown word is spelt letter by letter, each letter as likely as any other.
+        self._letter_score = alpha * math.log(1 / (len(alphabet) - 1))
+        # state -> (word being spelt, KenLM state after the completed words, whether a
+        # known word starts with it); the dict also keeps the Python wrappers alive, so
+        # flashlight hands back the same objects.
+        self._info: dict[Any, tuple[str, Any, bool]] = {}
+        self._scores: dict[Any, float] = {}  # state -> score of the move that made it
+
+    def _word(self, word: str, kenlm_state: Any, known: bool) -> tuple[Any, float]:
+        """Complete `word`: (KenLM state after it, its score)."""
+        kenlm_state, log10_p = self._lm.score(kenlm_state, word)
+        score = self._weight * log10_p + self._beta
+        if known and word not in self._lm:  # a prefix of known words, not a word itself
+            score += self._unknown(word)
+        return kenlm_state, score
+
+    def _unknown(self, spelt: str) -> float:
+        """What an unknown word costs beyond p(<unk>): the offset and its letters."""
+        return self._unk_score + self._letter_score * len(spelt)
+
+    def _begin(self, root: Any) -> Any:
+        """Start an utterance at flashlight's fresh root state `root`."""
+        self._info.clear()
+        self._scores.clear()
+        self._info[root] = ("", self._lm.begin(), True)
+        return root
+
+    def score(self, state: Any, label: int) -> tuple[Any, float]:
+        if label != self._space:
+            child = state.child(label)
+            score = self._scores.get(child)
+            if score is None:
+                partial, kenlm_state, known = self._info[state]
+                partial += self._labels[label]
+                still_known = known and self._lm.starts_word(partial)
+                self._info[child] = (partial, kenlm_state, still_known)
+                if still_known:
+                    score = 0.0
+                elif known:  # this letter ends every known word: charge what was spelt
+                    score = self._unknown(partial)
+                else:  # one more letter of an unknown word
+                    score = self._letter_score
+                self._scores[child] = score
+            return child, score
+        partial, kenlm_state, known = self._info[state]
+        if not partial:  # a space before the first word or after another space
+            return state, 0.0
+        child = state.child(label)
+        score = self._scores.get(child)
+        if score is None:
+            kenlm_state, score = self._word(partial, kenlm_state, known)
+            self._info[child] = ("", kenlm_state, True)
+            self._scores[child] = score
+        return child, score
+
+    def finish(self, state: Any) -> tuple[Any, float]:
+        partial, kenlm_state, known = self._info[state]
+        score = 0.0
+        if partial:
+            kenlm_state, score = self._word(partial, kenlm_state, known)
+        return state, score + self._weight * self._lm.end(kenlm_state)
+
+
 @functools.cache
 def _word_lm_class() -> type:
     """Define `_WordLM` on first use, so importing this module never imports flashlight."""
     from flashlight.lib.text.decoder import LM, LMState
 
-    class _WordLM(LM):
-        """Scores characters as flashlight asks, words as the n-gram model knows them.
-
-        flashlight's lexicon-free decoder calls `score(state, label)` for every new label.
-        Letters extend the word being spelt; the space (or the end, in `finish`) completes
-        it, and the word gets alpha * ln p(word | history) + beta. An unknown word's extra
-        cost (offset and spelling, see the module docstring) is charged from the letter that
-        makes it impossible to complete as a known word on, so hopeless spellings fall
-        behind early and leave the beam to others.
-        States form flashlight's own trie (`state.child(label)`), with repeated spaces folded,
-        so hypotheses with the same text share one state and flashlight merges their
-        alignments. Made per utterance; each call is a few dictionary look-ups, because the
-        decoder calls `score` for every hypothesis x label x frame.
-        """
-
-        def __init__(
-            self,
-            lm: LanguageModel,
-            alphabet: Alphabet,
-            alpha: float,
-            beta: float,
-            unk_offset: float,
-        ) -> None:
-            LM.__init__(self)
-            self._lm = lm
-            self._labels = alphabet.labels
-            self._space = alphabet.label_of(" ")
-            self._weight = alpha * LN10  # KenLM's log10 -> ln, times the LM weight
-            self._beta = beta
-            self._unk_score = self._weight * unk_offset
-            # An unknown word is spelt letter by letter, each letter as likely as any other.
-            self._letter_score = alpha * math.log(1 / (len(alphabet) - 1))
-            # state -> (word being spelt, KenLM state after the completed words, whether a
-            # known word starts with it); the dict also keeps the Python wrappers alive, so
-            # flashlight hands back the same objects.
-            self._info: dict[Any, tuple[str, Any, bool]] = {}
-            self._scores: dict[Any, float] = {}  # state -> score of the move that made it
-
-        def _word(self, word: str, kenlm_state: Any, known: bool) -> tuple[Any, float]:
-            """Complete `word`: (KenLM state after it, its score)."""
-            kenlm_state, log10_p = self._lm.score(kenlm_state, word)
-            score = self._weight * log10_p + self._beta
-            if known and word not in self._lm:  # a prefix of known words, not a word itself
-                score += self._unknown(word)
-            return kenlm_state, score
-
-        def _unknown(self, spelt: str) -> float:
-            """What an unknown word costs beyond p(<unk>): the offset and its letters."""
-            return self._unk_score + self._letter_score * len(spelt)
+    class _WordLM(_WordScores, LM):
+        """`_WordScores` as the flashlight LM the beam search calls."""
 
         def start(self, start_with_nothing: bool) -> Any:
-            self._info.clear()
-            self._scores.clear()
-            root = LMState()
-            self._info[root] = ("", self._lm.begin(), True)
-            return root
-
-        def score(self, state: Any, label: int) -> tuple[Any, float]:
-            if label != self._space:
-                child = state.child(label)
-                score = self._scores.get(child)
-                if score is None:
-                    partial, kenlm_state, known = self._info[state]
-                    partial += self._labels[label]
-                    still_known = known and self._lm.starts_word(partial)
-                    self._info[child] = (partial, kenlm_state, still_known)
-                    if still_known:
-                        score = 0.0
-                    elif known:  # this letter ends every known word: charge what was spelt
-                        score = self._unknown(partial)
-                    else:  # one more letter of an unknown word
-                        score = self._letter_score
-                    self._scores[child] = score
-                return child, score
-            partial, kenlm_state, known = self._info[state]
-            if not partial:  # a space before the first word or after another space
-                return state, 0.0
-            child = state.child(label)
-            score = self._scores.get(child)
-            if score is None:
-                kenlm_state, score = self._word(partial, kenlm_state, known)
-                self._info[child] = ("", kenlm_state, True)
-                self._scores[child] = score
-            return child, score
-
-        def finish(self, state: Any) -> tuple[Any, float]:
-            partial, kenlm_state, known = self._info[state]
-            score = 0.0
-            if partial:
-                kenlm_state, score = self._word(partial, kenlm_state, known)
-            return state, score + self._weight * self._lm.end(kenlm_state)
+            return self._begin(LMState())
 
     return _WordLM

@@ -29,7 +29,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from deepspeech.config import ModelConfig
+from deepspeech.model.config import ModelConfig
 
 
 class RunningSums(NamedTuple):

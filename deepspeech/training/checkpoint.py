@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from deepspeech.config import FeatureConfig, ModelConfig
+from deepspeech.audio import FeatureConfig
 from deepspeech.errors import ConfigError
 from deepspeech.files import atomic_write
+from deepspeech.model.config import ModelConfig
 from deepspeech.text import Alphabet
 
 RUN_INFO_FILE = "run.json"

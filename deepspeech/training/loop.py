@@ -23,18 +23,19 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from deepspeech.config import ModelConfig, TrainConfig
+from deepspeech.data.augment_spec import parse_augmentations
+from deepspeech.data.augmented_epoch import AugmentedEpochs
 from deepspeech.data.cache import CachedSet, open_cached_set, read_manifests
-
-if TYPE_CHECKING:
-    from deepspeech.data.augmented_epoch import AugmentedEpochs
-    from deepspeech.data.pipeline import FeatureAugmentation
-    from deepspeech.decoding.decoders import Decoder
+from deepspeech.data.pipeline import FeatureAugmentation, distributed_dataset, training_plans
+from deepspeech.decoding.decoders import Decoder
+from deepspeech.decoding.pool import batch_decoder
 from deepspeech.errors import ConfigError
+from deepspeech.model.birnn import build_birnn, count_parameters
+from deepspeech.model.config import ModelConfig
 from deepspeech.text import Alphabet
 from deepspeech.training.checkpoint import (
     RunInfo,
@@ -43,8 +44,15 @@ from deepspeech.training.checkpoint import (
     restore_training_checkpoint,
     write_run_info,
 )
+from deepspeech.training.config import TrainConfig
+from deepspeech.training.evaluate import evaluate_set, make_eval_step
+from deepspeech.training.mlflow_store import resolve_tracking_uri
+from deepspeech.training.placement import configure_threads, make_placement
+from deepspeech.training.precision import mixed_precision, with_loss_scaling
 from deepspeech.training.report import WerReport
 from deepspeech.training.schedule import LearningRateSchedule
+from deepspeech.training.step import make_optimizer, make_train_step
+from deepspeech.training.tracking import MlflowCallback, git_commit
 
 logger = logging.getLogger(__name__)
 
@@ -106,10 +114,6 @@ def _no_progress(
     description: str, total: int | None
 ) -> AbstractContextManager[Callable[..., None]]:
     return nullcontext(lambda n=1, info=None: None)
-
-
-def load_alphabet(path: str) -> Alphabet:
-    return Alphabet.from_file(Path(path)) if path else Alphabet.default()
 
 
 def should_stop_early(dev_losses: Sequence[float], config: TrainConfig) -> bool:
@@ -201,10 +205,6 @@ def build_state(config: TrainConfig, model_config: ModelConfig, placement: Any) 
     """
     import tensorflow as tf
 
-    from deepspeech.model.birnn import build_birnn
-    from deepspeech.training.precision import mixed_precision, with_loss_scaling
-    from deepspeech.training.step import make_optimizer
-
     with placement.strategy.scope(), mixed_precision(config.mixed_precision):
         model = build_birnn(model_config)
         optimizer = make_optimizer(config.optimizer, config.learning_rate)
@@ -268,10 +268,6 @@ def start_tracking(
     if not placement.is_chief:
         return
     import tensorflow as tf
-
-    from deepspeech.model.birnn import count_parameters
-    from deepspeech.training.mlflow_store import resolve_tracking_uri
-    from deepspeech.training.tracking import MlflowCallback, git_commit
 
     checkpoint_dir = Path(config.checkpoint_dir)
     uri = resolve_tracking_uri(config.tracking_uri or None)
@@ -344,7 +340,6 @@ class Epochs:
         progress: ProgressFactory,
         on_report: Callable[[WerReport], None] | None,
     ) -> None:
-        from deepspeech.training.evaluate import make_eval_step
 
         self.config, self.state, self.placement = config, state, placement
         self.data, self.alphabet = data, alphabet
@@ -365,7 +360,6 @@ class Epochs:
 
     def plans(self, epoch: int) -> list:
         """Every worker's plan for `epoch`, cut to the same number of steps."""
-        from deepspeech.data.pipeline import training_plans
 
         return training_plans(
             self.data["train"],
@@ -390,7 +384,6 @@ class Epochs:
 
     def evaluate(self, name: str, epoch: int | None) -> WerReport | None:
         """The WER report of set `name`, on the chief (None on other workers)."""
-        from deepspeech.training.evaluate import evaluate_set
 
         if not self.placement.is_chief:
             return None
@@ -421,7 +414,6 @@ class Epochs:
 
     def train_one_epoch(self, epoch: int) -> EpochRun:
         """Train the rest of `epoch`."""
-        from deepspeech.data.pipeline import distributed_dataset
 
         state, strategy, counters = self.state, self.placement.strategy, self.state.counters
         start = state.value("epoch_step")
@@ -498,8 +490,6 @@ class Epochs:
         return self.augmented.epoch_set(epoch) if self.augmented else self.data["train"]
 
     def _augmented_epochs(self) -> AugmentedEpochs | None:
-        from deepspeech.data.augment_spec import parse_augmentations
-        from deepspeech.data.augmented_epoch import AugmentedEpochs
 
         waveform = [a for a in parse_augmentations(self.config.augment) if a.domain == "waveform"]
         if not waveform:
@@ -522,8 +512,6 @@ class Epochs:
 
     def feature_augmentation(self, epoch: int) -> FeatureAugmentation | None:
         """SpecAugment for this epoch's batches, if any feature-domain augmentation is asked."""
-        from deepspeech.data.augment_spec import parse_augmentations
-        from deepspeech.data.pipeline import FeatureAugmentation
 
         specs = tuple(a for a in parse_augmentations(self.config.augment) if a.domain == "feature")
         if not specs:
@@ -539,7 +527,6 @@ class Epochs:
 
     def _compile(self, element_spec: object) -> None:
         """The compiled steps, once per run (every epoch's dataset has the same spec)."""
-        from deepspeech.training.step import make_train_step
 
         if self.state.step_fns:
             return
@@ -588,7 +575,6 @@ class Epochs:
         The chief's decoder lives as long as the run: with `--lm`, beam search's worker
         processes read the LM once, not at every epoch's report.
         """
-        from deepspeech.decoding.pool import batch_decoder
 
         decoding: AbstractContextManager[Decoder | None] = (
             batch_decoder(self.config.decoder(), self.alphabet, kind="logits")
@@ -642,14 +628,12 @@ def train(
     `progress` draws bars (the CLI's `progress_bar`); `on_report` receives each WER report.
     """
     progress = progress or _no_progress
-    alphabet = load_alphabet(config.alphabet)
+    alphabet = config.read_alphabet()
     existing = check_config(config, alphabet)
     data = open_data(config, alphabet, progress)
 
     # TensorFlow starts here: devices must be configured before its first operation.
     import keras
-
-    from deepspeech.training.placement import configure_threads, make_placement
 
     configure_threads(config.intra_op_threads, config.inter_op_threads)
     placement = make_placement(config.devices)

@@ -22,8 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from deepspeech.config import TrainConfig
-from deepspeech.errors import ConfigError
+from deepspeech.data.manifest import read_manifests
+from deepspeech.errors import ConfigError, DeepSpeechError
+from deepspeech.training.config import TrainConfig
+from deepspeech.training.mlflow_store import resolve_tracking_uri
 
 logger = logging.getLogger(__name__)
 
@@ -58,8 +60,6 @@ class RayTrainResult:
 
 def absolute_options(config: TrainConfig) -> dict[str, Any]:
     """The config as a dict whose file options and SQLite tracking store are absolute paths."""
-    from deepspeech.training.mlflow_store import resolve_tracking_uri
-
     options = config.to_dict()
     for name in PATH_OPTIONS:
         if options.get(name):
@@ -116,12 +116,10 @@ def _worker_main(options: dict[str, Any]) -> None:
 def _check_manifests(config: TrainConfig) -> None:
     """A bad manifest fails here, with its file and line, before Ray starts (in a worker it
     would fail every attempt that `max_failures` allows)."""
-    from deepspeech.data.manifest import read_manifests
-    from deepspeech.training.loop import load_alphabet
 
     if not config.train_files:
         raise ConfigError("no training data: give --train-files (or train_files in --config)")
-    alphabet = load_alphabet(config.alphabet)
+    alphabet = config.read_alphabet()
     for spec in (config.train_files, config.dev_files, config.test_files):
         if spec:
             read_manifests(spec, alphabet)
@@ -171,8 +169,6 @@ def train_on_ray(config: TrainConfig) -> RayTrainResult:
     import ray
     from ray.train import FailureConfig, RunConfig, ScalingConfig
     from ray.train.tensorflow import TensorflowTrainer
-
-    from deepspeech.errors import DeepSpeechError
 
     options = absolute_options(config)
     checkpoint_dir = Path(options["checkpoint_dir"])
