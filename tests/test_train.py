@@ -246,11 +246,13 @@ def test_trains_with_waveform_augmentation_and_leaves_no_copies(
     only claims GPUs, which is all that decides it, so both paths run through the real loop."""
     from mlflow import MlflowClient
 
-    import deepspeech.training.placement as placement
+    import deepspeech.training.loop as loop
 
-    real = placement.make_placement
+    real = loop.make_placement
     monkeypatch.setattr(
-        placement, "make_placement", lambda d: dataclasses.replace(real(d), on_gpus=on_gpus)
+        loop,
+        "make_placement",
+        lambda d, **options: dataclasses.replace(real(d, **options), on_gpus=on_gpus),
     )
     augment = ("noise[p=0.5,snr=5:20]", "speed[p=0.5,factor=0.9:1.1]")
     result = train(tiny_config(tiny_corpus, tmp_path, epochs=3, augment=augment))
