@@ -39,6 +39,18 @@ from deepspeech.runtime.graph import (
 logger = logging.getLogger(__name__)
 
 
+def without_cudnn(model: BiRNN) -> None:
+    """Make the model trace its LSTMs as the generic kernel, whatever devices are visible.
+
+    Where a GPU is visible at trace time, Keras 3 builds cuDNN's `CudnnRNNV3` for an LSTM;
+    tf2onnx converts only the GRU form of `CudnnRNN`, logs "Unsupported ops" and goes on, and
+    the export then finds no LSTM node. The generic kernel converts to the fused ONNX `LSTM`
+    on any machine, and computes the same function.
+    """
+    for layer in model.lstm_layers():
+        layer.use_cudnn = False
+
+
 def convert_to_onnx(model: BiRNN, opset: int = OPSET) -> tuple[onnx.ModelProto, str]:
     """The BiRNN's inference graph as ONNX: (model, description of the LSTM nodes).
 
@@ -46,6 +58,7 @@ def convert_to_onnx(model: BiRNN, opset: int = OPSET) -> tuple[onnx.ModelProto, 
     fused LSTM op, and `use_sequence_lengths` then restores the masked model's answers.
     Output is the softmax over classes, so a client sees probabilities, not logits.
     """
+    without_cudnn(model)
 
     numcep = model.config.numcep
 
@@ -77,6 +90,7 @@ def convert_streaming_to_onnx(model: BiRNN, opset: int = OPSET) -> tuple[onnx.Mo
     Inputs and outputs are named in `deepspeech.runtime.graph`. The LSTM takes the carried
     state as its initial state, so tf2onnx emits the fused LSTM op (checked: no Loop/Scan).
     """
+    without_cudnn(model)
 
     numcep, n_hidden = model.config.numcep, model.config.n_hidden
 

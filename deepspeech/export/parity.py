@@ -64,12 +64,19 @@ def parity_utterances(
     )
 
 
+def full_float32() -> None:
+    """Keras computes in full float32 from here on: on Ampere and later GPUs TensorFlow's
+    default TF32 rounds matmul inputs to 10 bits, which parity would count as export error."""
+    tf.config.experimental.enable_tensor_float_32_execution(False)
+
+
 def check_parity(model: BiRNN, exported: OfflineModel, features: Sequence[np.ndarray]) -> float:
     """Max |Keras - onnxruntime| probability over real frames, batched and one at a time.
 
     Keras runs the padded batch; the exported model runs the same padded batch and each
     utterance alone, so both the conversion and the padding invariance are checked.
     """
+    full_float32()
     batch, lengths = pad_features(features)
     logits = model(tf.constant(batch), tf.constant(lengths), training=False)
     expected = tf.nn.softmax(logits, axis=-1).numpy()
@@ -88,6 +95,7 @@ def check_streaming_parity(
 ) -> float:
     """Max |Keras whole-utterance - streamed| logit, each utterance fed in chunks of every
     size in STREAM_PARITY_CHUNKS frames."""
+    full_float32()
     diffs = []
     for f in features:
         expected = model(tf.constant(f[None]), tf.constant([len(f)]), training=False)[0].numpy()

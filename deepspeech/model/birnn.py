@@ -180,6 +180,12 @@ class BiRNN(keras.Model):
         self.h6 = keras.layers.Dense(config.n_classes, name="h6", dtype="float32")  # logits, loss
         self.dropout = keras.layers.Dropout(config.dropout_rate)
 
+    def lstm_layers(self) -> list[keras.layers.LSTM]:
+        """The LSTM layers themselves (a Bidirectional wrapper holds one per direction)."""
+        if isinstance(self.lstm, keras.layers.Bidirectional):
+            return [self.lstm.forward_layer, self.lstm.backward_layer]
+        return [self.lstm]
+
     def _clipped_relu(self, x: tf.Tensor, training: bool) -> tf.Tensor:
         x = tf.minimum(tf.nn.relu(x), self.config.relu_clip)
         return self.dropout(x, training=training)
@@ -253,21 +259,29 @@ def count_parameters(model: keras.Model) -> int:
 def ctc_loss(
     labels: tf.Tensor, label_lengths: tf.Tensor, logits: tf.Tensor, logit_lengths: tf.Tensor
 ) -> tf.Tensor:
-    """Per-utterance CTC loss (B,), with labels as a SparseTensor.
+    """Per-utterance CTC loss (B,), with labels as a SparseTensor, on TensorFlow's own kernel.
 
     Dense labels were about 15x slower here and logged graph errors; the sparse path uses the
-    fused CTC kernel. labels: (B, L) padded, label_lengths: (B,), logits: (B, T, n_classes).
+    fused CTC kernel. labels: (B, L) padded, label_lengths: (B,), logits: (B, T, n_classes),
+    blank last.
+
+    `tf.nn.ctc_loss` would also put cuDNN's CTC in the graph and run it on a GPU: cuDNN refuses
+    label sequences over 255 ("cuDNN CTCLoss launch failure"; LibriSpeech has longer
+    transcripts) and leaves gradients past `logit_lengths` (tensorflow#41280). TensorFlow's
+    kernel (the one a CPU runs, and what `tf.nn.ctc_loss` computes there, to the bit) has
+    neither limit; on a GPU it runs on the host, on (B, T, n_classes) logits, which is small
+    next to the model. Padded frames are cut from the gradient here too, whatever the kernel.
     """
     mask = tf.sequence_mask(label_lengths, maxlen=tf.shape(labels)[1])
     indices = tf.where(mask)
     sparse = tf.SparseTensor(
         indices, tf.gather_nd(labels, indices), tf.cast(tf.shape(labels), tf.int64)
     )
-    return tf.nn.ctc_loss(
+    frames = tf.sequence_mask(logit_lengths, maxlen=tf.shape(logits)[1])[:, :, None]
+    logits = tf.where(frames, logits, tf.stop_gradient(logits))
+    return tf.compat.v1.nn.ctc_loss(
         labels=sparse,
-        logits=logits,
-        label_length=None,
-        logit_length=logit_lengths,
-        logits_time_major=False,
-        blank_index=-1,
+        inputs=logits,
+        sequence_length=logit_lengths,
+        time_major=False,
     )

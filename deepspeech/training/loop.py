@@ -636,7 +636,7 @@ def train(
     import keras
 
     configure_threads(config.intra_op_threads, config.inter_op_threads)
-    placement = make_placement(config.devices)
+    placement = make_placement(config.devices, shared_gpu=0 < config.gpus_per_worker < 1)
     keras.utils.set_random_seed(config.seed)
     state = build_state(config, config.model(alphabet.num_classes), placement)
     resumed = restore_or_initialize(state, config, data["train"], existing)

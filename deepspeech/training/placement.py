@@ -108,20 +108,53 @@ def configure_threads(intra_op: int, inter_op: int) -> None:
         logger.info("TensorFlow %s threads: %d", pool, threads)
 
 
-def make_placement(devices: str) -> Placement:
-    """Build the strategy for `--devices` ("N" or "all") and the TF_CONFIG environment."""
+def collective_communication(on_gpus: bool) -> tf.distribute.experimental.CommunicationOptions:
+    """How workers all-reduce: NCCL between GPUs; ring all-reduce over gRPC between CPUs.
+
+    `MultiWorkerMirroredStrategy()` defaults to AUTO, which is the gRPC ring; on GPUs that
+    copies every gradient through host memory and the network stack.
+    """
+    implementation = tf.distribute.experimental.CommunicationImplementation
+    return tf.distribute.experimental.CommunicationOptions(
+        implementation=implementation.NCCL if on_gpus else implementation.RING
+    )
+
+
+def share_gpus(gpus: list) -> None:
+    """Let processes share a GPU (`--gpus-per-worker` below 1): TensorFlow takes its memory as
+    it needs it instead of all of it at start, which would leave nothing to the others."""
+    for gpu in gpus:
+        tf.config.experimental.set_memory_growth(gpu, True)
+    if gpus:
+        logger.info("GPU memory grows on demand: the GPU is shared with other workers")
+
+
+def make_placement(devices: str, *, shared_gpu: bool = False) -> Placement:
+    """Build the strategy for `--devices` ("N" or "all") and the TF_CONFIG environment.
+
+    `shared_gpu`: this process gets a fraction of a GPU (Ray's `--gpus-per-worker` < 1).
+    """
+    gpus = tf.config.list_physical_devices("GPU")
+    if shared_gpu:
+        share_gpus(gpus)
     cluster = _cluster_from_env()
     if cluster is not None:
         workers, index, is_chief = cluster
-        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        strategy = tf.distribute.MultiWorkerMirroredStrategy(
+            communication_options=collective_communication(bool(gpus))
+        )
         description = f"{workers} workers x {strategy.num_replicas_in_sync // workers} device(s)"
         logger.info("multi-worker training: worker %d of %d", index, workers)
-        on_gpus = bool(tf.config.list_physical_devices("GPU"))
         return Placement(
-            strategy, description, strategy.num_replicas_in_sync, workers, index, is_chief, on_gpus
+            strategy,
+            description,
+            strategy.num_replicas_in_sync,
+            workers,
+            index,
+            is_chief,
+            bool(gpus),
         )
 
-    gpus = tf.config.list_physical_devices("GPU")
     wanted = (len(gpus) or 1) if devices == "all" else int(devices)
     if gpus:
         if wanted > len(gpus):
