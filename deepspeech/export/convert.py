@@ -11,11 +11,19 @@ The streaming graph of a unidirectional model (`BiRNN.forward_chunk`: a chunk of
 plus the carried context, LSTM state and running sums in, scores plus the new state out; see
 `deepspeech.runtime.streaming`) converts the same way. Input and output names, and the
 metadata written into both, are the runtime's (`deepspeech.runtime.graph`).
+
+tf2onnx converts a narrow stand-in of the model, not the model itself: its copies of the
+weights made converting n_hidden 1024 peak at 8.2 GB RSS and 2048 not fit in 24 GiB. The
+stand-in's graph then gets the real weights and widths (`deepspeech.export.stand_in`), so the
+export's memory grows with the weights, not with tf2onnx's copies of them: converting adds
+about 1.4x the weights, and the whole convert-and-check step peaks at 2.8 GB for n_hidden 2048
+(`benchmarks/export_memory.py`).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import onnx
@@ -25,6 +33,7 @@ from onnx import TensorProto, helper
 
 from deepspeech import __version__
 from deepspeech.errors import ExportError
+from deepspeech.export.stand_in import StandIn
 from deepspeech.files import atomic_write
 from deepspeech.model.birnn import BiRNN, ChunkState, RunningSums
 from deepspeech.runtime import graph as names
@@ -57,9 +66,62 @@ def convert_to_onnx(model: BiRNN, opset: int = OPSET) -> tuple[onnx.ModelProto, 
     Dropout is left out (inference), the LSTM is called without a mask so tf2onnx emits the
     fused LSTM op, and `use_sequence_lengths` then restores the masked model's answers.
     Output is the softmax over classes, so a client sees probabilities, not logits.
+    tf2onnx converts the narrow stand-in, which then gets the model's weights (`StandIn`).
+    """
+    proto = _convert_stand_in(model, probabilities_function, opset, "the model")
+    layout = use_sequence_lengths(proto)
+    _name_dynamic_axes(proto, model.config.numcep, model.config.n_classes)
+    return proto, layout
+
+
+def convert_streaming_to_onnx(model: BiRNN, opset: int = OPSET) -> tuple[onnx.ModelProto, str]:
+    """The unidirectional model's streaming graph (`BiRNN.forward_chunk`) as ONNX.
+
+    Inputs and outputs are named in `deepspeech.runtime.graph`. The LSTM takes the carried
+    state as its initial state, so tf2onnx emits the fused LSTM op (checked: no Loop/Scan).
+    tf2onnx converts the narrow stand-in, which then gets the model's weights (`StandIn`).
+    """
+    proto = _convert_stand_in(model, chunk_function, opset, "the streaming model")
+    ops = [node.op_type for node in proto.graph.node]
+    if "Loop" in ops or "Scan" in ops or "LSTM" not in ops:
+        raise ExportError("the streaming graph does not run the LSTM as the fused LSTM op")
+    return proto, f"{ops.count('LSTM')} forward LSTM with carried state"
+
+
+def _convert_stand_in(
+    model: BiRNN,
+    trace: Callable[[BiRNN], tf.types.experimental.GenericFunction],
+    opset: int,
+    what: str,
+) -> onnx.ModelProto:
+    """tf2onnx's conversion of `trace(stand-in)`, then given `model`'s weights and widths.
+
+    The stand-in is `model` at a small width (`deepspeech.export.stand_in`): tf2onnx's many
+    copies of the weights are then copies of a few MB, whatever `model`'s width.
     """
     without_cudnn(model)
+    stand_in = StandIn(model)
+    without_cudnn(stand_in.model)
+    proto = tf2onnx_convert(trace(stand_in.model), opset, what)
+    stand_in.attach_weights(proto)
+    return proto
 
+
+def tf2onnx_convert(
+    function: tf.types.experimental.GenericFunction, opset: int = OPSET, what: str = "the model"
+) -> onnx.ModelProto:
+    """`function` (a tf.function with an input signature) converted by tf2onnx, as it is."""
+    try:
+        proto, _ = tf2onnx.convert.from_function(
+            function, input_signature=function.input_signature, opset=opset
+        )
+    except Exception as e:  # tf2onnx raises bare exceptions of many types
+        raise ExportError(f"tf2onnx could not convert {what}: {e}") from e
+    return proto
+
+
+def probabilities_function(model: BiRNN) -> tf.types.experimental.GenericFunction:
+    """The whole-utterance inference pass as a tf.function: features, lengths -> softmax."""
     numcep = model.config.numcep
 
     @tf.function(
@@ -73,25 +135,12 @@ def convert_to_onnx(model: BiRNN, opset: int = OPSET) -> tuple[onnx.ModelProto, 
         logits = model.forward(features, lengths, training=False, mask_lstm=False)
         return {PROBABILITIES_OUTPUT: tf.nn.softmax(logits, axis=-1)}
 
-    try:
-        proto, _ = tf2onnx.convert.from_function(
-            probabilities, input_signature=probabilities.input_signature, opset=opset
-        )
-    except Exception as e:  # tf2onnx raises bare exceptions of many types
-        raise ExportError(f"tf2onnx could not convert the model: {e}") from e
-    layout = use_sequence_lengths(proto)
-    _name_dynamic_axes(proto, numcep, model.config.n_classes)
-    return proto, layout
+    return probabilities
 
 
-def convert_streaming_to_onnx(model: BiRNN, opset: int = OPSET) -> tuple[onnx.ModelProto, str]:
-    """The unidirectional model's streaming graph (`BiRNN.forward_chunk`) as ONNX.
-
-    Inputs and outputs are named in `deepspeech.runtime.graph`. The LSTM takes the carried
-    state as its initial state, so tf2onnx emits the fused LSTM op (checked: no Loop/Scan).
-    """
-    without_cudnn(model)
-
+def chunk_function(model: BiRNN) -> tf.types.experimental.GenericFunction:
+    """The streaming pass (`BiRNN.forward_chunk`) as a tf.function, inputs and outputs named
+    as the runtime reads them."""
     numcep, n_hidden = model.config.numcep, model.config.n_hidden
 
     @tf.function(
@@ -131,16 +180,7 @@ def convert_streaming_to_onnx(model: BiRNN, opset: int = OPSET) -> tuple[onnx.Mo
             names.FRAME_COUNT_OUTPUT: new.sums.count,
         }
 
-    try:
-        proto, _ = tf2onnx.convert.from_function(
-            chunk, input_signature=chunk.input_signature, opset=opset
-        )
-    except Exception as e:  # tf2onnx raises bare exceptions of many types
-        raise ExportError(f"tf2onnx could not convert the streaming model: {e}") from e
-    ops = [node.op_type for node in proto.graph.node]
-    if "Loop" in ops or "Scan" in ops or "LSTM" not in ops:
-        raise ExportError("the streaming graph does not run the LSTM as the fused LSTM op")
-    return proto, f"{ops.count('LSTM')} forward LSTM with carried state"
+    return chunk
 
 
 def use_sequence_lengths(proto: onnx.ModelProto, lengths_input: str = LENGTHS_INPUT) -> str:
