@@ -9,6 +9,13 @@ TensorFlow running the model as trained (masked LSTM, what `evaluate` runs), Ten
 the unmasked graph that is exported, and onnxruntime on the exported file. The three run in
 interleaved repetitions in one process, so machine noise hits them alike; the ratios are the
 figures to trust, the times are rough.
+
+Behind that table, a roofline: the model's FLOP per call (`inputs.birnn_flop_per_frame`), the
+bytes of recurrent weights R each frame re-reads and which cache holds them, the machine's
+measured matmul peak and memory bandwidth, and, timed in the same interleaved repetitions, the
+recurrent products alone (h·R for both directions, frame by frame, numpy on one BLAS thread)
+and the products TensorFlow's loop computes frame by frame (x·W and h·R): the floors the
+runtimes cannot go under at batch 1.
 """
 
 from __future__ import annotations
@@ -25,7 +32,13 @@ from typing import TYPE_CHECKING
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
-from inputs import with_metadata
+from inputs import (
+    birnn_flop_per_frame,
+    cache_sizes,
+    matmul_gflops,
+    memory_bandwidth,
+    with_metadata,
+)
 from section import head, parse_args, print_result
 
 from deepspeech.audio import N_CEPSTRUM, n_feature_frames
@@ -43,6 +56,8 @@ ORT_ONE_THREAD = "onnxruntime, 1 thread"  # the server's default (see serving/se
 TF_TRAINED = "TensorFlow, masked (as trained)"
 TF_EXPORTED = "TensorFlow, unmasked (as exported)"
 N_CLASSES = 29  # default alphabet + blank
+R_ALONE = "h·R alone, 1 thread"  # the recurrent products ORT's LSTM runs frame by frame
+W_AND_R = "x·W and h·R, 1 thread"  # what Keras' LSTMCell loop multiplies frame by frame
 
 
 def random_birnn(n_hidden: int) -> keras.Model:
@@ -99,6 +114,98 @@ def build_runners(
     return runners, convert_seconds, max_diff
 
 
+def recurrent_probes(n_hidden: int, frames: int) -> dict[str, Callable[[], object]]:
+    """The matrix-vector products a batch-1 call cannot batch over frames, alone, in numpy on
+    one BLAS thread: `frames` times h·R for each direction in turn (R: n x 4n float32, one per
+    direction), and the same with x·W as well (TensorFlow's loop multiplies each frame's input
+    inside the loop; ORT's LSTM does x·W for all frames in one product first)."""
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(1)
+    shape = (n_hidden, 4 * n_hidden)
+    r_fw, r_bw, w_fw, w_bw = (rng.standard_normal(shape, dtype=np.float32) for _ in range(4))
+    h = rng.standard_normal((1, n_hidden), dtype=np.float32)
+
+    def r_alone() -> None:
+        with threadpool_limits(1):
+            for r in (r_fw, r_bw):  # one direction after the other, as one thread runs them
+                for _ in range(frames):
+                    h @ r
+
+    def w_and_r() -> None:
+        with threadpool_limits(1):
+            for w, r in ((w_fw, r_fw), (w_bw, r_bw)):
+                for _ in range(frames):
+                    h @ w
+                    h @ r
+
+    return {R_ALONE: r_alone, W_AND_R: w_and_r}
+
+
+def where_it_fits(nbytes: int, caches: dict[str, int]) -> str:
+    """The smallest cache level at least `nbytes` large, else memory."""
+    for level, size in sorted(caches.items(), key=lambda item: item[1]):
+        if nbytes <= size:
+            return level
+    return "memory"
+
+
+def mib(nbytes: float) -> str:
+    """A size in MiB, or KiB under one MiB."""
+    if nbytes < 2**20:
+        return f"{nbytes / 2**10:.3g} KiB"
+    return f"{nbytes / 2**20:.3g} MiB"
+
+
+def roofline(rows: list, frames: int, ceilings: dict[str, float]) -> tuple[list[str], list[str]]:
+    """(a markdown table, the lines saying what bounds each width) for `main`'s rows."""
+    caches = cache_sizes()
+    table = [
+        "| n_hidden | GFLOP per call | of which h·R | R per frame, 2 directions | R fits in "
+        "| ORT | ORT, 1 thread | TF as trained | h·R alone, 1 thread | x·W and h·R, 1 thread "
+        "| ORT GFLOP/s | TF GFLOP/s | h·R read at |",
+        "|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    lines = []
+    for n_hidden, _, _, _, best in rows:
+        batched, recurrent = (frames * f for f in birnn_flop_per_frame(n_hidden, N_CLASSES))
+        total = batched + recurrent
+        r_bytes = 2 * n_hidden * 4 * n_hidden * 4  # float32, both directions, every frame
+        fits = where_it_fits(r_bytes, caches)
+        fits_one = where_it_fits(r_bytes // 2, caches)
+        ort, ort1, tf_ = best[ORT], best[ORT_ONE_THREAD], best[TF_TRAINED]
+        alone, with_w = best[R_ALONE], best[W_AND_R]
+        r_rate = frames * r_bytes / alone / 1e9
+        table.append(
+            f"| {n_hidden} | {total / 1e9:.2f} | {recurrent / total:.0%} | {mib(r_bytes)} "
+            f"| {fits} (one direction: {fits_one}) | {ort * 1e3:.1f} ms | {ort1 * 1e3:.1f} ms "
+            f"| {tf_ * 1e3:.1f} ms | {alone * 1e3:.1f} ms | {with_w * 1e3:.1f} ms "
+            f"| {total / ort / 1e9:.1f} | {total / tf_ / 1e9:.1f} | {r_rate:.1f} GB/s |"
+        )
+        batched_at_peak = batched / (ceilings["peak_all"] * 1e9)
+        batched_at_peak1 = batched / (ceilings["peak_1"] * 1e9)
+        x_w = frames * 2 * 2 * n_hidden * 4 * n_hidden  # both directions' x·W
+        rest_at_peak1 = (batched - x_w) / (ceilings["peak_1"] * 1e9)  # TF's outside its loop
+        lines.append(
+            f"n_hidden {n_hidden}: {total / 1e9:.2f} GFLOP a call, {recurrent / total:.0%} of "
+            f"it in h·R, which re-reads R ({mib(r_bytes)} for both directions, held in "
+            f"{fits}) every frame. At the measured matmul peak the batched products would take "
+            f"{batched_at_peak * 1e3:.0f} ms ({batched_at_peak1 * 1e3:.0f} ms on one thread); h·R "
+            f"alone, frame by frame on one thread, took {alone * 1e3:.0f} ms "
+            f"({recurrent / alone / 1e9:.1f} GFLOP/s, R read at {r_rate:.1f} GB/s against "
+            f"{ceilings['bandwidth']:.1f} GB/s measured from memory). ORT on one thread took "
+            f"{ort1 / (batched_at_peak1 + alone):.2f}× (batched at peak + h·R alone); ORT on "
+            f"{available_cpus()} threads {ort / (batched_at_peak + alone / 2):.2f}× (batched at "
+            f"peak + half of h·R alone: the directions side by side, if the cores do not share "
+            f"the bound). TensorFlow's loop multiplies x·W frame by frame too, reading W and R "
+            f"({mib(r_bytes)} a direction): x·W and h·R alone took {with_w * 1e3:.0f} ms, "
+            f"{with_w / alone:.1f}× h·R alone; TF as trained (both directions' loops side by "
+            f"side) took {tf_ / (with_w + rest_at_peak1):.2f}× (that + the dense layers at "
+            f"the one-thread peak)."
+        )
+    return table, lines
+
+
 def time_interleaved(
     runners: dict[str, Callable[[], np.ndarray]], repeats: int
 ) -> dict[str, list[float]]:
@@ -124,13 +231,21 @@ def main() -> None:
 
     frames = n_feature_frames(round(args.seconds * 16000))
     features = np.random.default_rng(0).standard_normal((1, frames, N_CEPSTRUM)).astype(np.float32)
+    load_before = os.getloadavg()[0]
+    ceilings = {
+        "peak_1": matmul_gflops(1),
+        "peak_all": matmul_gflops(available_cpus()),
+        "bandwidth": memory_bandwidth(),
+    }
     rows = []
     for n_hidden in sizes:
         runners, convert_seconds, max_diff = build_runners(n_hidden, features)
-        times = time_interleaved(runners, args.repeats)
+        times = time_interleaved({**runners, **recurrent_probes(n_hidden, frames)}, args.repeats)
         medians = {name: statistics.median(t) for name, t in times.items()}
         best = {name: min(t) for name, t in times.items()}
         rows.append((n_hidden, convert_seconds, max_diff, medians, best))
+        for key, threads in (("peak_1", 1), ("peak_all", available_cpus())):
+            ceilings[key] = max(ceilings[key], matmul_gflops(threads))  # the least disturbed
         if not args.markdown:
             ort = medians[ORT]
             print(
@@ -138,6 +253,8 @@ def main() -> None:
                 f"max |TF - ORT| {max_diff:.1e}"
             )
             for name, median in medians.items():
+                if name not in runners:
+                    continue
                 print(
                     f"  {name:36s} median {median * 1e3:8.1f} ms  best {best[name] * 1e3:8.1f} ms"
                     f"  ORT speed-up {median / ort:5.2f}×"
@@ -145,8 +262,19 @@ def main() -> None:
 
     speedups = [r[4][TF_TRAINED] / r[4][ORT] for r in rows]
     verdict = "met" if min(speedups) >= TARGET_SPEEDUP else "NOT met"
+    roof_table, roof_lines = roofline(rows, frames, ceilings)
+    caches = ", ".join(f"{level} {mib(size)}" for level, size in cache_sizes().items())
+    ceiling_line = (
+        f"Roofline (measured in this run; load average {load_before:.2f} before, "
+        f"{os.getloadavg()[0]:.2f} after): matmul peak (best of before and after each width) "
+        f"{ceilings['peak_1']:.0f} GFLOP/s on 1 "
+        f"thread, {ceilings['peak_all']:.0f} on {available_cpus()} (numpy BLAS, 2048² float32); "
+        f"memory bandwidth {ceilings['bandwidth']:.1f} GB/s (numpy copy of 256 MiB, read + "
+        f"write); CPU 0's caches {caches} (sysfs: L1d and L2 per core, L3 shared)."
+    )
     if not args.markdown:
         print(f"target ORT ≥ {TARGET_SPEEDUP:g}× faster than TF as trained: {verdict}")
+        print("\n".join([ceiling_line, *roof_table, *roof_lines]))
         return
 
     command = ".venv/bin/python benchmarks/inference.py --markdown"
@@ -184,6 +312,7 @@ def main() -> None:
         f"running the model as trained (target ≥ {TARGET_SPEEDUP:g}×: {verdict})."
     )
     print_result(table, summary, lines)
+    print("\n" + "\n\n".join([ceiling_line, "\n".join(roof_table), *roof_lines]))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Inputs benchmarks share: speech-like WAVs, the model a server benchmark serves (`--model`, or
-random weights exported), and the check for a file another command makes first (a corpus, make
-run's store).
+random weights exported), the check for a file another command makes first (a corpus, make
+run's store), and the machine's ceilings and the model's FLOP for roofline figures.
 
 Speed does not depend on what the weights or the audio say, so neither needs training data.
 """
@@ -11,7 +11,8 @@ import argparse
 import contextlib
 import io
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -87,3 +88,68 @@ def model_to_serve(args: argparse.Namespace) -> Iterator[Path]:
 def described_model(args: argparse.Namespace) -> str:
     """The model `add_model_options` chose, as a section names it."""
     return f"`{args.model}`" if args.model else f"random weights, n_hidden {args.n_hidden}"
+
+
+# The machine's ceilings and the model's arithmetic, for the roofline figures of
+# benchmarks/inference.py and benchmarks/training.py.
+
+
+def cache_sizes() -> dict[str, int]:
+    """Bytes of each data or unified cache level CPU 0 sees (Linux sysfs): {"L1d": ..,
+    "L2": .., "L3": ..}; empty where sysfs does not say."""
+    sizes = {}
+    for index in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")):
+        try:
+            kind = (index / "type").read_text().strip()
+            level = (index / "level").read_text().strip()
+            size = (index / "size").read_text().strip()  # "48K", "32768K"
+        except OSError:
+            continue
+        if kind == "Instruction":
+            continue
+        scale = {"K": 2**10, "M": 2**20, "G": 2**30}.get(size[-1], 1)
+        sizes[f"L{level}" + ("d" if kind == "Data" else "")] = int(size.rstrip("KMG")) * scale
+    return sizes
+
+
+def best_seconds(run: Callable[[], object], repeats: int) -> float:
+    """The least disturbed of `repeats` timed calls."""
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def matmul_gflops(threads: int, size: int = 2048, repeats: int = 5) -> float:
+    """The machine's measured matmul peak: GFLOP/s of numpy's BLAS on two size x size float32
+    matrices with `threads` BLAS threads (best of `repeats`)."""
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal((size, size), dtype=np.float32) for _ in range(2))
+    with threadpool_limits(threads):
+        return 2 * size**3 / best_seconds(lambda: a @ b, repeats) / 1e9
+
+
+def memory_bandwidth(megabytes: int = 256, repeats: int = 5) -> float:
+    """Measured memory bandwidth, GB/s: bytes read plus bytes written by a numpy copy of a
+    float32 array far larger than the caches (best of `repeats`)."""
+    source = np.ones(megabytes * 2**20 // 4, np.float32)
+    target = np.empty_like(source)
+    return 2 * source.nbytes / best_seconds(lambda: np.copyto(target, source), repeats) / 1e9
+
+
+def birnn_flop_per_frame(n_hidden: int, n_classes: int = 29) -> tuple[int, int]:
+    """FLOP one frame costs the bidirectional BiRNN's forward pass, 2 per multiply-add, biases
+    and element-wise ops left out: (the products that can run as one matrix product over all
+    frames: h1 on the 494-wide context window, h2, h3, each direction's LSTM input product
+    x·W (n x 4n), h5 on the 2n concatenated outputs, h6; the recurrent products h·R (n x 4n)
+    per direction, which need the previous frame's output and so run frame by frame)."""
+    from deepspeech.audio import N_INPUT
+
+    n = n_hidden
+    batched = N_INPUT * n + 2 * n * n + 2 * (n * 4 * n) + 2 * n * n + n * n_classes
+    recurrent = 2 * (n * 4 * n)
+    return 2 * batched, 2 * recurrent

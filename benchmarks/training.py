@@ -10,6 +10,12 @@ alike. The global batch is the same for all (the per-device batch halves on 2 de
 real multi-device run.
 Each child first iterates the distributed dataset alone (pure input pipeline time), then runs
 the same batches through the compiled train step: their ratio says whether the pipeline keeps up.
+
+Behind the table, how far a step is from the CPU's arithmetic peak: FLOP per step counted from
+the shapes (`inputs.birnn_flop_per_frame` for every padded frame of the timed batches, times 3
+for forward + backward), against numpy's measured matmul peak on 1 thread and on all; and which
+LSTM Keras runs on this machine, with the ops its loop runs per frame (counted in the traced
+graph of a small model's gradient).
 """
 
 from __future__ import annotations
@@ -24,8 +30,10 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 
+from inputs import birnn_flop_per_frame, matmul_gflops
 from section import head, parse_args, print_result
 
 GLOBAL_BATCH = 32
@@ -97,7 +105,11 @@ def train_child(data, placement, config, steps, feature_seconds, alphabet) -> di
     plans = [plans[0].take(needed)]
     timed = plans[0].step_ids()[WARMUP_STEPS:].reshape(-1)
     frames_per_second = 100 / FEATURE_STRIDE
-    audio_seconds = (-(-data.frames[timed] // FEATURE_STRIDE)).sum() / frames_per_second
+    kept = -(-data.frames // FEATURE_STRIDE)  # frames per utterance at the stride
+    audio_seconds = kept[timed].sum() / frames_per_second
+    # Every replica's batch is padded to its longest utterance, and the LSTM runs the padding.
+    batches = plans[0].step_ids()[WARMUP_STEPS:].reshape(-1, GLOBAL_BATCH // devices)
+    padded_frames = sum(len(b) * kept[b].max() for b in (b[b >= 0] for b in batches) if len(b))
 
     strategy = placement.strategy
     with strategy.scope():
@@ -133,7 +145,58 @@ def train_child(data, placement, config, steps, feature_seconds, alphabet) -> di
         "pipeline_seconds_per_step": pipeline_seconds / steps,
         "pipeline_share": pipeline_seconds / train_seconds,
         "feature_real_time": float(data.audio_hours * 3600 / feature_seconds),
+        "frames_per_step": float(kept[timed].sum() / steps),
+        "padded_frames_per_step": float(padded_frames / steps),
     }
+
+
+def keras_lstm_on_this_machine() -> str:
+    """Which LSTM Keras runs here and the ops of its loop per frame and direction, counted in
+    the graph of a small BiRNN's gradient (the model's own masked path, as training traces it).
+
+    Keras 3's `LSTM.inner_loop` asks the backend for the fused cuDNN kernel
+    (`keras/src/backend/tensorflow/rnn.py` `lstm`), which raises NotImplementedError unless a
+    GPU is visible (`cudnn_ok`); it then falls back to `RNN.inner_loop`, i.e. `backend.rnn`: a
+    `tf.while_loop` that calls `LSTMCell.call` (implementation 2) once per frame."""
+    import tensorflow as tf
+    from keras.src.backend.tensorflow.rnn import cudnn_ok
+
+    from deepspeech.model.birnn import build_birnn
+    from deepspeech.model.config import ModelConfig
+
+    model = build_birnn(ModelConfig(29, n_hidden=8))
+    spec = (tf.TensorSpec((None, None, 26)), tf.TensorSpec((None,), tf.int32))
+
+    @tf.function(input_signature=spec)
+    def gradient(x: tf.Tensor, lengths: tf.Tensor) -> list[tf.Tensor]:
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(model(x, lengths, training=True))
+        return tape.gradient(loss, model.trainable_variables)
+
+    graph = gradient.get_concrete_function().graph.as_graph_def()
+    library = {f.signature.name: f for f in graph.library.function}
+    loops: dict[str, list[tuple[int, int]]] = {"forward": [], "gradient": []}
+    for node in graph.node:
+        if node.op in ("While", "StatelessWhile"):
+            body = library[node.attr["body"].func.name].node_def
+            work = [n.op for n in body if n.op not in ("Const", "NoOp", "Identity")]
+            loops["gradient" if "_grad" in node.name else "forward"].append(
+                (len(work), work.count("MatMul"))
+            )
+    cell = model.lstm_layers()[0].cell
+    if cudnn_ok(cell.activation, cell.recurrent_activation, False, cell.use_bias):
+        return f"Keras {version('keras')} builds the cuDNN LSTM here (a GPU is visible)."
+    (ops_fw, mm_fw), (ops_bw, mm_bw) = loops["forward"][0], loops["gradient"][0]
+    return (
+        f"LSTM: Keras {version('keras')} builds no cuDNN LSTM (no GPU visible) but "
+        f"{len(loops['forward'])} forward and {len(loops['gradient'])} gradient "
+        f"`tf.while_loop`s (one per direction) over `LSTMCell.call` (implementation "
+        f"{cell.implementation}), a frame at a time. Each forward iteration runs {ops_fw} ops "
+        f"besides constants and identities in the traced graph, before Grappler "
+        f"({mm_fw} MatMul: x·W, the input product, inside "
+        f"the loop, and h·R), each gradient iteration {ops_bw} ({mm_bw} MatMul: the gradients "
+        "into x and h, and dW and dR accumulated frame by frame)."
+    )
 
 
 def make_corpus(utterances: int) -> Path:
@@ -158,6 +221,15 @@ def main() -> None:
         return
 
     corpus = args.corpus or make_corpus(utterances=(WARMUP_STEPS + args.steps) * GLOBAL_BATCH + 200)
+    load_before = os.getloadavg()[0]
+    cpus = len(os.sched_getaffinity(0))
+    peaks = {1: 0.0, cpus: 0.0}  # the best seen between rounds: the least disturbed
+
+    def measure_peaks() -> None:
+        for threads in peaks:
+            peaks[threads] = max(peaks[threads], matmul_gflops(threads))
+
+    measure_peaks()
     results: dict[str, list[dict[str, float]]] = {s.name: [] for s in SETUPS}
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     for _ in range(args.repeats):
@@ -178,6 +250,7 @@ def main() -> None:
                 env=env,
             ).stdout
             results[setup.name].append(json.loads(output.strip().splitlines()[-1]))
+        measure_peaks()
 
     def best(setup: Setup, key: str) -> float:
         return max(r[key] for r in results[setup.name])
@@ -224,8 +297,38 @@ def main() -> None:
         "CPU devices share the same cores, so they test the mirrored code path; on GPUs each "
         "device adds its own compute."
     )
+    flop_frame = sum(birnn_flop_per_frame(N_HIDDEN))
+    padded = median(DEFAULT_POOLS, "padded_frames_per_step")
+    real = median(DEFAULT_POOLS, "frames_per_step")
+    step_flop = 3 * padded * flop_frame  # forward, and backward ≈ 2 × forward
+    roof_table = [
+        "| configuration | step (median) | GFLOP/s | of the 1-thread peak "
+        f"| of the {cpus}-thread peak |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for setup in SETUPS:
+        step = median(setup, "step_seconds")
+        # Its own batches' padding (2 devices pad two half batches).
+        rate = 3 * median(setup, "padded_frames_per_step") * flop_frame / step / 1e9
+        roof_table.append(
+            f"| {setup.name} | {step * 1e3:.0f} ms | {rate:.1f} | {rate / peaks[1]:.0%} "
+            f"| {rate / peaks[cpus]:.0%} |"
+        )
+    roof_lines = [
+        f"FLOP per step (load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after): "
+        f"{GLOBAL_BATCH} utterances, {real:.0f} frames at stride {FEATURE_STRIDE} "
+        f"({padded:.0f} with each batch's padding, which the LSTM runs too); "
+        f"{flop_frame / 1e6:.2f} MFLOP a frame forward (dense layers, the LSTM's x·W and h·R "
+        f"for both directions), × 3 with the backward pass: {step_flop / 1e9:.1f} GFLOP a step. "
+        f"Matmul peak measured here (numpy BLAS, 2048² float32, the best of its measurements "
+        f"before and between the rounds): {peaks[1]:.0f} GFLOP/s on 1 "
+        f"thread, {peaks[cpus]:.0f} on {cpus}: at the 1-thread peak a step would take "
+        f"{step_flop / peaks[1] / 1e6:.0f} ms.",
+        keras_lstm_on_this_machine(),
+    ]
     if not args.markdown:
         print_result(table, summary)
+        print("\n".join([*roof_lines, *roof_table]))
         return
     command = ".venv/bin/python benchmarks/training.py --markdown"
     if args.corpus:
@@ -245,6 +348,7 @@ def main() -> None:
     feature_rt = median(DEFAULT_POOLS, "feature_real_time")
     summary += f" Features for training were computed at {feature_rt:.0f}× real time."
     print_result(table, summary, head("Training", intro, command, machine=machine))
+    print("\n".join(["", " ".join(roof_lines), "", *roof_table]))
 
 
 if __name__ == "__main__":
