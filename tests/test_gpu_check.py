@@ -361,7 +361,8 @@ TENSORFLOW_RELEASES = [
 
 def project_requirements() -> tuple[list, list]:
     """([project] dependencies, [project.optional-dependencies] gpu) as Requirements."""
-    tomllib = pytest.importorskip("tomllib")
+    import tomllib  # the project's .venv is Python 3.11 (make setup)
+
     from packaging.requirements import Requirement
 
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
