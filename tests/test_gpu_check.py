@@ -362,7 +362,6 @@ TENSORFLOW_RELEASES = [
 def project_requirements() -> tuple[list, list]:
     """([project] dependencies, [project.optional-dependencies] gpu) as Requirements."""
     import tomllib  # the project's .venv is Python 3.11 (make setup)
-
     from packaging.requirements import Requirement
 
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
