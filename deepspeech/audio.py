@@ -67,6 +67,11 @@ class FeatureConfig:
         """Width of the context windows: numcep x (2 numcontext + 1)."""
         return self.numcep * (2 * self.numcontext + 1)
 
+    @property
+    def frame_seconds(self) -> float:
+        """Seconds between two of the model's frames: the MFCC hop times the stride."""
+        return STEP_SECONDS * self.stride
+
 
 @dataclass(frozen=True)
 class WavInfo:
@@ -83,7 +88,7 @@ class WavInfo:
         return self.frames / self.sample_rate
 
 
-def _source_name(source: AudioSource, name: str | None) -> str:
+def source_name(source: AudioSource, name: str | None) -> str:
     """The label error messages use: the caller's name, else the path, else "<upload>"."""
     if name is not None:
         return name
@@ -93,7 +98,7 @@ def _source_name(source: AudioSource, name: str | None) -> str:
 
 
 @contextmanager
-def _open_audio(source: AudioSource, label: str) -> Iterator[soundfile.SoundFile]:
+def open_audio(source: AudioSource, label: str) -> Iterator[soundfile.SoundFile]:
     """Open `source` for reading with soundfile, turning every decoder failure into one type.
 
     File objects are read from their start and left at the position they were found in, so a
@@ -124,7 +129,7 @@ def _open_audio(source: AudioSource, label: str) -> Iterator[soundfile.SoundFile
             source.seek(position)
 
 
-def _check_header(
+def check_header(
     sound_file: soundfile.SoundFile,
     label: str,
     formats: frozenset[str] | None,
@@ -200,9 +205,9 @@ def read_wav_info(source: AudioSource, *, name: str | None = None) -> WavInfo:
     Raises `AudioFormatError` for anything that is not a RIFF WAVE file with PCM or float
     samples, a sane sample rate and at least one channel. `name` labels error messages.
     """
-    label = _source_name(source, name)
-    with _open_audio(source, label) as sound_file:
-        return _check_header(sound_file, label, WAV_FORMATS, WAV_SUBTYPES)
+    label = source_name(source, name)
+    with open_audio(source, label) as sound_file:
+        return check_header(sound_file, label, WAV_FORMATS, WAV_SUBTYPES)
 
 
 def load_wav(source: AudioSource, *, convert: bool = False, name: str | None = None) -> np.ndarray:
@@ -213,9 +218,9 @@ def load_wav(source: AudioSource, *, convert: bool = False, name: str | None = N
     (serving, importers) any PCM_U8/16/24/32 or FLOAT/DOUBLE WAV is down-mixed and resampled.
     Raises `AudioFormatError`, naming `name`, else the path, else "<upload>".
     """
-    label = _source_name(source, name)
-    with _open_audio(source, label) as sound_file:
-        info = _check_header(sound_file, label, WAV_FORMATS, WAV_SUBTYPES)
+    label = source_name(source, name)
+    with open_audio(source, label) as sound_file:
+        info = check_header(sound_file, label, WAV_FORMATS, WAV_SUBTYPES)
         if not convert:
             _require_training_format(info, label)
         samples = _read_samples(sound_file, label)
@@ -228,9 +233,9 @@ def load_audio(source: AudioSource, *, name: str | None = None) -> np.ndarray:
     For corpus importers, whose sources are FLAC (LibriSpeech), NIST SPHERE (TED-LIUM) or MP3
     (Common Voice): any encoding is accepted. Serving and training use `load_wav` instead.
     """
-    label = _source_name(source, name)
-    with _open_audio(source, label) as sound_file:
-        info = _check_header(sound_file, label, formats=None, subtypes=None)
+    label = source_name(source, name)
+    with open_audio(source, label) as sound_file:
+        info = check_header(sound_file, label, formats=None, subtypes=None)
         samples = _read_samples(sound_file, label)
     return to_16k_mono(samples, info.sample_rate)
 

@@ -22,9 +22,11 @@ from typing import Any
 
 import numpy as np
 
-from deepspeech.audio import SAMPLE_RATE, AudioSource, load_wav, read_wav_info
+from deepspeech.audio import PCM16_SCALE, SAMPLE_RATE, AudioSource, load_wav, read_wav_info
 from deepspeech.decoding.decoders import Decoder, DecoderConfig, make_decoder
-from deepspeech.errors import AudioTooLongError, DeepSpeechError, ModelLoadError
+from deepspeech.decoding.hot_words import HotWordList, HotWords
+from deepspeech.decoding.transcript import Metadata, decode_with_metadata
+from deepspeech.errors import AudioFormatError, AudioTooLongError, DeepSpeechError, ModelLoadError
 from deepspeech.parallel import available_cpus
 from deepspeech.runtime.graph import ModelMetadata
 from deepspeech.runtime.offline import OfflineModel
@@ -121,6 +123,55 @@ class OfflineRecognizer:
         self.name = name or self.metadata.model_name
         self.version = version or self.metadata.model_version
         self.source = source
+        self.hot_words = HotWordList(
+            self.metadata.alphabet, beam=self.decoder_config.decoder == "beam"
+        )
+
+    def add_hot_word(self, word: str, boost: float) -> None:
+        """Favour `word` by `boost` nats in every transcript from now on (beam decoder only)."""
+        self.hot_words.add(word, boost)
+
+    def erase_hot_word(self, word: str) -> None:
+        self.hot_words.erase(word)
+
+    def clear_hot_words(self) -> None:
+        self.hot_words.clear()
+
+    def stt(self, audio: np.ndarray) -> str:
+        """Transcript of a whole (n,) 16 kHz mono signal: int16 samples, or floats in [-1, 1]."""
+        return self.stt_with_metadata(audio).text
+
+    def stt_with_metadata(self, audio: np.ndarray, num_results: int = 1) -> Metadata:
+        """The `num_results` best transcripts of a (n,) 16 kHz signal, with token and word
+        timings and confidences (N-best needs the beam decoder; greedy has one)."""
+        features = self.features(as_float_audio(audio))
+        return self.transcribe_with_metadata([features], num_results=num_results)[0]
+
+    def transcribe_with_metadata(
+        self,
+        features: Sequence[np.ndarray],
+        *,
+        num_results: int = 1,
+        hot_words: HotWords | None = None,
+        offsets: Sequence[float] | None = None,
+    ) -> list[Metadata]:
+        """Timed N-best transcripts of one padded batch; `hot_words` add to the model's own,
+        `offsets` (seconds) shift each utterance's times (a segment's place in a recording)."""
+        probs, lengths = self.model.run(features)
+        words = self.hot_words.with_extra(hot_words)
+        return [
+            decode_with_metadata(
+                self.decoder,
+                p,
+                self.metadata.alphabet,
+                self.metadata.features.frame_seconds,
+                length=int(n),
+                num_results=num_results,
+                hot_words=words,
+                offset=offsets[i] if offsets else 0.0,
+            )
+            for i, (p, n) in enumerate(zip(probs, lengths, strict=True))
+        ]
 
     @property
     def model_id(self) -> str:
@@ -169,8 +220,10 @@ class OfflineRecognizer:
         return self.model.features(audio)
 
     def transcribe_features(self, features: Sequence[np.ndarray]) -> list[str]:
-        """Transcripts of one padded batch (greedy, or beam + LM as opened); padding does not
-        change any of them."""
+        """Transcripts of one padded batch (greedy, or beam + LM as opened, with the model's
+        hot words); padding does not change any of them."""
+        if len(self.hot_words):
+            return [m.text for m in self.transcribe_with_metadata(features)]
         probs, lengths = self.model.run(features)
         return self.decoder.decode_batch(probs, lengths)
 
@@ -197,6 +250,18 @@ def open_model(
         "model %s from %s on %s", recognizer.model_id, source, ", ".join(recognizer.providers)
     )
     return recognizer
+
+
+def as_float_audio(audio: np.ndarray) -> np.ndarray:
+    """(n,) int16 PCM (DeepSpeech's input) or float samples -> (n,) float32 in [-1, 1]."""
+    audio = np.asarray(audio)
+    if audio.ndim != 1:
+        raise AudioFormatError(f"expected (n,) mono samples at {SAMPLE_RATE} Hz, got {audio.shape}")
+    if audio.dtype == np.int16:
+        return audio.astype(np.float32) / PCM16_SCALE
+    if not np.issubdtype(audio.dtype, np.floating):
+        raise AudioFormatError(f"expected int16 or float samples, got {audio.dtype}")
+    return audio.astype(np.float32, copy=False)
 
 
 def read_audio(

@@ -5,6 +5,8 @@
     stream.feed_audio_content(int16_samples)    # any length, as it arrives
     stream.intermediate_decode()                # partial text so far
     stream.finish_stream()                      # final text; the stream is done
+    # or, with token and word timings, confidences and (beam decoder) N-best:
+    stream.intermediate_decode_with_metadata(); stream.finish_stream_with_metadata(num_results=3)
 
 Each piece of audio goes through three incremental stages, none of which looks back at the
 whole stream: MFCC (`deepspeech.audio.MfccStream`: window overlap kept across pieces), the
@@ -24,7 +26,9 @@ import numpy as np
 
 from deepspeech.audio import PCM16_SCALE, SAMPLE_RATE, MfccStream
 from deepspeech.decoding.decoders import DecoderConfig, make_decoder
+from deepspeech.decoding.hot_words import HotWordList, HotWords
 from deepspeech.decoding.streaming import stream_decoder
+from deepspeech.decoding.transcript import Metadata, metadata_of
 from deepspeech.errors import AudioFormatError, DeepSpeechError
 from deepspeech.runtime.streaming import (
     STREAM_THREADS,
@@ -64,6 +68,19 @@ class SpeechModel:
         self.decoder = make_decoder(self.decoder_config, self.metadata.alphabet, "probabilities")
         self.name = location.name or self.metadata.model_name
         self.version = location.version or self.metadata.model_version
+        self.hot_words = HotWordList(
+            self.metadata.alphabet, beam=self.decoder_config.decoder == "beam"
+        )
+
+    def add_hot_word(self, word: str, boost: float) -> None:
+        """Favour `word` by `boost` nats in streams created from now on (beam decoder only)."""
+        self.hot_words.add(word, boost)
+
+    def erase_hot_word(self, word: str) -> None:
+        self.hot_words.erase(word)
+
+    def clear_hot_words(self) -> None:
+        self.hot_words.clear()
 
     @property
     def sample_rate(self) -> int:
@@ -74,9 +91,10 @@ class SpeechModel:
     def model_id(self) -> str:
         return f"{self.name}/{self.version}"
 
-    def create_stream(self) -> Stream:
-        """A new stream: feed it audio, read partial text, finish it for the final text."""
-        return Stream(self)
+    def create_stream(self, hot_words: HotWords | None = None) -> Stream:
+        """A new stream: feed it audio, read partial text, finish it for the final text.
+        `hot_words` (checked, e.g. by `parse_hot_words`) add to the model's for this stream."""
+        return Stream(self, hot_words)
 
     def stt(self, audio: np.ndarray) -> str:
         """Transcript of a whole (n,) int16 16 kHz signal, through the streaming path."""
@@ -84,15 +102,23 @@ class SpeechModel:
         stream.feed_audio_content(audio)
         return stream.finish_stream()
 
+    def stt_with_metadata(self, audio: np.ndarray, num_results: int = 1) -> Metadata:
+        """`stt` with token and word timings, confidences and up to `num_results` hypotheses."""
+        stream = self.create_stream()
+        stream.feed_audio_content(audio)
+        return stream.finish_stream_with_metadata(num_results)
+
 
 class Stream:
     """One utterance in progress. Not thread-safe: feed it from one thread at a time."""
 
-    def __init__(self, model: SpeechModel) -> None:
+    def __init__(self, model: SpeechModel, hot_words: HotWords | None = None) -> None:
         features = model.metadata.features
+        self._alphabet = model.metadata.alphabet
+        self._frame_seconds = features.frame_seconds
         self._mfcc = MfccStream(features.numcep, features.stride)
         self._acoustic = model.model.start()
-        self._decoder = stream_decoder(model.decoder)
+        self._decoder = stream_decoder(model.decoder, model.hot_words.with_extra(hot_words))
         self.n_samples = 0
         self.finished = False
 
@@ -133,6 +159,11 @@ class Stream:
         self._check_open()
         return self._decoder.text()
 
+    def intermediate_decode_with_metadata(self) -> Metadata:
+        """The best transcript so far, with token and word timings and confidences."""
+        self._check_open()
+        return self._metadata(1)
+
     def finish_stream(self) -> str:
         """Flush the last frames and return the final transcript; the stream is then closed."""
         self._check_open()
@@ -142,6 +173,19 @@ class Stream:
             self._decode(self._acoustic.accept(frames))
         self._decode(self._acoustic.flush())
         return self._decoder.finish()
+
+    def finish_stream_with_metadata(self, num_results: int = 1) -> Metadata:
+        """`finish_stream` with timings, confidences and up to `num_results` hypotheses."""
+        self.finish_stream()
+        return self._metadata(num_results)
+
+    def _metadata(self, num_results: int) -> Metadata:
+        return metadata_of(
+            self._decoder.alignments(num_results),
+            self._decoder.probabilities(),
+            self._alphabet,
+            self._frame_seconds,
+        )
 
     def _decode(self, scores: ChunkScores | None) -> None:
         # Probabilities, as the whole-utterance server decodes: softmax can round two logits

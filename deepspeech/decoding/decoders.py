@@ -41,6 +41,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from deepspeech.config import setting
+from deepspeech.decoding.hot_words import HotWords, prefixes_of
 from deepspeech.decoding.lm import LanguageModel, load_language_model
 from deepspeech.errors import ConfigError, LanguageModelError
 from deepspeech.text import Alphabet
@@ -102,6 +103,13 @@ def to_log_probs(scores: np.ndarray, kind: ScoreKind = "auto") -> np.ndarray:
     return np.ascontiguousarray(log_probs, dtype=np.float32)
 
 
+def to_probabilities(scores: np.ndarray, kind: ScoreKind = "auto") -> np.ndarray:
+    """(n_frames, n_classes) scores -> probabilities (a softmax's output is returned as is)."""
+    if kind == "probabilities" or (kind == "auto" and looks_like_probabilities(scores)):
+        return np.asarray(scores, dtype=np.float32)
+    return np.exp(to_log_probs(scores, "logits"))
+
+
 def looks_like_probabilities(scores: np.ndarray) -> bool:
     """True when every row is non-negative and sums to 1, as a softmax output does."""
     if scores.size == 0:
@@ -113,10 +121,33 @@ def looks_like_probabilities(scores: np.ndarray) -> bool:
     )
 
 
+@dataclass(frozen=True)
+class Alignment:
+    """A hypothesis as the search found it: one label per frame, and its log score.
+
+    The path says where each character was emitted; `deepspeech.decoding.transcript` turns it
+    into timed tokens and words.
+    """
+
+    path: np.ndarray  # (n_frames,) label ids, blank included
+    score: float
+
+
 class Decoder(Protocol):
     """What evaluation, transcription and serving call: one utterance's scores -> text."""
 
     def __call__(self, scores: np.ndarray, length: int | None = None) -> str: ...
+
+    def alignments(
+        self,
+        scores: np.ndarray,
+        length: int | None = None,
+        *,
+        num_results: int = 1,
+        hot_words: HotWords | None = None,
+    ) -> list[Alignment]:
+        """Up to `num_results` hypotheses with distinct texts, best first."""
+        ...
 
     def decode_batch(self, scores: np.ndarray, lengths: Sequence[int] | np.ndarray) -> list[str]:
         """A padded batch (batch, n_frames, n_classes) with its lengths (batch,) -> texts."""
@@ -170,6 +201,22 @@ class GreedyDecoder:
     def __call__(self, scores: np.ndarray, length: int | None = None) -> str:
         return greedy_decode(scores, self.alphabet, length)
 
+    def alignments(
+        self,
+        scores: np.ndarray,
+        length: int | None = None,
+        *,
+        num_results: int = 1,
+        hot_words: HotWords | None = None,
+    ) -> list[Alignment]:
+        """The best path, the one hypothesis greedy decoding has (whatever `num_results`)."""
+        _check_shape(scores, self.alphabet)
+        if hot_words:
+            raise ConfigError("hot words need the beam decoder; add --decoder beam")
+        log_probs = to_log_probs(scores[: scores.shape[0] if length is None else length])
+        path = np.argmax(log_probs, axis=1)
+        return [Alignment(path, float(log_probs[np.arange(len(path)), path].sum()))]
+
     def decode_batch(self, scores: np.ndarray, lengths: Sequence[int] | np.ndarray) -> list[str]:
         return greedy_decode_batch(scores, np.asarray(lengths), self.alphabet)
 
@@ -209,30 +256,65 @@ class BeamDecoder:
         self.beta = beta
         self.unk_offset = unk_offset
         self.kind = kind
-        # With an LM, _WordLM returns alpha * ln p + beta itself, so the decoder's weight is 1.
-        self._options = LexiconFreeDecoderOptions(
-            beam_size=beam_width,
-            beam_size_token=min(token_beam, alphabet.num_classes),
-            beam_threshold=beam_threshold,
-            lm_weight=0.0 if lm is None else 1.0,
-            sil_score=0.0,
-            log_add=True,  # merge alignments of the same text by summing, as CTC defines
-            criterion_type=CriterionType.CTC,
-        )
+        # _WordLM returns alpha * ln p + beta (and hot-word boosts) itself, so the decoder's
+        # weight is 1 when it scores words and 0 when nothing does (no LM, no hot words).
+        self._options = {
+            weight: LexiconFreeDecoderOptions(
+                beam_size=beam_width,
+                beam_size_token=min(token_beam, alphabet.num_classes),
+                beam_threshold=beam_threshold,
+                lm_weight=weight,
+                sil_score=0.0,
+                log_add=True,  # merge alignments of the same text by summing, as CTC defines
+                criterion_type=CriterionType.CTC,
+            )
+            for weight in (0.0, 1.0)
+        }
         self._space = alphabet.label_of(" ") if " " in alphabet else alphabet.blank_index
 
     def __call__(self, scores: np.ndarray, length: int | None = None) -> str:
         """(n_frames, n_classes) scores of one utterance -> its best transcript."""
+        best = self.alignments(scores, length)
+        return self.tokens_to_text(best[0].path) if best else ""
+
+    def alignments(
+        self,
+        scores: np.ndarray,
+        length: int | None = None,
+        *,
+        num_results: int = 1,
+        hot_words: HotWords | None = None,
+    ) -> list[Alignment]:
+        """The `num_results` best hypotheses with distinct texts (the N-best list), best first.
+
+        flashlight's final beam can hold several alignments of one text (ending on a blank or
+        on the letter); the first, best-scored one stands for the text.
+        """
         _check_shape(scores, self.alphabet)
         log_probs = to_log_probs(scores[: scores.shape[0] if length is None else length], self.kind)
         n_frames, n_classes = log_probs.shape
         if n_frames == 0:
-            return ""
-        search, _lm = self.new_search()  # _lm: alive until the search is done
+            return []
+        search, _lm = self.new_search(hot_words)  # _lm: alive until the search is done
         results = search.decode(log_probs.ctypes.data, n_frames, n_classes)
-        return self._text(results[0].tokens) if results else ""
+        return self.distinct(results, num_results, final=True)
 
-    def new_search(self) -> tuple[Any, Any]:
+    def distinct(self, results: Sequence[Any], num_results: int, *, final: bool) -> list[Alignment]:
+        """flashlight results -> alignments with distinct texts; `final` results carry an end
+        marker after the frames, all carry a start marker before them."""
+        found: list[Alignment] = []
+        texts: set[str] = set()
+        for result in results:
+            path = np.asarray(result.tokens[1 : -1 if final else None], dtype=np.int64)
+            text = self.tokens_to_text(path)
+            if text not in texts:
+                texts.add(text)
+                found.append(Alignment(path, float(result.score)))
+                if len(found) == num_results:
+                    break
+        return found
+
+    def new_search(self, hot_words: HotWords | None = None) -> tuple[Any, Any]:
         """A fresh flashlight search and its LM, per utterance (or stream).
 
         Keep the LM referenced as long as the search: flashlight holds the Python LM only
@@ -240,11 +322,15 @@ class BeamDecoder:
         """
         from flashlight.lib.text.decoder import LexiconFreeDecoder, ZeroLM
 
-        if self.lm is None:
+        if self.lm is None and not hot_words:
             lm: Any = ZeroLM()
+            options = self._options[0.0]
         else:
-            lm = _word_lm_class()(self.lm, self.alphabet, self.alpha, self.beta, self.unk_offset)
-        search = LexiconFreeDecoder(self._options, lm, self._space, self.alphabet.blank_index, [])
+            lm = _word_lm_class()(
+                self.lm, self.alphabet, self.alpha, self.beta, self.unk_offset, hot_words or {}
+            )
+            options = self._options[1.0]
+        search = LexiconFreeDecoder(options, lm, self._space, self.alphabet.blank_index, [])
         return search, lm
 
     def tokens_to_text(self, tokens: Sequence[int]) -> str:
@@ -255,10 +341,6 @@ class BeamDecoder:
 
     def decode_batch(self, scores: np.ndarray, lengths: Sequence[int] | np.ndarray) -> list[str]:
         return [self(s, int(n)) for s, n in zip(scores, lengths, strict=True)]
-
-    def _text(self, tokens: Sequence[int]) -> str:
-        """Frame-wise labels (with a start and end marker) -> text: merge, drop blanks."""
-        return self.tokens_to_text(tokens[1:-1])
 
 
 def make_decoder(config: DecoderConfig, alphabet: Alphabet, kind: ScoreKind = "auto") -> Decoder:
@@ -348,18 +430,21 @@ class _WordScores:
 
     def __init__(
         self,
-        lm: LanguageModel,
+        lm: LanguageModel | None,
         alphabet: Alphabet,
         alpha: float,
         beta: float,
         unk_offset: float,
+        hot_words: HotWords,
     ) -> None:
         super().__init__()  # in `_WordLM`: flashlight's LM, which must be set up first
-        self._lm = lm
+        self._lm: Any = _NoLanguageModel() if lm is None else lm
         self._labels = alphabet.labels
         self._space = alphabet.label_of(" ")
         self._weight = alpha * LN10  # KenLM's log10 -> ln, times the LM weight
-        self._beta = beta
+        self._beta = 0.0 if lm is None else beta  # no LM: only hot words score
+        self._hot = dict(hot_words)
+        self._hot_prefixes = prefixes_of(w for w, boost in self._hot.items() if boost > 0)
         self._unk_score = self._weight * unk_offset
         # An unknown word is spelt letter by letter, each letter as likely as any other.
         self._letter_score = alpha * math.log(1 / (len(alphabet) - 1))
@@ -373,9 +458,11 @@ class _WordScores:
         """Complete `word`: (KenLM state after it, its score)."""
         kenlm_state, log10_p = self._lm.score(kenlm_state, word)
         score = self._weight * log10_p + self._beta
-        if known and word not in self._lm:  # a prefix of known words, not a word itself
+        boost = self._hot.get(word, 0.0)
+        # A boosted word is spelt as a known one, whatever the LM says; a suppressed one not.
+        if known and word not in self._lm and boost <= 0:  # a prefix of known words only
             score += self._unknown(word)
-        return kenlm_state, score
+        return kenlm_state, score + boost
 
     def _unknown(self, spelt: str) -> float:
         """What an unknown word costs beyond p(<unk>): the offset and its letters."""
@@ -395,7 +482,9 @@ class _WordScores:
             if score is None:
                 partial, kenlm_state, known = self._info[state]
                 partial += self._labels[label]
-                still_known = known and self._lm.starts_word(partial)
+                still_known = known and (
+                    self._lm.starts_word(partial) or partial in self._hot_prefixes
+                )
                 self._info[child] = (partial, kenlm_state, still_known)
                 if still_known:
                     score = 0.0
@@ -422,6 +511,26 @@ class _WordScores:
         if partial:
             kenlm_state, score = self._word(partial, kenlm_state, known)
         return state, score + self._weight * self._lm.end(kenlm_state)
+
+
+class _NoLanguageModel:
+    """The LM interface `_WordScores` reads, for a search with hot words and no LM: every
+    spelling is a known word and scores nothing, so only the hot words' boosts count."""
+
+    def begin(self) -> None:
+        return None
+
+    def score(self, state: None, word: str) -> tuple[None, float]:
+        return None, 0.0
+
+    def starts_word(self, prefix: str) -> bool:
+        return True
+
+    def end(self, state: None) -> float:
+        return 0.0
+
+    def __contains__(self, word: str) -> bool:
+        return True
 
 
 @functools.cache

@@ -6,6 +6,10 @@ last frame's label to merge repeats across a chunk boundary, so the streamed tex
 `greedy_decode` of all frames at once. Beam search keeps one flashlight search open for the
 stream (`decode_begin`, `decode_step` per chunk, `decode_end`), so its final text equals the
 whole-utterance beam search.
+
+Both keep the stream's probabilities, so that the timed, N-best transcripts of
+`deepspeech.decoding.transcript` can be built at any point (`alignments` + `probabilities`);
+that memory grows with the stream, bounded by the server's stream length limit.
 """
 
 from __future__ import annotations
@@ -14,7 +18,16 @@ from typing import Protocol
 
 import numpy as np
 
-from deepspeech.decoding.decoders import BeamDecoder, Decoder, GreedyDecoder, to_log_probs
+from deepspeech.decoding.decoders import (
+    Alignment,
+    BeamDecoder,
+    Decoder,
+    GreedyDecoder,
+    to_log_probs,
+    to_probabilities,
+)
+from deepspeech.decoding.hot_words import HotWords
+from deepspeech.errors import ConfigError
 from deepspeech.text import Alphabet
 
 
@@ -27,6 +40,30 @@ class StreamDecoder(Protocol):
 
     def finish(self) -> str: ...
 
+    def alignments(self, num_results: int = 1) -> list[Alignment]:
+        """The best hypothesis so far; after `finish`, up to `num_results` final ones."""
+        ...
+
+    def probabilities(self) -> np.ndarray:
+        """(n_frames, n_classes) probabilities of every frame accepted so far."""
+        ...
+
+
+class _Frames:
+    """The probabilities of a stream's frames, kept chunk by chunk and joined when asked."""
+
+    def __init__(self, n_classes: int) -> None:
+        self._chunks: list[np.ndarray] = []
+        self._n_classes = n_classes
+
+    def add(self, probabilities: np.ndarray) -> None:
+        self._chunks.append(np.asarray(probabilities, dtype=np.float32))
+
+    def all(self) -> np.ndarray:
+        if len(self._chunks) > 1:
+            self._chunks = [np.concatenate(self._chunks)]
+        return self._chunks[0] if self._chunks else np.zeros((0, self._n_classes), np.float32)
+
 
 class GreedyStreamDecoder:
     """Best path decoding, chunk by chunk: argmax per frame, repeats merged across chunks."""
@@ -35,12 +72,14 @@ class GreedyStreamDecoder:
         self.alphabet = alphabet
         self._previous = alphabet.blank_index  # the last frame's label (blank before any)
         self._text = ""  # grown by each chunk's characters: never rebuilt from all labels
+        self._frames = _Frames(alphabet.num_classes)
 
     def accept(self, scores: np.ndarray) -> None:
         """Decode (n_frames, n_classes) more frames (logits or probabilities)."""
         best = np.argmax(scores, axis=1)
         if len(best) == 0:
             return
+        self._frames.add(to_probabilities(scores))
         previous = np.concatenate([[self._previous], best[:-1]])
         keep = (best != previous) & (best != self.alphabet.blank_index)
         self._text += self.alphabet.decode(best[keep])
@@ -54,6 +93,15 @@ class GreedyStreamDecoder:
         """The final transcript (greedy has nothing left to settle)."""
         return self._text
 
+    def alignments(self, num_results: int = 1) -> list[Alignment]:
+        probabilities = self._frames.all()
+        path = np.argmax(probabilities, axis=1)
+        picked = probabilities[np.arange(len(path)), path]
+        return [Alignment(path, float(np.log(np.maximum(picked, 1e-30)).sum()))]
+
+    def probabilities(self) -> np.ndarray:
+        return self._frames.all()
+
 
 class BeamStreamDecoder:
     """flashlight's beam search (with the decoder's word LM) kept open across chunks.
@@ -64,11 +112,13 @@ class BeamStreamDecoder:
     server's stream length limit; a partial result walks that history back once.
     """
 
-    def __init__(self, decoder: BeamDecoder) -> None:
+    def __init__(self, decoder: BeamDecoder, hot_words: HotWords | None = None) -> None:
         self._decoder = decoder
-        self._search, self._lm = decoder.new_search()  # the LM must outlive the search
+        self._search, self._lm = decoder.new_search(hot_words)  # the LM must outlive the search
         self._search.decode_begin()
         self._frames = 0
+        self._probabilities = _Frames(decoder.alphabet.num_classes)
+        self._final: list[object] | None = None  # flashlight's final hypotheses, once finished
 
     def accept(self, scores: np.ndarray) -> None:
         """Decode (n_frames, n_classes) more frames (logits or probabilities)."""
@@ -77,6 +127,7 @@ class BeamStreamDecoder:
         log_probs = np.ascontiguousarray(to_log_probs(scores, self._decoder.kind), np.float32)
         self._search.decode_step(log_probs.ctypes.data, *log_probs.shape)
         self._frames += len(log_probs)
+        self._probabilities.add(np.exp(log_probs))
 
     def text(self) -> str:
         """The best hypothesis so far (its start marker dropped)."""
@@ -89,14 +140,28 @@ class BeamStreamDecoder:
         if self._frames == 0:
             return ""
         self._search.decode_end()
-        results = self._search.get_all_final_hypothesis()
-        return self._decoder.tokens_to_text(results[0].tokens[1:-1]) if results else ""
+        self._final = list(self._search.get_all_final_hypothesis())
+        best = self._decoder.distinct(self._final, 1, final=True)
+        return self._decoder.tokens_to_text(best[0].path) if best else ""
+
+    def alignments(self, num_results: int = 1) -> list[Alignment]:
+        if self._frames == 0:
+            return []
+        if self._final is not None:
+            return self._decoder.distinct(self._final, num_results, final=True)
+        best = self._search.get_best_hypothesis()
+        return self._decoder.distinct([best], 1, final=False)
+
+    def probabilities(self) -> np.ndarray:
+        return self._probabilities.all()
 
 
-def stream_decoder(decoder: Decoder) -> StreamDecoder:
+def stream_decoder(decoder: Decoder, hot_words: HotWords | None = None) -> StreamDecoder:
     """A new stream's decoder that decodes as `decoder` does whole utterances."""
     if isinstance(decoder, GreedyDecoder):
+        if hot_words:
+            raise ConfigError("hot words need the beam decoder; add --decoder beam")
         return GreedyStreamDecoder(decoder.alphabet)
     if isinstance(decoder, BeamDecoder):
-        return BeamStreamDecoder(decoder)
+        return BeamStreamDecoder(decoder, hot_words)
     raise TypeError(f"no streaming form of {type(decoder).__name__}")
