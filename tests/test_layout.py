@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parent.parent
 STAGES = (
     ("deepspeech.errors", "deepspeech.config", "deepspeech.logs", "deepspeech.files",
      "deepspeech.parallel", "deepspeech.timing"),
-    ("deepspeech.text", "deepspeech.audio", "deepspeech.stm", "deepspeech.metrics"),
+    ("deepspeech.text", "deepspeech.audio", "deepspeech.stm", "deepspeech.metrics",
+     "deepspeech.vad"),
     ("deepspeech.data",),
     ("deepspeech.corpus",),
     ("deepspeech.decoding",),
