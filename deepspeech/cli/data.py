@@ -77,8 +77,11 @@ def sample(
 
     Writes OUT/train.csv, dev.csv, test.csv, the 16 kHz WAVs and OUT/metadata.json. Dev and
     test are spoken by voices train never hears, and test holds sentences train never sees, so
-    their WER measures generalisation. Re-running into a finished folder does nothing; a
-    folder from a killed run is completed.
+    their WER measures generalisation. Beside each manifest, OUT/train.words.jsonl (dev, test)
+    says where each word is spoken ({"wav_filename", "words": [{"word", "start", "end"}]} in
+    seconds; no words for the ~1 utterance in 8 that espeak-ng does not time word by word): the
+    truth for word timings. Re-running into a finished folder does nothing; a folder from a
+    killed run, or one made before word times existed, is completed.
     """
 
     config = SampleCorpusConfig(

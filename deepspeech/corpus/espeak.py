@@ -7,6 +7,9 @@ next, and `espeak_Initialize` does not reset them. A clip would then depend on w
 process synthesised before it, and a corpus would change with the worker count. So every
 `synthesize` call loads a fresh copy of the library, seeds its random generators, speaks, and
 unloads it again (about 0.3 ms): each clip depends only on its own arguments.
+
+With the samples, espeak-ng reports where each word starts (`WordEvent`): the corpus turns
+them into word times, the truth that word-timing measurements are scored against.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ _PARAMETER_PITCH = 3  # 0-100, 50 is the voice's own pitch
 _PARAMETER_RANGE = 4  # pitch range 0-100: 0 is a monotone, 50 the voice's own
 _PARAMETER_WORDGAP = 7  # extra pause between words, in units of 10 ms at the default speed
 _MAX_PCM = 32768.0  # espeak-ng writes signed 16-bit samples
+_EVENT_LIST_TERMINATED = 0  # espeak_EVENT_TYPE: the last entry of an event list
+_EVENT_WORD = 1  # espeak_EVENT_TYPE: a word starts (sent without any espeak_Initialize option)
 
 RATE_WPM_RANGE = (80, 450)  # espeak-ng's own limits for the speaking rate
 PITCH_RANGE = (0, 100)
@@ -44,8 +49,24 @@ PITCH_RANGE_LIMITS = (0, 100)  # limits of the pitch range (intonation width) se
 WORD_GAP_LIMITS = (0, 50)  # 0: espeak-ng's own gaps; 50: half a second more between words
 VARIANT_FOLDER = Path("voices") / "!v"  # where espeak-ng keeps voice variants ("+m3", "+klatt")
 
+
+class _EspeakEvent(ctypes.Structure):
+    """espeak_EVENT from speak_lib.h (the union `id` is 8 bytes: int, char pointer, char[8])."""
+
+    _fields_ = [
+        ("type", ctypes.c_int),
+        ("unique_identifier", ctypes.c_uint),
+        ("text_position", ctypes.c_int),  # 1-based, in characters of the text given
+        ("length", ctypes.c_int),
+        ("audio_position", ctypes.c_int),  # ms
+        ("sample", ctypes.c_int),  # samples since the start of the synthesis
+        ("user_data", ctypes.c_void_p),
+        ("id", ctypes.c_char * 8),
+    ]
+
+
 _SynthCallback = ctypes.CFUNCTYPE(
-    ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p
+    ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_EspeakEvent)
 )
 _unload_library = getattr(_ctypes, "dlclose", None) or getattr(_ctypes, "FreeLibrary", None)
 _synthesis_lock = threading.Lock()  # the library's globals are per process, not per object
@@ -75,6 +96,26 @@ def _loader() -> ModuleType:
             "install it: pip install espeakng-loader"
         ) from e
     return espeakng_loader
+
+
+@dataclass(frozen=True)
+class WordEvent:
+    """espeak-ng's report that a word starts.
+
+    espeak-ng speaks some unstressed pairs as one word ("in the", "there are") and reports
+    only the first of them: not every word of the text has an event.
+    """
+
+    text_offset: int  # 0-based character offset of the word in the text spoken
+    sample: int  # where its sound starts, in samples at `sample_rate` from the clip's start
+
+
+@dataclass(frozen=True)
+class Speech:
+    """What `EspeakSynthesizer.synthesize_with_words` returns."""
+
+    audio: np.ndarray  # (n_samples,) float32 in [-1, 1] at the synthesizer's sample_rate
+    words: tuple[WordEvent, ...]  # in the order spoken
 
 
 @dataclass(frozen=True)
@@ -198,6 +239,7 @@ class EspeakSynthesizer:
         self.data_path = data_path or default_data_path()
         self._variants = {v.name for v in list_variants(self.data_path)}
         self._chunks: list[np.ndarray] = []
+        self._words: list[WordEvent] = []
         self._callback = _SynthCallback(self._on_samples)  # kept alive as long as self
         self._libc = ctypes.CDLL(None)  # Klatt voices draw noise from libc's rand()
         self._sample_rate = 0  # known once the library has been initialised
@@ -245,12 +287,29 @@ class EspeakSynthesizer:
     ) -> np.ndarray:
         """Speak `text`: -> (n_samples,) float32 in [-1, 1] at `sample_rate`.
 
+        The audio of `synthesize_with_words` with the same arguments; see there.
+        """
+        return self.synthesize_with_words(
+            text, voice, rate_wpm, pitch, pitch_range=pitch_range, word_gap=word_gap
+        ).audio
+
+    def synthesize_with_words(
+        self,
+        text: str,
+        voice: str,
+        rate_wpm: int,
+        pitch: int,
+        pitch_range: int = 50,
+        word_gap: int = 0,
+    ) -> Speech:
+        """Speak `text`: -> its samples and where espeak-ng says each word starts.
+
         `voice` is "language[+variant]" ("en-us+f3"), `rate_wpm` the speaking rate in words
         per minute, `pitch` 0-100 (50: the voice's own), `pitch_range` how far the intonation
         moves 0-100 (0: a monotone, 50: the voice's own), `word_gap` an extra pause between
         words in 10 ms units. The tune follows the final punctuation of `text` (".", "?", "!",
         ","), which is not spoken. The same arguments give the same samples, whatever was
-        synthesised before.
+        synthesised before. Asking for the word events leaves the samples as they are.
         """
         for name, value, limits in (
             ("rate_wpm", rate_wpm, RATE_WPM_RANGE),
@@ -271,7 +330,7 @@ class EspeakSynthesizer:
                 library.espeak_SetParameter(_PARAMETER_WORDGAP, word_gap, 0)
                 library.espeak_ng_SetRandSeed(ctypes.c_long(0))
                 self._libc.srand(0)
-                self._chunks = []
+                self._chunks, self._words = [], []
                 status = library.espeak_Synth(
                     encoded, len(encoded) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None
                 )
@@ -279,11 +338,12 @@ class EspeakSynthesizer:
                 if status != _EE_OK:
                     raise CorpusError(f"espeak-ng failed (status {status}) to speak {text!r}")
                 chunks, self._chunks = self._chunks, []
+                words, self._words = tuple(self._words), []
             finally:
                 self._unload(library)
         if not chunks:
-            return np.zeros(0, dtype=np.float32)
-        return np.concatenate(chunks).astype(np.float32) / _MAX_PCM
+            return Speech(np.zeros(0, dtype=np.float32), words)
+        return Speech(np.concatenate(chunks).astype(np.float32) / _MAX_PCM, words)
 
     def _load(self) -> ctypes.CDLL:
         """Load and initialise a fresh copy of the library (its globals start from zero)."""
@@ -330,8 +390,15 @@ class EspeakSynthesizer:
         if status != _EE_OK:
             raise CorpusError(f"espeak-ng could not select voice {voice!r} (status {status})")
 
-    def _on_samples(self, wav: ctypes._Pointer, n_samples: int, _events: int) -> int:
-        """espeak-ng's callback: copy each block of samples out (its buffer is reused)."""
+    def _on_samples(self, wav: ctypes._Pointer, n_samples: int, events: ctypes._Pointer) -> int:
+        """espeak-ng's callback: copy each block of samples and its word events out (both
+        buffers are reused). `events` ends with an event of type LIST_TERMINATED."""
         if wav and n_samples > 0:
             self._chunks.append(np.ctypeslib.as_array(wav, (n_samples,)).copy())
+        index = 0
+        while events and events[index].type != _EVENT_LIST_TERMINATED:
+            event = events[index]
+            if event.type == _EVENT_WORD:
+                self._words.append(WordEvent(event.text_position - 1, event.sample))
+            index += 1
         return 0  # 0: carry on synthesising

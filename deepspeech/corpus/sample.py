@@ -16,16 +16,22 @@ speech"):
   worker count, and a killed run resumes where it stopped.
 
 Layout of OUT: `train.csv`, `dev.csv`, `test.csv`, `wav/<split>/<split>-<index>.wav` (16 kHz
-mono PCM_16) and `metadata.json` (settings, voices per split, sentence and hour counts).
+mono PCM_16), `metadata.json` (settings, voices per split, sentence and hour counts) and beside
+each manifest its word times, `<split>.words.jsonl` (`word_times`): where espeak-ng put each
+word in each clip, the truth for word-timing measurements. espeak-ng speaks some pairs as one
+word ("in the", "there are": about 1 utterance in 8) and times only the first; such
+utterances get no word times rather than guessed ones.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import json
 import logging
 import multiprocessing
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -44,9 +50,11 @@ from deepspeech.corpus.espeak import (
     RATE_WPM_RANGE,
     WORD_GAP_LIMITS,
     EspeakSynthesizer,
+    WordEvent,
     list_variants,
 )
 from deepspeech.corpus.voices import ACCENTS, VoicePlan, plan_voices
+from deepspeech.corpus.word_times import WordTime, word_times_path, write_word_times
 from deepspeech.data.manifest import Utterance, write_manifest
 from deepspeech.errors import AudioFormatError, ConfigError, CorpusError
 from deepspeech.files import atomic_write
@@ -226,23 +234,37 @@ def plan_utterances(config: SampleCorpusConfig, voices: VoicePlan) -> list[Utter
     return specs
 
 
-def trim_silence(audio: np.ndarray, sample_rate: int) -> np.ndarray:
-    """Cut leading and trailing silence down to KEEP_SILENCE_SECONDS: (n,) -> (m,), m <= n.
+def voiced_span(audio: np.ndarray, sample_rate: int) -> tuple[int, int] | None:
+    """Where the sound is: (first sample, one past the last) of the voiced 10 ms frames.
 
-    Silence is any 10 ms frame whose RMS is SILENCE_BELOW_PEAK_DB below the loudest frame's.
+    Silence is any 10 ms frame whose RMS is SILENCE_BELOW_PEAK_DB below the loudest frame's;
+    None if the audio is shorter than a frame or silent throughout.
     """
     frame = max(1, round(SILENCE_FRAME_SECONDS * sample_rate))
     n_frames = len(audio) // frame
     if n_frames == 0:
-        return audio
+        return None
     rms = np.sqrt(np.mean(np.square(audio[: n_frames * frame].reshape(n_frames, frame)), axis=1))
     loud = np.flatnonzero(rms > rms.max() * 10 ** (-SILENCE_BELOW_PEAK_DB / 20))
     if len(loud) == 0:
-        return audio
+        return None
+    return int(loud[0]) * frame, (int(loud[-1]) + 1) * frame
+
+
+def _trim_bounds(n_samples: int, span: tuple[int, int] | None, sample_rate: int) -> slice:
+    """What `trim_silence` keeps of `n_samples` samples with `voiced_span` `span`."""
+    if span is None:
+        return slice(0, n_samples)
     keep = round(KEEP_SILENCE_SECONDS * sample_rate)
-    start = max(0, loud[0] * frame - keep)
-    stop = min(len(audio), (loud[-1] + 1) * frame + keep)
-    return audio[start:stop]
+    return slice(max(0, span[0] - keep), min(n_samples, span[1] + keep))
+
+
+def trim_silence(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Cut leading and trailing silence down to KEEP_SILENCE_SECONDS: (n,) -> (m,), m <= n.
+
+    Silence as in `voiced_span`.
+    """
+    return audio[_trim_bounds(len(audio), voiced_span(audio, sample_rate), sample_rate)]
 
 
 def warp_to_16k(audio: np.ndarray, sample_rate: int, warp_percent: int) -> np.ndarray:
@@ -271,9 +293,59 @@ def _lowpass(up: int, down: int) -> np.ndarray:
     return firwin(2 * RESAMPLE_HALF_LENGTH * max_rate + 1, 1.0 / max_rate, window=RESAMPLE_WINDOW)
 
 
-def render_clip(synthesizer: EspeakSynthesizer, spec: UtteranceSpec) -> np.ndarray:
-    """Synthesise one clip: -> (n,) float32 at SAMPLE_RATE, trimmed, peak at PEAK_LEVEL."""
-    audio = synthesizer.synthesize(
+def clip_seconds(sample: int, trim_start: int, sample_rate: int, warp_percent: int) -> float:
+    """Where sample `sample` of espeak-ng's output lands in the final clip, in seconds.
+
+    Trimming drops the first `trim_start` samples; `warp_to_16k` maps input time t (seconds at
+    `sample_rate`) to output time t * warp_percent / 100 (resample_poly keeps time zero).
+    """
+    return (sample - trim_start) * warp_percent / (sample_rate * WARP_STEPS)
+
+
+def time_words(
+    spec: UtteranceSpec,
+    events: tuple[WordEvent, ...],
+    span: tuple[int, int],
+    trim_start: int,
+    sample_rate: int,
+) -> tuple[WordTime, ...]:
+    """The transcript's words with their times in the final clip; () when they cannot be known.
+
+    A word starts at espeak-ng's event for it (its first phoneme, a stop's silent closure
+    included), the first word not before the first voiced frame (espeak-ng puts it at sample
+    0, in the leading pause). A word ends where the next one starts, so a pause between words
+    belongs to the word before it; the last word ends with the last voiced frame (`span`, from
+    `voiced_span`). Events are matched to words by their character offsets in the text spoken
+    (the transcript + the unspoken final punctuation); when a word has no event of its own
+    (espeak-ng speaks "in the" as one word) the utterance gets no word times, not wrong ones.
+    """
+    words = list(re.finditer(r"\S+", spec.text))
+    if [e.text_offset for e in events] != [w.start() for w in words]:
+        return ()
+    bounds = [max(events[0].sample, span[0]), *(e.sample for e in events[1:]), span[1]]
+    if any(later <= earlier for earlier, later in itertools.pairwise(bounds)):
+        return ()
+    seconds = [clip_seconds(b, trim_start, sample_rate, spec.warp_percent) for b in bounds]
+    return tuple(
+        WordTime(word.group(), start, end)
+        for word, start, end in zip(words, seconds[:-1], seconds[1:], strict=True)
+    )
+
+
+@dataclass(frozen=True)
+class RenderedClip:
+    """What `render_clip` makes."""
+
+    audio: np.ndarray  # (n,) float32 at SAMPLE_RATE, trimmed, peak at PEAK_LEVEL
+    words: tuple[WordTime, ...]  # the transcript's words timed in `audio`, or () (time_words)
+
+
+def _speak(
+    synthesizer: EspeakSynthesizer, spec: UtteranceSpec
+) -> tuple[np.ndarray, tuple[WordTime, ...]]:
+    """Synthesise and trim one clip: -> (its samples, still at espeak-ng's rate; its words
+    timed in the final clip)."""
+    speech = synthesizer.synthesize_with_words(
         spec.text + spec.ending,
         spec.voice,
         spec.rate_wpm,
@@ -281,26 +353,54 @@ def render_clip(synthesizer: EspeakSynthesizer, spec: UtteranceSpec) -> np.ndarr
         pitch_range=spec.pitch_range,
         word_gap=spec.word_gap,
     )
-    audio = trim_silence(audio, synthesizer.sample_rate)
-    audio = warp_to_16k(audio, synthesizer.sample_rate, spec.warp_percent)
+    rate = synthesizer.sample_rate
+    span = voiced_span(speech.audio, rate)
+    kept = _trim_bounds(len(speech.audio), span, rate)
+    words = time_words(spec, speech.words, span, kept.start, rate) if span else ()
+    return speech.audio[kept], words
+
+
+def render_clip(synthesizer: EspeakSynthesizer, spec: UtteranceSpec) -> RenderedClip:
+    """Synthesise one clip: trimmed, at SAMPLE_RATE, peak at PEAK_LEVEL, with its word times."""
+    trimmed, words = _speak(synthesizer, spec)
+    audio = warp_to_16k(trimmed, synthesizer.sample_rate, spec.warp_percent)
     peak = float(np.max(np.abs(audio))) if len(audio) else 0.0
     if peak == 0.0:
         raise CorpusError(f"espeak-ng produced no sound for {spec.text!r} with {spec.voice}")
-    return (audio * (PEAK_LEVEL / peak)).astype(np.float32)
+    return RenderedClip((audio * (PEAK_LEVEL / peak)).astype(np.float32), words)
+
+
+def clip_word_times(synthesizer: EspeakSynthesizer, spec: UtteranceSpec) -> tuple[WordTime, ...]:
+    """`render_clip(synthesizer, spec).words` without resampling: for clips already on disk."""
+    return _speak(synthesizer, spec)[1]
 
 
 _worker_synthesizer: EspeakSynthesizer | None = None  # one per worker process
 
 
-def _write_clip(spec: UtteranceSpec, out_dir: Path, synthesizer: EspeakSynthesizer) -> int:
-    """Render and atomically write one clip; -> its length in samples."""
-    audio = render_clip(synthesizer, spec)
-    write_wav(spec.wav_path(out_dir), audio, SAMPLE_RATE)
-    return len(audio)
+# What making one clip returns: its id, its length in samples (None: it was on disk already)
+# and its word times.
+_ClipResult = tuple[str, int | None, tuple[WordTime, ...]]
 
 
-def _write_clip_in_worker(task: tuple[UtteranceSpec, Path]) -> tuple[str, int]:
-    """Pool entry point: write one clip with this worker's synthesizer.
+def _make_clip(
+    spec: UtteranceSpec, out_dir: Path, synthesizer: EspeakSynthesizer, on_disk: bool
+) -> _ClipResult:
+    """Render and atomically write one clip, or only time its words if it is `on_disk`.
+
+    A clip's words are timed by synthesising it again (deterministic; about 85 % of the cost
+    of rendering, which is mostly synthesis): resumed runs and folders made before word times
+    existed keep their WAVs as they are.
+    """
+    if on_disk:
+        return spec.id, None, clip_word_times(synthesizer, spec)
+    clip = render_clip(synthesizer, spec)
+    write_wav(spec.wav_path(out_dir), clip.audio, SAMPLE_RATE)
+    return spec.id, len(clip.audio), clip.words
+
+
+def _make_clip_in_worker(task: tuple[UtteranceSpec, Path, bool]) -> _ClipResult:
+    """Pool entry point: make one clip with this worker's synthesizer.
 
     The synthesizer is made lazily rather than in a pool initializer: a failing initializer
     makes the pool respawn workers forever, while an exception here reaches the caller.
@@ -308,8 +408,8 @@ def _write_clip_in_worker(task: tuple[UtteranceSpec, Path]) -> tuple[str, int]:
     global _worker_synthesizer
     if _worker_synthesizer is None:
         _worker_synthesizer = EspeakSynthesizer()
-    spec, out_dir = task
-    return spec.id, _write_clip(spec, out_dir, _worker_synthesizer)
+    spec, out_dir, on_disk = task
+    return _make_clip(spec, out_dir, _worker_synthesizer, on_disk)
 
 
 def _render_all(
@@ -317,19 +417,20 @@ def _render_all(
     out_dir: Path,
     workers: int,
     synthesizer: EspeakSynthesizer,
-) -> Iterator[tuple[str, int]]:
-    """Write the clips of `specs`, yielding (id, n_samples) as each one is done."""
+    on_disk: set[str],
+) -> Iterator[_ClipResult]:
+    """Make the clips of `specs` (those in `on_disk` only timed), yielding each as it is done."""
     if workers == 1 or len(specs) <= 1:
         for spec in specs:
-            yield spec.id, _write_clip(spec, out_dir, synthesizer)
+            yield _make_clip(spec, out_dir, synthesizer, spec.id in on_disk)
         return
     processes = min(workers, len(specs))
     chunksize = max(1, min(32, len(specs) // (processes * 16)))
     # spawn: a fresh interpreter per worker, safe whatever threads the caller runs.
     context = multiprocessing.get_context("spawn")
     with context.Pool(processes=processes) as pool:
-        tasks = ((spec, out_dir) for spec in specs)
-        yield from pool.imap_unordered(_write_clip_in_worker, tasks, chunksize=chunksize)
+        tasks = ((spec, out_dir, spec.id in on_disk) for spec in specs)
+        yield from pool.imap_unordered(_make_clip_in_worker, tasks, chunksize=chunksize)
 
 
 def _settings(config: SampleCorpusConfig, espeak_version: str) -> dict[str, Any]:
@@ -401,9 +502,11 @@ def _claim_folder(out_dir: Path, settings: dict[str, Any]) -> bool:
 
 
 def _is_complete(out_dir: Path, config: SampleCorpusConfig) -> bool:
-    """Whether every manifest and clip of a finished corpus is still there (stat calls only)."""
+    """Whether every manifest, word-times file and clip of a finished corpus is still there
+    (stat calls only). A corpus made before word times existed is not: a run completes it."""
     sizes = config.split_sizes()
-    return all((out_dir / f"{split}.csv").exists() for split in SPLITS) and all(
+    manifests = [out_dir / f"{split}.csv" for split in SPLITS]
+    return all(p.exists() and word_times_path(p).exists() for p in manifests) and all(
         wav_path(out_dir, split, index).exists()
         for split, count in sizes.items()
         for index in range(count)
@@ -437,10 +540,12 @@ def _metadata(
     settings: dict[str, Any],
     specs: list[UtteranceSpec],
     lengths: dict[str, int],
+    words: dict[str, tuple[WordTime, ...]],
     voices: VoicePlan,
     native_rate: int,
 ) -> dict[str, Any]:
-    """metadata.json: settings, and per split what was said, by whom, for how long."""
+    """metadata.json: settings, and per split what was said, by whom, for how long, and how
+    many utterances have no word times (`time_words`)."""
     sentences = {s: {u.text for u in specs if u.split == s} for s in SPLITS}
     used_voices = {s: sorted({u.voice for u in specs if u.split == s}) for s in SPLITS}
     splits: dict[str, Any] = {}
@@ -453,6 +558,9 @@ def _metadata(
             "voices_available": list(voices.for_split(split)),
             "voices_used": used_voices[split],
             "speaker_warp": split == "train",
+            "utterances_without_word_times": sum(
+                1 for u in specs if u.split == split and not words[u.id]
+            ),
         }
         if split != "train":
             entry["sentences_unseen_in_train"] = len(sentences[split] - sentences["train"])
@@ -504,10 +612,12 @@ def make_sample_corpus(
 ) -> SampleCorpusSummary:
     """Generate (or finish, or reuse) a synthetic corpus in `out_dir`.
 
-    `progress(n)` is called with the number of clips just finished; clips already on disk are
-    reported once, at the start. A folder finished with the same config returns at once; a
-    folder from a killed run resumes; a folder made with another config, or holding other
-    files, raises CorpusError. With `workers` > 1 clips are made in spawned processes, so a
+    `progress(n)` is called with the number of clips just finished. Clips already on disk are
+    kept, but synthesised again for their word times (which are written only at the end), and
+    reported as that is done. A folder finished with the same config returns at once; a
+    folder from a killed run resumes; a finished folder made before word times existed gets
+    its `<split>.words.jsonl`; a folder made with another config, or holding other files,
+    raises CorpusError. With `workers` > 1 clips are made in spawned processes, so a
     script calling this needs the usual `if __name__ == "__main__":` guard.
     """
     started = time.perf_counter()
@@ -530,29 +640,40 @@ def make_sample_corpus(
         (out_dir / WAV_FOLDER / split).mkdir(parents=True, exist_ok=True)
     _remove_partial_files(out_dir)
     lengths = _existing_lengths(specs, out_dir)
-    todo = [spec for spec in specs if spec.id not in lengths]
     reused = len(lengths)
-    if reused:
-        report(reused)
     logger.info(
-        "%s: synthesising %d clips (%d already there) with %d worker(s)",
+        "%s: synthesising %d clips (%d already there, only timing their words) with %d worker(s)",
         out_dir,
-        len(todo),
+        len(specs) - reused,
         reused,
         config.workers,
     )
+    words: dict[str, tuple[WordTime, ...]] = {}
     # closing(): on an exception (Ctrl-C, a failing clip) the pool stops now, not at garbage
     # collection; clips already written stay, and the next run resumes from them.
-    with contextlib.closing(_render_all(todo, out_dir, config.workers, synthesizer)) as clips:
-        for clip_id, n_samples in clips:
-            lengths[clip_id] = n_samples
+    clips = _render_all(specs, out_dir, config.workers, synthesizer, set(lengths))
+    with contextlib.closing(clips):
+        for clip_id, n_samples, clip_words in clips:
+            if n_samples is not None:
+                lengths[clip_id] = n_samples
+            words[clip_id] = clip_words
             report(1)
 
-    for split in SPLITS:
-        paths = [(spec.wav_path(out_dir), spec.text) for spec in specs if spec.split == split]
-        rows = [Utterance(path, path.stat().st_size, text) for path, text in paths]
-        write_manifest(out_dir / f"{split}.csv", rows)
-    metadata = _metadata(config, settings, specs, lengths, voices, synthesizer.sample_rate)
+    _write_manifests(out_dir, specs, words)
+    metadata = _metadata(config, settings, specs, lengths, words, voices, synthesizer.sample_rate)
     _write_json(out_dir / METADATA_NAME, metadata)
     (out_dir / STATE_NAME).unlink(missing_ok=True)
-    return _summary(out_dir, metadata, len(todo), reused, started)
+    return _summary(out_dir, metadata, len(specs) - reused, reused, started)
+
+
+def _write_manifests(
+    out_dir: Path, specs: list[UtteranceSpec], words: dict[str, tuple[WordTime, ...]]
+) -> None:
+    """Write each split's manifest and, beside it, its word times (same rows, same order)."""
+    for split in SPLITS:
+        rows = [(spec.wav_path(out_dir), spec) for spec in specs if spec.split == split]
+        manifest = out_dir / f"{split}.csv"
+        write_manifest(manifest, [Utterance(p, p.stat().st_size, u.text) for p, u in rows])
+        # The manifest's wav_filename: the path relative to the CSV's folder, OUT.
+        times = [(p.relative_to(out_dir).as_posix(), words[u.id]) for p, u in rows]
+        write_word_times(word_times_path(manifest), times)
