@@ -96,7 +96,8 @@ def accuracy(checkpoint_dir: Path) -> dict:
     from deepspeech.export.pipeline import export_model
     from deepspeech.export.quantize import set_quantization
     from deepspeech.training.checkpoint import read_run_info
-    from serving.inference import open_model, transcribe_files
+    from serving.inference import open_model
+    from serving.recordings import transcribe_files
 
     info = read_run_info(checkpoint_dir)
     test_files = info.train_options["test_files"]

@@ -14,8 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,10 +23,9 @@ import numpy as np
 
 from deepspeech.audio import PCM16_SCALE, SAMPLE_RATE, AudioSource, load_wav, read_wav_info
 from deepspeech.decoding.decoders import Decoder, DecoderConfig, make_decoder
-from deepspeech.decoding.hot_words import HotWordList, HotWords
+from deepspeech.decoding.hot_words import HotWords
 from deepspeech.decoding.transcript import Metadata, decode_with_metadata
-from deepspeech.errors import AudioFormatError, AudioTooLongError, DeepSpeechError, ModelLoadError
-from deepspeech.parallel import available_cpus
+from deepspeech.errors import AudioFormatError, AudioTooLongError, ModelLoadError
 from deepspeech.runtime.graph import ModelMetadata
 from deepspeech.runtime.offline import OfflineModel
 from deepspeech.runtime.session import Placement
@@ -36,7 +34,6 @@ logger = logging.getLogger(__name__)
 
 REGISTRY_SCHEME = "models:/"
 _REGISTRY_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>[^/]+)|@(?P<alias>[^/]+))$")
-TRANSCRIBE_CHUNK = 64  # files featurized at a time by `transcribe_files` (bounds memory)
 
 
 @dataclass(frozen=True)
@@ -97,6 +94,15 @@ def resolve_model_source(source: str | os.PathLike[str], tracking_uri: str | Non
     return ModelLocation(local / data, name, str(version))
 
 
+@dataclass(frozen=True)
+class DecodeOptions:
+    """What one utterance asks of decoding beyond its best text."""
+
+    num_results: int = 1  # N-best (the beam decoder's; greedy has one)
+    hot_words: HotWords | None = None  # on top of the decoder's own
+    offset: float = 0.0  # seconds added to every time: a segment's place in its recording
+
+
 class OfflineRecognizer:
     """An exported whole-utterance model with the decoder and name that turn audio into text.
 
@@ -123,19 +129,16 @@ class OfflineRecognizer:
         self.name = name or self.metadata.model_name
         self.version = version or self.metadata.model_version
         self.source = source
-        self.hot_words = HotWordList(
-            self.metadata.alphabet, beam=self.decoder_config.decoder == "beam"
-        )
 
     def add_hot_word(self, word: str, boost: float) -> None:
         """Favour `word` by `boost` nats in every transcript from now on (beam decoder only)."""
-        self.hot_words.add(word, boost)
+        self.decoder.hot_words.add(word, boost)
 
     def erase_hot_word(self, word: str) -> None:
-        self.hot_words.erase(word)
+        self.decoder.hot_words.erase(word)
 
     def clear_hot_words(self) -> None:
-        self.hot_words.clear()
+        self.decoder.hot_words.clear()
 
     def stt(self, audio: np.ndarray) -> str:
         """Transcript of a whole (n,) 16 kHz mono signal: int16 samples, or floats in [-1, 1]."""
@@ -145,20 +148,15 @@ class OfflineRecognizer:
         """The `num_results` best transcripts of a (n,) 16 kHz signal, with token and word
         timings and confidences (N-best needs the beam decoder; greedy has one)."""
         features = self.features(as_float_audio(audio))
-        return self.transcribe_with_metadata([features], num_results=num_results)[0]
+        return self.transcribe_batch([features], [DecodeOptions(num_results)])[0]
 
-    def transcribe_with_metadata(
-        self,
-        features: Sequence[np.ndarray],
-        *,
-        num_results: int = 1,
-        hot_words: HotWords | None = None,
-        offsets: Sequence[float] | None = None,
+    def transcribe_batch(
+        self, features: Sequence[np.ndarray], options: Sequence[DecodeOptions] | None = None
     ) -> list[Metadata]:
-        """Timed N-best transcripts of one padded batch; `hot_words` add to the model's own,
-        `offsets` (seconds) shift each utterance's times (a segment's place in a recording)."""
+        """Timed N-best transcripts of one padded batch (one model call), each utterance
+        decoded as its `options` ask; padding changes none of them."""
         probs, lengths = self.model.run(features)
-        words = self.hot_words.with_extra(hot_words)
+        options = options or [DecodeOptions()] * len(features)
         return [
             decode_with_metadata(
                 self.decoder,
@@ -166,11 +164,11 @@ class OfflineRecognizer:
                 self.metadata.alphabet,
                 self.metadata.features.frame_seconds,
                 length=int(n),
-                num_results=num_results,
-                hot_words=words,
-                offset=offsets[i] if offsets else 0.0,
+                num_results=o.num_results,
+                hot_words=o.hot_words,
+                offset=o.offset,
             )
-            for i, (p, n) in enumerate(zip(probs, lengths, strict=True))
+            for p, n, o in zip(probs, lengths, options, strict=True)
         ]
 
     @property
@@ -222,8 +220,8 @@ class OfflineRecognizer:
     def transcribe_features(self, features: Sequence[np.ndarray]) -> list[str]:
         """Transcripts of one padded batch (greedy, or beam + LM as opened, with the model's
         hot words); padding does not change any of them."""
-        if len(self.hot_words):
-            return [m.text for m in self.transcribe_with_metadata(features)]
+        if len(self.decoder.hot_words):
+            return [m.text for m in self.transcribe_batch(features)]
         probs, lengths = self.model.run(features)
         return self.decoder.decode_batch(probs, lengths)
 
@@ -289,58 +287,3 @@ def _check_duration(seconds: float, max_seconds: float, label: str) -> None:
             f"{label}: {seconds:.1f} s of audio, longer than the {max_seconds:g} s limit; "
             "split it into shorter clips"
         )
-
-
-@dataclass(frozen=True)
-class FileTranscript:
-    """One file's outcome in `transcribe_files`: a transcript, or the error that stopped it."""
-
-    path: str
-    text: str | None
-    duration_s: float
-    error: DeepSpeechError | None = None
-
-
-def transcribe_files(
-    model: OfflineRecognizer,
-    paths: Sequence[str | os.PathLike[str]],
-    *,
-    batch_size: int = 8,
-    workers: int | None = None,
-    progress: Callable[[int], None] | None = None,
-) -> Iterator[FileTranscript]:
-    """Transcribe files in order; a bad file yields its error and the others go on.
-
-    Files are read and featurized by a thread pool, TRANSCRIBE_CHUNK at a time, sorted by
-    length into batches of `batch_size` (little padding), and yielded in the order given.
-    """
-    with ThreadPoolExecutor(workers or available_cpus()) as pool:
-        for start in range(0, len(paths), TRANSCRIBE_CHUNK):
-            chunk = [os.fspath(p) for p in paths[start : start + TRANSCRIBE_CHUNK]]
-            prepared = list(pool.map(lambda p: _prepare_file(model, p), chunk))
-            good = [i for i, item in enumerate(prepared) if not isinstance(item, FileTranscript)]
-            good.sort(key=lambda i: prepared[i][1].shape[0])
-            texts: dict[int, str] = {}
-            for batch in _batches(good, batch_size):
-                results = model.transcribe_features([prepared[i][1] for i in batch])
-                texts.update(zip(batch, results, strict=True))
-            for i, item in enumerate(prepared):
-                if isinstance(item, FileTranscript):
-                    yield item
-                else:
-                    yield FileTranscript(chunk[i], texts[i], item[0])
-                if progress:
-                    progress(1)
-
-
-def _prepare_file(model: OfflineRecognizer, path: str) -> tuple[float, np.ndarray] | FileTranscript:
-    try:
-        audio = read_audio(path)
-        return len(audio) / SAMPLE_RATE, model.features(audio)
-    except DeepSpeechError as e:
-        return FileTranscript(path, None, 0.0, e)
-
-
-def _batches(items: list[int], size: int) -> Iterable[list[int]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]

@@ -26,7 +26,7 @@ import numpy as np
 
 from deepspeech.audio import PCM16_SCALE, SAMPLE_RATE, MfccStream
 from deepspeech.decoding.decoders import DecoderConfig, make_decoder
-from deepspeech.decoding.hot_words import HotWordList, HotWords
+from deepspeech.decoding.hot_words import HotWords
 from deepspeech.decoding.streaming import stream_decoder
 from deepspeech.decoding.transcript import Metadata, metadata_of
 from deepspeech.errors import AudioFormatError, DeepSpeechError
@@ -37,7 +37,8 @@ from deepspeech.runtime.streaming import (
     ChunkScores,
     StreamingModel,
 )
-from serving.inference import FileTranscript, read_audio, resolve_model_source
+from serving.inference import read_audio, resolve_model_source
+from serving.recordings import FileTranscript
 
 logger = logging.getLogger(__name__)
 
@@ -68,19 +69,16 @@ class SpeechModel:
         self.decoder = make_decoder(self.decoder_config, self.metadata.alphabet, "probabilities")
         self.name = location.name or self.metadata.model_name
         self.version = location.version or self.metadata.model_version
-        self.hot_words = HotWordList(
-            self.metadata.alphabet, beam=self.decoder_config.decoder == "beam"
-        )
 
     def add_hot_word(self, word: str, boost: float) -> None:
         """Favour `word` by `boost` nats in streams created from now on (beam decoder only)."""
-        self.hot_words.add(word, boost)
+        self.decoder.hot_words.add(word, boost)
 
     def erase_hot_word(self, word: str) -> None:
-        self.hot_words.erase(word)
+        self.decoder.hot_words.erase(word)
 
     def clear_hot_words(self) -> None:
-        self.hot_words.clear()
+        self.decoder.hot_words.clear()
 
     @property
     def sample_rate(self) -> int:
@@ -118,7 +116,7 @@ class Stream:
         self._frame_seconds = features.frame_seconds
         self._mfcc = MfccStream(features.numcep, features.stride)
         self._acoustic = model.model.start()
-        self._decoder = stream_decoder(model.decoder, model.hot_words.with_extra(hot_words))
+        self._decoder = stream_decoder(model.decoder, hot_words)
         self.n_samples = 0
         self.finished = False
 
@@ -210,6 +208,7 @@ def stream_files(
     chunk_ms: float = DEFAULT_CHUNK_MS,
     on_partial: Callable[[str, str], None] | None = None,
     progress: Callable[[int], None] | None = None,
+    num_results: int = 1,
 ) -> Iterator[FileTranscript]:
     """Transcribe files through the streaming path, `chunk_ms` of audio per feed, in order.
 
@@ -221,7 +220,7 @@ def stream_files(
         try:
             audio = to_pcm16(read_audio(path))
         except DeepSpeechError as e:
-            yield FileTranscript(path, None, 0.0, e)
+            yield FileTranscript.failed(path, e)
             if progress:
                 progress(1)
             continue
@@ -232,6 +231,7 @@ def stream_files(
             if on_partial and (text := stream.intermediate_decode()) != partial:
                 partial = text
                 on_partial(path, text)
-        yield FileTranscript(path, stream.finish_stream(), stream.duration_s)
+        metadata = stream.finish_stream_with_metadata(num_results)
+        yield FileTranscript.whole(path, stream.duration_s, metadata)
         if progress:
             progress(1)

@@ -14,7 +14,8 @@ from deepspeech.audio import SAMPLE_RATE, write_wav
 from deepspeech.data.manifest import read_manifest
 from deepspeech.errors import AudioFormatError, AudioTooLongError, ModelLoadError
 from deepspeech.training.report import calculate_report, make_sample
-from serving.inference import open_model, read_audio, transcribe_files
+from serving.inference import open_model, read_audio
+from serving.recordings import transcribe_files
 
 pytestmark = pytest.mark.slow
 

@@ -44,3 +44,25 @@ def progress_bar(description: str, total: int | None) -> Iterator[Callable[..., 
                 progress.update(task, advance=n, info=info)
 
         yield advance
+
+
+@contextmanager
+def audio_progress_bar(description: str, total_seconds: float) -> Iterator[Callable[[float], None]]:
+    """Yield `done(seconds)`: a bar over seconds of audio, for work whose cost is its length
+    (a one-hour recording is most of the work of a run, one file among many)."""
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:,.0f}/{task.total:,.0f} s of audio"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=stderr_console,
+        transient=False,
+    )
+    with progress:
+        task = progress.add_task(description, total=total_seconds)
+
+        def done(seconds: float) -> None:
+            progress.advance(task, seconds)
+
+        yield done

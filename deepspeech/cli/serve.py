@@ -10,25 +10,43 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 
-from deepspeech.cli.console import progress_bar
+from deepspeech.audio import read_wav_info
+from deepspeech.cli.console import audio_progress_bar
 from deepspeech.cli.options import settings_options
 from deepspeech.config import build_settings, keys_of
 from deepspeech.data.manifest import read_manifests
 from deepspeech.decoding.decoders import DecoderConfig
+from deepspeech.decoding.subtitles import SUBTITLE_FORMATS, subtitles
+from deepspeech.errors import DeepSpeechError
 from deepspeech.parallel import limit_blas_threads
 from deepspeech.runtime.session import Placement
 from deepspeech.training.report import calculate_report, make_sample
-from serving.inference import FileTranscript, open_model, transcribe_files
+from serving.inference import DecodeOptions, open_model
+from serving.recordings import FileTranscript, transcribe_files, transcript_json
 from serving.settings import ServerSettings
 from serving.stream import DEFAULT_CHUNK_MS, SpeechModel, stream_files
 
-PROGRESS_MIN_FILES = 10  # fewer files finish before a progress bar would tell anything
-Transcribe = Callable[[list[str], Callable[[int], None]], Iterator[FileTranscript]]
+PROGRESS_MIN_SECONDS = 30.0  # less audio is done in about a second: a bar would tell nothing
+OutputFormat = Literal["text", "json", "srt", "vtt"]
+# run(paths, file_done(seconds), audio_read(seconds)) -> results in order
+Transcribe = Callable[
+    [list[str], Callable[[float], None], Callable[[float], None]], Iterator[FileTranscript]
+]
+
+
+@dataclass(frozen=True)
+class Output:
+    """How `transcribe` prints: the format, N-best, and where subtitle files go."""
+
+    format: OutputFormat
+    num_results: int
+    output_dir: Path | None
 
 
 @settings_options(DecoderConfig)
@@ -38,9 +56,26 @@ def transcribe(
         list[Path] | None,
         typer.Argument(help="WAV files (any PCM rate or channel count).", show_default=False),
     ] = None,
-    json_output: Annotated[
-        bool, typer.Option("--json", help="JSON lines: one object per file.")
-    ] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
+    output_format: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="text: `path<TAB>transcript` lines; json: one object per file with "
+            "confidence, timed words (and segments for recordings cut at pauses); srt or "
+            "vtt: subtitles, on stdout for one file, else one file each in --output-dir.",
+        ),
+    ] = "text",
+    output_dir: Annotated[
+        Path | None,
+        typer.Option(help="With --format srt|vtt: write DIR/<file name>.srt|.vtt per file."),
+    ] = None,
+    num_results: Annotated[
+        int,
+        typer.Option(
+            min=1, max=100, help="With --format json: N-best alternatives per clip (beam decoder)."
+        ),
+    ] = 1,
     manifest: Annotated[
         str | None,
         typer.Option(
@@ -81,13 +116,15 @@ def transcribe(
         raise typer.BadParameter("give the model to transcribe with", param_hint="--model")
     if partials and not stream:
         raise typer.BadParameter("--partials needs --stream", param_hint="--partials")
+    output = _output(json_output, output_format, output_dir, num_results, len(files or []))
     limit_blas_threads()
     decoding = build_settings(DecoderConfig, keys_of(DecoderConfig, settings))
+    options = DecodeOptions(num_results=num_results)
     if stream:
         model: Any = SpeechModel(
             settings["model"], tracking_uri=settings["tracking_uri"], decoder=decoding
         )
-        run = _streaming_run(model, chunk_ms, partials)
+        run = _streaming_run(model, chunk_ms, partials, num_results)
     else:
         model = open_model(
             settings["model"],
@@ -95,72 +132,139 @@ def transcribe(
             placement=Placement(device=settings["device"] or "auto"),
             decoder=decoding,
         )
-        run = _offline_run(model, batch_size)
+        run = _offline_run(model, batch_size, options)
     references: dict[str, str] = {}
     if manifest:
         utterances = read_manifests(manifest, model.metadata.alphabet)
         references = {str(u.wav_path): u.transcript for u in utterances}
     paths = [str(f) for f in files or []] + list(references)
-    results, failed = _transcribe_paths(run, paths, references, json_output)
+    results, failed = _transcribe_paths(run, paths, references, output)
     if manifest:
-        _print_corpus_report(manifest, results, references, report_count, json_output)
+        as_json = output.format == "json"
+        _print_corpus_report(manifest, results, references, report_count, as_json)
     if failed:
         typer.echo(f"error: {failed} of {len(paths)} files could not be transcribed", err=True)
         raise typer.Exit(2)
 
 
-def _offline_run(model: Any, batch_size: int) -> Transcribe:
-    def run(paths: list[str], advance: Callable[[int], None]) -> Iterator[FileTranscript]:
-        return transcribe_files(model, paths, batch_size=batch_size, progress=advance)
+def _output(
+    json_output: bool, fmt: str, output_dir: Path | None, num_results: int, n_files: int
+) -> Output:
+    """The output settings, checked together: one-line errors for combinations that cannot be."""
+    if json_output:
+        if fmt not in ("text", "json"):
+            raise typer.BadParameter(f"--json and --format {fmt} disagree", param_hint="--json")
+        fmt = "json"
+    if fmt not in ("text", "json", *SUBTITLE_FORMATS):
+        raise typer.BadParameter(
+            f"{fmt!r} is not one of text, json, {', '.join(SUBTITLE_FORMATS)}",
+            param_hint="--format",
+        )
+    if output_dir is not None and fmt not in SUBTITLE_FORMATS:
+        raise typer.BadParameter(
+            "--output-dir goes with --format srt|vtt", param_hint="--output-dir"
+        )
+    if fmt in SUBTITLE_FORMATS and output_dir is None and n_files != 1:
+        raise typer.BadParameter(
+            f"--format {fmt} prints one file's subtitles; for several give --output-dir DIR",
+            param_hint="--output-dir",
+        )
+    if num_results > 1 and fmt != "json":
+        raise typer.BadParameter(
+            "--num-results goes with --format json", param_hint="--num-results"
+        )
+    if output_dir is not None:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    return Output(fmt, num_results, output_dir)  # type: ignore[arg-type]
+
+
+def _offline_run(model: Any, batch_size: int, options: DecodeOptions) -> Transcribe:
+    def run(
+        paths: list[str], file_done: Callable[[float], None], audio_read: Callable[[float], None]
+    ) -> Iterator[FileTranscript]:
+        return transcribe_files(
+            model, paths, batch_size=batch_size, options=options, on_audio=audio_read
+        )
 
     return run
 
 
-def _streaming_run(model: SpeechModel, chunk_ms: float, partials: bool) -> Transcribe:
+def _streaming_run(
+    model: SpeechModel, chunk_ms: float, partials: bool, num_results: int
+) -> Transcribe:
     def on_partial(path: str, text: str) -> None:
         typer.echo(f"{path}\t{text}", err=True)
 
-    def run(paths: list[str], advance: Callable[[int], None]) -> Iterator[FileTranscript]:
+    def run(
+        paths: list[str], file_done: Callable[[float], None], audio_read: Callable[[float], None]
+    ) -> Iterator[FileTranscript]:
         return stream_files(
             model,
             paths,
             chunk_ms=chunk_ms,
             on_partial=on_partial if partials else None,
-            progress=advance,
+            num_results=num_results,
         )
 
     return run
 
 
 def _transcribe_paths(
-    run: Transcribe, paths: list[str], references: dict[str, str], as_json: bool
+    run: Transcribe, paths: list[str], references: dict[str, str], output: Output
 ) -> tuple[list[FileTranscript], int]:
-    """Print each file's transcript (a manifest's only as JSON) or error: (results, failures)."""
+    """Print each file's transcript (a manifest's only as JSON) or error: (results, failures).
+
+    The progress bar counts seconds of audio (headers read first), so an hour-long recording
+    moves it as it is read, and a folder of clips clip by clip.
+    """
+    durations = [_duration(p) for p in paths]
+    total = sum(durations)
     results: list[FileTranscript] = []
     failed = 0
-    with (
-        progress_bar("transcribing", len(paths))
-        if len(paths) >= PROGRESS_MIN_FILES
-        else nullcontext(lambda n=1, info=None: None)
-    ) as advance:
-        for result in run(paths, advance):
+    bar = audio_progress_bar("transcribing", total) if total >= PROGRESS_MIN_SECONDS else None
+    with bar or nullcontext(lambda seconds: None) as done:
+        read = [0.0]  # seconds of the current recording reported so far
+
+        def audio_read(seconds: float) -> None:
+            done(seconds - read[0])
+            read[0] = seconds
+
+        for result, seconds in zip(run(paths, done, audio_read), durations, strict=True):
+            done(seconds - read[0])
+            read[0] = 0.0
             if result.error is not None:
                 failed += 1
                 typer.echo(f"error: {result.error}", err=True)
-            elif result.path not in references or as_json:
-                _print_transcript(result, references.get(result.path), as_json)
+            elif result.path not in references or output.format == "json":
+                _print_transcript(result, references.get(result.path), output)
             results.append(result)
     return results, failed
 
 
-def _print_transcript(result: FileTranscript, reference: str | None, as_json: bool) -> None:
-    if not as_json:
+def _duration(path: str) -> float:
+    try:
+        return read_wav_info(path).duration_seconds
+    except DeepSpeechError:
+        return 0.0  # the transcription reports the error
+
+
+def _print_transcript(result: FileTranscript, reference: str | None, output: Output) -> None:
+    if output.format == "text":
         typer.echo(f"{result.path}\t{result.text}")
-        return
-    record = {"path": result.path, "text": result.text, "duration_s": round(result.duration_s, 3)}
-    if reference is not None:
-        record["reference"] = reference
-    typer.echo(json.dumps(record, ensure_ascii=False))
+    elif output.format == "json":
+        record = transcript_json(result, words=True, alternatives=output.num_results > 1)
+        record = {"path": result.path, **record}
+        if reference is not None:
+            record["reference"] = reference
+        typer.echo(json.dumps(record, ensure_ascii=False))
+    else:
+        text = subtitles(result.words, output.format)
+        if output.output_dir is None:
+            typer.echo(text, nl=False)
+        else:
+            target = output.output_dir / f"{Path(result.path).stem}.{output.format}"
+            target.write_text(text, encoding="utf-8")
+            typer.echo(f"{result.path}\t{target}")
 
 
 def _print_corpus_report(

@@ -34,14 +34,20 @@ import itertools
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import numpy as np
 
 from deepspeech.config import setting
-from deepspeech.decoding.hot_words import HotWords, prefixes_of
+from deepspeech.decoding.hot_words import (
+    HotWordList,
+    HotWords,
+    parse_hot_word,
+    parse_hot_words,
+    prefixes_of,
+)
 from deepspeech.decoding.lm import LanguageModel, load_language_model
 from deepspeech.errors import ConfigError, LanguageModelError
 from deepspeech.text import Alphabet
@@ -179,11 +185,23 @@ class DecoderConfig:
     beam_threshold: float = setting(
         DEFAULT_BEAM_THRESHOLD, "Hypotheses this many nats behind the best are dropped."
     )
+    hot_words: tuple[str, ...] = setting(
+        (),
+        "WORD:BOOST, repeatable: favour WORD by BOOST nats (e.g. 8; negative suppresses), "
+        "even a word the LM never saw. Beam decoder only.",
+        key="hot_word",
+        metavar="WORD:BOOST",
+    )
 
     def __post_init__(self) -> None:
         if self.decoder not in DECODERS:
             raise ConfigError(f"decoder {self.decoder!r} is unknown; use one of {DECODERS}")
         _check_beam_settings(self.beam_width, self.token_beam, self.beam_threshold, self.unk_offset)
+        object.__setattr__(self, "hot_words", tuple(self.hot_words))
+        for spec in self.hot_words:
+            parse_hot_word(spec)  # the syntax now; the alphabet when a model is opened
+        if self.hot_words and self.decoder == "greedy":
+            raise ConfigError("hot words need the beam decoder; add --decoder beam")
         if self.lm_path is not None:
             object.__setattr__(self, "lm_path", Path(self.lm_path))
             if self.decoder == "greedy":
@@ -197,6 +215,10 @@ class GreedyDecoder:
     """`greedy_decode` behind the `Decoder` interface."""
 
     alphabet: Alphabet
+    hot_words: HotWordList = field(init=False, repr=False, compare=False)  # always empty
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "hot_words", HotWordList(self.alphabet, beam=False))
 
     def __call__(self, scores: np.ndarray, length: int | None = None) -> str:
         return greedy_decode(scores, self.alphabet, length)
@@ -211,8 +233,7 @@ class GreedyDecoder:
     ) -> list[Alignment]:
         """The best path, the one hypothesis greedy decoding has (whatever `num_results`)."""
         _check_shape(scores, self.alphabet)
-        if hot_words:
-            raise ConfigError("hot words need the beam decoder; add --decoder beam")
+        self.hot_words.with_extra(hot_words)  # refuses any: greedy has no hypotheses to rank
         log_probs = to_log_probs(scores[: scores.shape[0] if length is None else length])
         path = np.argmax(log_probs, axis=1)
         return [Alignment(path, float(log_probs[np.arange(len(path)), path].sum()))]
@@ -240,6 +261,7 @@ class BeamDecoder:
         token_beam: int = DEFAULT_TOKEN_BEAM,
         beam_threshold: float = DEFAULT_BEAM_THRESHOLD,
         kind: ScoreKind = "auto",
+        hot_words: HotWords | None = None,
     ) -> None:
         from flashlight.lib.text.decoder import CriterionType, LexiconFreeDecoderOptions
 
@@ -256,6 +278,7 @@ class BeamDecoder:
         self.beta = beta
         self.unk_offset = unk_offset
         self.kind = kind
+        self.hot_words = HotWordList(alphabet, beam=True, words=hot_words)  # add_hot_word's
         # _WordLM returns alpha * ln p + beta (and hot-word boosts) itself, so the decoder's
         # weight is 1 when it scores words and 0 when nothing does (no LM, no hot words).
         self._options = {
@@ -295,7 +318,7 @@ class BeamDecoder:
         n_frames, n_classes = log_probs.shape
         if n_frames == 0:
             return []
-        search, _lm = self.new_search(hot_words)  # _lm: alive until the search is done
+        search, _lm = self.new_search(self.hot_words.with_extra(hot_words))  # _lm: kept alive
         results = search.decode(log_probs.ctypes.data, n_frames, n_classes)
         return self.distinct(results, num_results, final=True)
 
@@ -315,7 +338,8 @@ class BeamDecoder:
         return found
 
     def new_search(self, hot_words: HotWords | None = None) -> tuple[Any, Any]:
-        """A fresh flashlight search and its LM, per utterance (or stream).
+        """A fresh flashlight search and its LM, per utterance (or stream), boosting exactly
+        `hot_words` (callers merge the decoder's own list in).
 
         Keep the LM referenced as long as the search: flashlight holds the Python LM only
         from C++, and once Python frees it the search calls a dead object.
@@ -351,6 +375,7 @@ def make_decoder(config: DecoderConfig, alphabet: Alphabet, kind: ScoreKind = "a
     options = dataclasses.asdict(config)
     del options["decoder"]
     options["lm"] = options.pop("lm_path")
+    options["hot_words"] = parse_hot_words(options.pop("hot_words"), alphabet)
     return BeamDecoder(alphabet, **options, kind=kind)
 
 

@@ -64,13 +64,16 @@ def prefixes_of(words: Iterable[str]) -> frozenset[str]:
 
 
 class HotWordList:
-    """A model's hot words (DeepSpeech 0.9.3 keeps them on the model): `add`, `erase`,
-    `clear`; each request or stream may add its own on top (`with_extra`)."""
+    """A decoder's hot words (DeepSpeech 0.9.3 keeps them on the model): `add`, `erase`,
+    `clear`; each request or stream may add its own on top (`with_extra`). Set-up gives the
+    first ones (`--hot-word`); a greedy decoder's list refuses any."""
 
-    def __init__(self, alphabet: Alphabet, *, beam: bool) -> None:
+    def __init__(self, alphabet: Alphabet, *, beam: bool, words: HotWords | None = None) -> None:
         self._alphabet = alphabet
         self._beam = beam
         self._words: dict[str, float] = {}
+        for word, boost in (words or {}).items():
+            self.add(word, boost)
 
     def add(self, word: str, boost: float) -> None:
         if not self._beam:

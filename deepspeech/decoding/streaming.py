@@ -27,7 +27,6 @@ from deepspeech.decoding.decoders import (
     to_probabilities,
 )
 from deepspeech.decoding.hot_words import HotWords
-from deepspeech.errors import ConfigError
 from deepspeech.text import Alphabet
 
 
@@ -114,7 +113,8 @@ class BeamStreamDecoder:
 
     def __init__(self, decoder: BeamDecoder, hot_words: HotWords | None = None) -> None:
         self._decoder = decoder
-        self._search, self._lm = decoder.new_search(hot_words)  # the LM must outlive the search
+        # The LM must outlive the search; the stream boosts the decoder's hot words and its own.
+        self._search, self._lm = decoder.new_search(decoder.hot_words.with_extra(hot_words))
         self._search.decode_begin()
         self._frames = 0
         self._probabilities = _Frames(decoder.alphabet.num_classes)
@@ -159,8 +159,7 @@ class BeamStreamDecoder:
 def stream_decoder(decoder: Decoder, hot_words: HotWords | None = None) -> StreamDecoder:
     """A new stream's decoder that decodes as `decoder` does whole utterances."""
     if isinstance(decoder, GreedyDecoder):
-        if hot_words:
-            raise ConfigError("hot words need the beam decoder; add --decoder beam")
+        decoder.hot_words.with_extra(hot_words)  # refuses any: greedy has no hypotheses
         return GreedyStreamDecoder(decoder.alphabet)
     if isinstance(decoder, BeamDecoder):
         return BeamStreamDecoder(decoder, hot_words)
