@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -46,7 +47,8 @@ class BatcherClosedError(Exception):
 @dataclass(eq=False)
 class _Pending:
     features: np.ndarray  # (T, numcep)
-    future: asyncio.Future[str]
+    options: Any  # what the batch function is told about this utterance (how to decode it)
+    future: asyncio.Future[Any]
 
     @property
     def frames(self) -> int:
@@ -71,13 +73,14 @@ def pick_similar(waiting: list[_Pending], max_batch: int) -> list[_Pending]:
 class MicroBatcher:
     """Queue of featurized requests, run in padded batches of up to `max_batch`.
 
-    `run_batch` maps [(T_i, n_features)] to one text each; `on_batch(size, seconds)` is told
-    about every batch run, `on_failure()` about every loop failure (for metrics).
+    `run_batch(features, options)` maps [(T_i, n_features)] and each one's options (what
+    `submit` was given) to one result each; `on_batch(size, seconds)` is told about every
+    batch run, `on_failure()` about every loop failure (for metrics).
     """
 
     def __init__(
         self,
-        run_batch: Callable[[Sequence[np.ndarray]], list[str]],
+        run_batch: Callable[[Sequence[np.ndarray], Sequence[Any]], Sequence[Any]],
         *,
         max_batch: int,
         wait_seconds: float,
@@ -113,16 +116,16 @@ class MicroBatcher:
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._supervise(), name="batcher")
 
-    async def submit(self, features: np.ndarray) -> str:
-        """Queue one utterance's features (T, n_features) and wait for its transcript."""
+    async def submit(self, features: np.ndarray, options: Any = None) -> Any:
+        """Queue one utterance's features (T, n_features) and wait for its result."""
         if self._closed or not self.alive:
             raise BatcherClosedError(
                 "the server is shutting down" if self._closed else "the batcher has stopped"
             )
         if self.queued >= self.max_queue:
             raise QueueFullError(f"{self.max_queue} requests are already waiting; retry shortly")
-        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Pending(features, future))
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Pending(features, options, future))
         return await future
 
     async def close(self) -> None:
@@ -210,7 +213,10 @@ class MicroBatcher:
             start = time.perf_counter()
             try:
                 texts = await loop.run_in_executor(
-                    self._executor, self._run_batch, [p.features for p in batch]
+                    self._executor,
+                    self._run_batch,
+                    [p.features for p in batch],
+                    [p.options for p in batch],
                 )
             except asyncio.CancelledError:
                 raise

@@ -1,20 +1,29 @@
 """HTTP routes: POST /v1/transcribe, GET /healthz, /v1/model, /metrics, / (the web page).
 
+Query parameters of POST /v1/transcribe: `words=true` (confidence, timed words, and segments
+for a recording cut at pauses), `format=json|srt|vtt` (subtitles answer as the file itself),
+`num_results=N` (N-best `alternatives`), `hot_words=WORD:BOOST,...` (beam decoder).
+
 Every error is JSON `{"error": CODE, "detail": MESSAGE}`: bad input gets 400 (undecodable
-audio), 413 (body or duration over the limit), 415 (media type) or 422 (missing field), and
-never a 5xx. Bodies are read as a stream and counted, so an oversized upload is refused at the
-limit instead of after it has been buffered whole, and no uploaded byte is written to disk.
-Overload is a 503 with Retry-After, given before the body is read: too many transcriptions in
-flight (`overloaded`), the time limit passed (`timeout`), shutting down (`shutting_down`).
+audio), 413 (body or duration over the limit), 415 (media type) or 422 (missing field, bad
+query parameter), and never a 5xx. Bodies are read as a stream and counted, so an oversized
+upload is refused at the limit instead of after it has been buffered whole; a body over
+SPOOL_BYTES goes to a temporary file (deleted when the request ends), so a long recording
+costs disk, not memory. Overload is a 503 with Retry-After, given before the body is read:
+too many transcriptions in flight (`overloaded`), the time limit passed (`timeout`), shutting
+down (`shutting_down`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import tempfile
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -23,8 +32,11 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from deepspeech.errors import AudioFormatError, AudioTooLongError
+from deepspeech.decoding.hot_words import parse_hot_words
+from deepspeech.decoding.subtitles import MEDIA_TYPES, SUBTITLE_FORMATS, subtitles
+from deepspeech.errors import AudioFormatError, AudioTooLongError, ConfigError
 from serving.batching import BatcherClosedError, QueueFullError
+from serving.inference import DecodeOptions
 from serving.service import (
     ClientGoneError,
     OverloadedError,
@@ -41,6 +53,10 @@ AUDIO_FIELD = "audio"
 MULTIPART_MAX_FIELDS = 16  # a browser form sends one or two; more is not a transcription request
 RETRY_AFTER_SECONDS = "1"  # what a refused client is told to wait
 CLIENT_CLOSED_STATUS = 499  # nginx's code for "client closed the request"; nobody receives it
+SPOOL_BYTES = 1024 * 1024  # bodies larger than this are spooled to a temporary file
+MAX_RESULTS = 16  # N-best alternatives a request may ask for
+QUERY_PARAMETERS = ("words", "format", "num_results", "hot_words")
+TRUE_WORDS, FALSE_WORDS = ("true", "1", "yes"), ("false", "0", "no")
 
 router = APIRouter()
 
@@ -124,34 +140,40 @@ async def _limited_stream(request: Request, limit: int) -> AsyncIterator[bytes]:
         yield chunk
 
 
-async def _read_wav_body(request: Request, limit: int) -> bytes | bytearray:
-    """The body, held once: with a Content-Length (checked against the limit already) it is
-    read into a buffer of that size; joining chunks would hold it twice for a moment, and
-    when a flood's admitted uploads finish together those moments add up."""
-    declared = request.headers.get("content-length", "")
-    if not declared.isdigit():
-        return b"".join([chunk async for chunk in _limited_stream(request, limit)])
-    body = bytearray(int(declared))
-    received = 0
-    async for chunk in _limited_stream(request, limit):
-        body[received : received + len(chunk)] = chunk
-        received += len(chunk)
-    if received != len(body):  # the client sent less than it declared, then hung up
-        del body[received:]
-    return body
+async def _spool_wav_body(request: Request, limit: int) -> IO[bytes]:
+    """The body in a spooled file: memory up to SPOOL_BYTES, then a temporary file, written
+    off the event loop once it is on disk. The caller closes it (which deletes it)."""
+    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 - closed by caller
+    try:
+        async for chunk in _limited_stream(request, limit):
+            if spool._rolled:  # on disk: do not block the loop on the write
+                await asyncio.to_thread(spool.write, chunk)
+            else:
+                spool.write(chunk)
+        spool.seek(0)
+        return spool  # type: ignore[return-value]
+    except BaseException:
+        spool.close()
+        raise
 
 
-async def _read_multipart_audio(request: Request, limit: int) -> tuple[bytes, str]:
-    """The `audio` file part: (its bytes, its filename for error messages)."""
+def _size(file: IO[bytes]) -> int:
+    file.seek(0, os.SEEK_END)
+    size = file.tell()
+    file.seek(0)
+    return size
+
+
+async def _read_multipart_audio(request: Request, limit: int) -> tuple[Any, UploadFile]:
+    """The parsed form (close it when done: that deletes its spooled files) and its `audio`
+    file part."""
     parser = MultiPartParser(
         request.headers,
         _limited_stream(request, limit),
         max_files=MULTIPART_MAX_FIELDS,
         max_fields=MULTIPART_MAX_FIELDS,
     )
-    # Starlette spools file parts over 1 MB to a temporary file; uploads must never touch the
-    # disk, and the body limit already bounds a part, so keep every part in memory.
-    parser.spool_max_size = limit
+    parser.spool_max_size = SPOOL_BYTES  # larger parts go to a temporary file, as raw bodies
     try:
         form = await parser.parse()
     except MultiPartException as e:
@@ -172,9 +194,50 @@ async def _read_multipart_audio(request: Request, limit: int) -> tuple[bytes, st
                 f"multipart field {AUDIO_FIELD!r} is text, not a file; upload the WAV file "
                 "as a file part (with a filename)",
             )
-        return await field.read(), field.filename or AUDIO_FIELD
-    finally:
+    except BaseException:
         await form.close()
+        raise
+    return form, field
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a request asked to get back (its query parameters, checked)."""
+
+    words: bool = False
+    format: str = "json"
+    num_results: int = 1
+    decode: DecodeOptions = DecodeOptions()
+
+
+def _answer(request: Request, service: TranscriptionService) -> Answer:
+    """The query parameters, each checked: a bad one is a 422 naming it and what it takes."""
+    query = request.query_params
+    unknown = sorted(set(query) - set(QUERY_PARAMETERS))
+    if unknown:
+        raise _bad_parameter(f"unknown query parameter {unknown[0]!r}; use {QUERY_PARAMETERS}")
+    words = query.get("words", "false").lower()
+    if words not in TRUE_WORDS + FALSE_WORDS:
+        raise _bad_parameter(f"words={words[:32]!r}: use true or false")
+    fmt = query.get("format", "json").lower()
+    if fmt not in ("json", *SUBTITLE_FORMATS):
+        raise _bad_parameter(f"format={fmt[:32]!r}: use json, {', '.join(SUBTITLE_FORMATS)}")
+    text = query.get("num_results", "1")
+    if not text.isdigit() or not 1 <= int(text) <= MAX_RESULTS:
+        raise _bad_parameter(f"num_results={text[:32]!r}: use a whole number 1-{MAX_RESULTS}")
+    hot_words = None
+    if query.get("hot_words"):
+        try:
+            specs = [spec for spec in query["hot_words"].split(",") if spec.strip()]
+            hot_words = parse_hot_words(specs, service.model.metadata.alphabet)
+            service.model.decoder.hot_words.with_extra(hot_words)  # greedy refuses any
+        except ConfigError as e:
+            raise _bad_parameter(f"hot_words: {e}") from None
+    return Answer(words in TRUE_WORDS, fmt, int(text), DecodeOptions(int(text), hot_words))
+
+
+def _bad_parameter(detail: str) -> ApiError:
+    return ApiError(422, "invalid_parameter", detail)
 
 
 @router.post(
@@ -196,12 +259,15 @@ async def _read_multipart_audio(request: Request, limit: int) -> tuple[bytes, st
         }
     },
 )
-async def transcribe(request: Request) -> dict[str, Any]:
-    """A WAV file (any PCM or float encoding, rate and channel count) -> its transcript.
+async def transcribe(request: Request) -> Any:
+    """A WAV file (any PCM or float encoding, rate and channel count, any length up to the
+    server's limit) -> its transcript; `?words=true`, `?format=srt|vtt`, `?num_results=N`,
+    `?hot_words=WORD:BOOST,...` ask for more (docs/serving.md).
 
     Send it raw with `Content-Type: audio/wav` or as multipart field `audio`.
     """
     service = _service(request)
+    answer = _answer(request, service)
     limit = service.settings.max_body_bytes
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type not in WAV_MEDIA_TYPES and media_type != MULTIPART_MEDIA_TYPE:
@@ -216,25 +282,41 @@ async def transcribe(request: Request) -> dict[str, Any]:
         raise _too_large(limit, f"{int(declared)} bytes (Content-Length)")
     try:
         with service.admit():
-            return await _transcribe_body(request, service, media_type, limit)
+            return await _transcribe_body(request, service, media_type, limit, answer)
     except OverloadedError as e:
         raise await _refuse_overloaded(request, limit, str(e)) from e
 
 
 async def _transcribe_body(
-    request: Request, service: TranscriptionService, media_type: str, limit: int
+    request: Request, service: TranscriptionService, media_type: str, limit: int, answer: Answer
 ) -> Any:
+    form = None
     try:
         if media_type == MULTIPART_MEDIA_TYPE:
-            wav, name = await _read_multipart_audio(request, limit)
+            form, field = await _read_multipart_audio(request, limit)
+            wav, name = field.file, field.filename or AUDIO_FIELD
         else:
-            wav, name = await _read_wav_body(request, limit), "request body"
+            wav, name = await _spool_wav_body(request, limit), "request body"
     except _BodyTooLargeError:
         raise _too_large(limit, "over the limit") from None
-    if not wav:
+    try:
+        return await _answer_with(request, service, wav, name, answer)
+    finally:
+        if form is not None:
+            await form.close()
+        else:
+            wav.close()
+
+
+async def _answer_with(
+    request: Request, service: TranscriptionService, wav: IO[bytes], name: str, answer: Answer
+) -> Any:
+    if _size(wav) == 0:
         raise ApiError(400, "invalid_audio", "the audio is empty (0 bytes); send a WAV file")
     try:
-        result = await service.transcribe(wav, name, lambda: _wait_for_disconnect(request))
+        result = await service.transcribe(
+            wav, name, lambda: _wait_for_disconnect(request), answer.decode
+        )
     except AudioTooLongError as e:
         raise ApiError(413, "audio_too_long", str(e)) from e
     except AudioFormatError as e:
@@ -247,7 +329,11 @@ async def _transcribe_body(
         raise _unavailable("shutting_down", str(e)) from e
     except ClientGoneError as e:
         return error_response(CLIENT_CLOSED_STATUS, "client_closed", str(e))
-    return result.to_dict()
+    if answer.format in SUBTITLE_FORMATS:
+        return Response(
+            subtitles(result.result.words, answer.format), media_type=MEDIA_TYPES[answer.format]
+        )
+    return result.to_dict(words=answer.words, alternatives=answer.num_results > 1)
 
 
 @router.get("/healthz", summary="Liveness and readiness")

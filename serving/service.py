@@ -1,7 +1,12 @@
-"""One request's work off the event loop: WAV bytes -> features (thread pool) -> batch -> text.
+"""One request's work off the event loop: WAV file -> features (thread pool) -> batch -> text.
 
 Decoding and MFCCs run in a thread pool sized to the CPUs, the model in the micro-batcher's
 own thread, so the event loop only moves bytes and JSON and stays responsive under load.
+
+A clip (up to one VAD segment long) is one utterance in one batch. A longer recording is read
+block by block and cut at pauses (`deepspeech.vad`) in the thread pool; its segments go through
+the same micro-batcher as everyone's clips, at most `max_batch` of them waiting at a time, so a
+long upload neither holds its whole audio in memory nor starves the clips queued behind it.
 
 The work in flight is bounded: at most `max_in_flight` transcriptions are admitted at once
 (`admit`, before the body is read), so the feature pool's queue and the batcher's hold at most
@@ -12,19 +17,24 @@ reaches the model if it has not yet, when its client disconnects or its time lim
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import IO, Any
 
 import numpy as np
 
-from deepspeech.audio import SAMPLE_RATE
+from deepspeech.audio import SAMPLE_RATE, read_wav_info
+from deepspeech.errors import AudioTooLongError
 from deepspeech.parallel import available_cpus
+from deepspeech.vad import AudioSegment, speech_segments
 from serving.batching import MicroBatcher
-from serving.inference import OfflineRecognizer, read_audio
+from serving.inference import DecodeOptions, OfflineRecognizer, read_audio
 from serving.metrics import ServerMetrics
+from serving.recordings import FileTranscript, SegmentTranscript, transcript_json
 from serving.settings import ServerSettings
 
 
@@ -42,19 +52,31 @@ class ClientGoneError(Exception):
 
 @dataclass(frozen=True)
 class Transcription:
-    """The body of a 200 answer to POST /v1/transcribe."""
+    """A 200 answer to POST /v1/transcribe: the transcript and who made it how fast."""
 
-    text: str
-    duration_s: float  # seconds of audio (after conversion to 16 kHz mono)
+    result: FileTranscript
     inference_ms: float  # server time from a received body to the text: decode, features, model
     model: str  # NAME/VERSION
 
-    def to_dict(self) -> dict[str, str | float]:
+    @property
+    def text(self) -> str:
+        return self.result.text or ""
+
+    @property
+    def duration_s(self) -> float:
+        """Seconds of audio (after conversion to 16 kHz mono)."""
+        return self.result.duration_s
+
+    def to_dict(self, *, words: bool = False, alternatives: bool = False) -> dict[str, Any]:
+        """`{"text", "duration_s", "inference_ms", "model"}`, with `words=true`'s confidence,
+        words and segments and `num_results`' alternatives (`transcript_json`)."""
+        record = transcript_json(self.result, words=words, alternatives=alternatives)
+        head = {"text": self.text, "duration_s": round(self.duration_s, 3)}
         return {
-            "text": self.text,
-            "duration_s": round(self.duration_s, 3),
+            **head,
             "inference_ms": round(self.inference_ms, 1),
             "model": self.model,
+            **{k: v for k, v in record.items() if k not in head},
         }
 
 
@@ -69,7 +91,7 @@ class TranscriptionService:
             settings.feature_workers or available_cpus(), thread_name_prefix="features"
         )
         self.batcher = MicroBatcher(
-            model.transcribe_features,
+            model.transcribe_batch,
             max_batch=settings.max_batch,
             wait_seconds=settings.batch_wait_ms / 1000,
             max_queue=settings.max_queue,
@@ -110,17 +132,18 @@ class TranscriptionService:
 
     async def transcribe(
         self,
-        wav: bytes | bytearray,
+        wav: IO[bytes],
         name: str,
         disconnected: Callable[[], Awaitable[None]] | None = None,
+        options: DecodeOptions = DecodeOptions(),
     ) -> Transcription:
-        """Transcribe one WAV file's bytes (`name` labels errors) within the time limit.
+        """Transcribe one WAV file (`name` labels errors) within the time limit.
 
         `disconnected` returns when the client goes away; the request is then dropped
         (ClientGoneError), as it is when the limit passes (RequestTimeoutError). Also raises
         AudioFormatError or AudioTooLongError.
         """
-        work = asyncio.ensure_future(self._transcribe(wav, name))
+        work = asyncio.ensure_future(self._transcribe(wav, name, options))
         watch = asyncio.ensure_future(disconnected()) if disconnected else None
         try:
             done, _ = await asyncio.wait(
@@ -149,19 +172,79 @@ class TranscriptionService:
         self.metrics.observe_batch(size, seconds)
         self.metrics.queued.set(self.batcher.queued)  # after each batch: what still waits
 
-    async def _transcribe(self, wav: bytes | bytearray, name: str) -> Transcription:
+    async def _transcribe(self, wav: IO[bytes], name: str, options: DecodeOptions) -> Transcription:
         start = time.perf_counter()
         loop = asyncio.get_running_loop()
-        seconds, features = await loop.run_in_executor(self._pool, self._prepare, wav, name)
-        text = await self.batcher.submit(features)
-        self.metrics.audio_seconds.inc(seconds)
+        info = await loop.run_in_executor(self._pool, _header, wav, name)
+        if info.duration_seconds > self.settings.max_audio_seconds:
+            raise _too_long(name, info.duration_seconds, self.settings.max_audio_seconds)
+        if info.duration_seconds <= self.settings.vad.max_segment_s:
+            seconds, features = await loop.run_in_executor(self._pool, self._prepare, wav, name)
+            metadata = await self.batcher.submit(features, options)
+            result = FileTranscript.whole(name, seconds, metadata)
+        else:
+            result = await self._transcribe_recording(wav, name, options, info.duration_seconds)
+        self.metrics.audio_seconds.inc(result.duration_s)
         return Transcription(
-            text=text,
-            duration_s=seconds,
+            result=result,
             inference_ms=(time.perf_counter() - start) * 1000,
             model=self.model.model_id,
         )
 
-    def _prepare(self, wav: bytes | bytearray, name: str) -> tuple[float, np.ndarray]:
+    async def _transcribe_recording(
+        self, wav: IO[bytes], name: str, options: DecodeOptions, seconds: float
+    ) -> FileTranscript:
+        """Segments read and featurized in the pool, decoded through the batcher, at most
+        `max_batch` waiting at a time; all of them dropped if the request is."""
+        loop = asyncio.get_running_loop()
+        segments = speech_segments(wav, settings=self.settings.vad, name=name)
+        waiting: collections.deque[tuple[AudioSegment, asyncio.Future[Any]]] = collections.deque()
+        done: list[SegmentTranscript] = []
+        try:
+            while item := await loop.run_in_executor(self._pool, self._next_segment, segments):
+                segment, features = item
+                if segment.end > self.settings.max_audio_seconds:  # the header lied
+                    raise _too_long(name, segment.end, self.settings.max_audio_seconds)
+                request = replace(options, offset=options.offset + segment.start)
+                waiting.append(
+                    (segment, asyncio.ensure_future(self.batcher.submit(features, request)))
+                )
+                if len(waiting) >= self.settings.max_batch:
+                    done.append(await _finished(*waiting.popleft()))
+            while waiting:
+                done.append(await _finished(*waiting.popleft()))
+        finally:
+            for _, future in waiting:
+                future.cancel()  # a dropped request's segments never reach the model
+            with contextlib.suppress(ValueError):  # still running in the pool: let it finish
+                segments.close()
+        return FileTranscript(name, seconds, tuple(done), cut=True)
+
+    def _next_segment(
+        self, segments: Iterator[AudioSegment]
+    ) -> tuple[AudioSegment, np.ndarray] | None:
+        segment = next(segments, None)
+        return None if segment is None else (segment, self.model.features(segment.audio))
+
+    def _prepare(self, wav: IO[bytes], name: str) -> tuple[float, np.ndarray]:
+        wav.seek(0)
         audio = read_audio(wav, max_seconds=self.settings.max_audio_seconds, name=name)
         return len(audio) / SAMPLE_RATE, self.model.features(audio)
+
+
+def _header(wav: IO[bytes], name: str) -> Any:
+    wav.seek(0)
+    info = read_wav_info(wav, name=name)
+    wav.seek(0)
+    return info
+
+
+def _too_long(name: str, seconds: float, limit: float) -> AudioTooLongError:
+    return AudioTooLongError(
+        f"{name}: {seconds:.1f} s of audio, longer than this server's {limit:g} s limit "
+        "(deepspeech serve --max-audio-seconds)"
+    )
+
+
+async def _finished(segment: AudioSegment, future: asyncio.Future[Any]) -> SegmentTranscript:
+    return SegmentTranscript(segment.start, segment.end, await future)

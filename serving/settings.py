@@ -13,6 +13,7 @@ from deepspeech.config import setting
 from deepspeech.decoding.decoders import DecoderConfig
 from deepspeech.errors import ConfigError
 from deepspeech.runtime.session import DEVICES, Placement
+from deepspeech.vad import VadSettings
 
 BYTES_PER_MB = 1024 * 1024
 
@@ -61,9 +62,11 @@ class ServerSettings:
     port: int = setting(8080, "TCP port.")
     max_batch: int = setting(8, "Utterances per model call (micro-batching); 1 disables.")
     batch_wait_ms: float = setting(5.0, "How long a request waits for others to batch with.")
-    # Latency and memory grow with length.
+    # Recordings longer than one VAD segment are cut at pauses and cost time, not memory; an
+    # hour takes --max-audio-seconds 3600 --max-body-mb 120 (16 kHz 16-bit mono).
     max_audio_seconds: float = setting(60.0, "Longer audio is refused with 413.")
-    # 60 s of 96 kHz 24-bit stereo is about 35 MB; 16 kHz mono is 2 MB.
+    # 60 s of 96 kHz 24-bit stereo is about 35 MB; 16 kHz mono is 2 MB. Bodies over 1 MB are
+    # spooled to a temporary file, so the limit bounds disk, not memory.
     max_body_mb: float = setting(32.0, "Larger request bodies are refused with 413.")
     max_queue: int = setting(256, "Featurized requests waiting for the model; more get 503.")
     # What bounds memory under a flood: each admitted request holds its body once, and only the
@@ -105,6 +108,7 @@ class ServerSettings:
         "on an otherwise idle machine).",
     )
     decoder: DecoderConfig = setting(default_factory=DecoderConfig)  # greedy unless told
+    vad: VadSettings = setting(default_factory=VadSettings)  # how long uploads are cut
     stream: StreamSettings = setting(default_factory=StreamSettings)  # WebSocket /v1/stream
 
     def __post_init__(self) -> None:

@@ -3,7 +3,8 @@
 Protocol (CONTRACT.md): the client sends binary messages of 16-bit little-endian mono PCM, any
 length (a sample split across two messages is joined), then the text message `EOS`. After each
 message that changes the transcript the server sends `{"text": str, "final": false}`; after
-`EOS` it sends `{"text": str, "final": true, "duration_s": float}` and closes with 1000.
+`EOS` it sends `{"text": str, "final": true, "duration_s": float}` and closes with 1000; a
+stream opened with `?words=true` gets `"words": [{"word", "start", "end", "confidence"}]` in it.
 
 Every refusal is `{"error": CODE, "detail": MESSAGE}` and then a close:
 - 1003 (unsupported data): no streaming model loaded, a sample rate other than the model's,
@@ -40,7 +41,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from deepspeech.parallel import available_cpus
 from deepspeech.runtime.streaming import ChunkCall, ChunkResult, StreamingModel
 from serving.settings import ServerSettings, StreamSettings
-from serving.stream import SpeechModel
+from serving.stream import SpeechModel, Stream
 
 logger = logging.getLogger(__name__)
 
@@ -218,7 +219,7 @@ async def stream_endpoint(websocket: WebSocket) -> None:
     outcome = "disconnected"
     try:
         try:
-            _check_request(websocket, hub)
+            words = _check_request(websocket, hub)
             if not hub.try_open():
                 raise StreamRefused(
                     CLOSE_TRY_LATER,
@@ -227,7 +228,7 @@ async def stream_endpoint(websocket: WebSocket) -> None:
                     "try again later",
                 )
             opened = True
-            outcome = await _transcribe(websocket, hub)
+            outcome = await _transcribe(websocket, hub, words)
         except StreamRefused as refusal:
             outcome = refusal.code
             await websocket.send_text(json.dumps({"error": refusal.code, "detail": refusal.detail}))
@@ -241,7 +242,9 @@ async def stream_endpoint(websocket: WebSocket) -> None:
             hub.metrics.ended.labels(outcome).inc()
 
 
-def _check_request(websocket: WebSocket, hub: StreamHub | None) -> None:
+def _check_request(websocket: WebSocket, hub: StreamHub | None) -> bool:
+    """Refuse a stream the server cannot serve; True when the final message should carry
+    timed words (`?words=true`)."""
     if hub is None:
         raise StreamRefused(
             CLOSE_UNSUPPORTED,
@@ -258,9 +261,29 @@ def _check_request(websocket: WebSocket, hub: StreamHub | None) -> None:
             f"sample_rate={rate[:32]!r}: the stream takes {expected} Hz 16-bit mono PCM; "
             "resample on the client",
         )
+    words = websocket.query_params.get("words", "false").lower()
+    if words not in ("true", "1", "yes", "false", "0", "no"):
+        raise StreamRefused(
+            CLOSE_UNSUPPORTED, "invalid_parameter", f"words={words[:32]!r}: use true or false"
+        )
+    return words in ("true", "1", "yes")
 
 
-async def _transcribe(websocket: WebSocket, hub: StreamHub) -> str:
+def _final_message(stream: Stream, words: bool) -> dict[str, Any]:
+    """`{"text", "final": true, "duration_s"}` (and `words` when asked): the stream's end."""
+    if not words:
+        text = stream.finish_stream()
+        return {"text": text, "final": True, "duration_s": round(stream.duration_s, 3)}
+    metadata = stream.finish_stream_with_metadata()
+    return {
+        "text": metadata.text,
+        "final": True,
+        "duration_s": round(stream.duration_s, 3),
+        "words": [w.as_json() for w in metadata.best.words],
+    }
+
+
+async def _transcribe(websocket: WebSocket, hub: StreamHub, words: bool) -> str:
     """Receive audio until EOS, sending partials; returns the outcome for the metrics."""
     settings = hub.settings
     stream = hub.model.create_stream()
@@ -319,12 +342,8 @@ async def _transcribe(websocket: WebSocket, hub: StreamHub) -> str:
                     "the audio ended in half a sample (an odd number of bytes); "
                     "16-bit PCM has 2 bytes per sample",
                 )
-            final = await hub.run(stream.finish_stream)
-            await websocket.send_text(
-                json.dumps(
-                    {"text": final, "final": True, "duration_s": round(stream.duration_s, 3)}
-                )
-            )
+            final = await hub.run(_final_message, stream, words)
+            await websocket.send_text(json.dumps(final))
             hub.metrics.final_seconds.observe(time.perf_counter() - arrived)
             await websocket.close(CLOSE_NORMAL)
             return "final"

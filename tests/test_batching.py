@@ -46,7 +46,7 @@ class RecordingModel:
         self.model = model
         self.batches: list[list[int]] = []
 
-    def __call__(self, batch: Sequence[np.ndarray]) -> list[str]:
+    def __call__(self, batch: Sequence[np.ndarray], options: Sequence[object]) -> list[str]:
         self.batches.append([f.shape[0] for f in batch])
         return self.model.transcribe_features(batch)
 
@@ -55,7 +55,7 @@ def test_pick_similar_takes_the_oldest_and_its_nearest_lengths() -> None:
     loop = asyncio.new_event_loop()
     try:
         waiting = [
-            _Pending(np.zeros((n, 1), np.float32), loop.create_future())
+            _Pending(np.zeros((n, 1), np.float32), None, loop.create_future())
             for n in (100, 900, 110, 880, 95, 905)
         ]
         batch = pick_similar(waiting, 3)
@@ -92,7 +92,7 @@ def test_a_failing_loop_is_logged_and_restarted_then_given_up(
     calls = {"n": 0}
     failing_calls = {1, *range(3, 3 + MAX_CONSECUTIVE_FAILURES)}
 
-    def run_batch(batch: Sequence[np.ndarray]) -> list[str]:
+    def run_batch(batch: Sequence[np.ndarray], options: Sequence[object]) -> list[str]:
         calls["n"] += 1
         texts = model.transcribe_features(batch)
         return [*texts, "extra"] if calls["n"] in failing_calls else texts

@@ -27,6 +27,7 @@ from deepspeech.errors import DeepSpeechError
 from deepspeech.parallel import limit_blas_threads
 from deepspeech.runtime.session import Placement
 from deepspeech.training.report import calculate_report, make_sample
+from deepspeech.vad import VadSettings
 from serving.inference import DecodeOptions, open_model
 from serving.recordings import FileTranscript, transcribe_files, transcript_json
 from serving.settings import ServerSettings
@@ -50,6 +51,7 @@ class Output:
 
 
 @settings_options(DecoderConfig)
+@settings_options(VadSettings)
 @settings_options(ServerSettings, only=("model", "tracking_uri", "device"))
 def transcribe(
     files: Annotated[
@@ -119,6 +121,7 @@ def transcribe(
     output = _output(json_output, output_format, output_dir, num_results, len(files or []))
     limit_blas_threads()
     decoding = build_settings(DecoderConfig, keys_of(DecoderConfig, settings))
+    vad = build_settings(VadSettings, keys_of(VadSettings, settings))
     options = DecodeOptions(num_results=num_results)
     if stream:
         model: Any = SpeechModel(
@@ -132,7 +135,7 @@ def transcribe(
             placement=Placement(device=settings["device"] or "auto"),
             decoder=decoding,
         )
-        run = _offline_run(model, batch_size, options)
+        run = _offline_run(model, batch_size, options, vad)
     references: dict[str, str] = {}
     if manifest:
         utterances = read_manifests(manifest, model.metadata.alphabet)
@@ -178,12 +181,14 @@ def _output(
     return Output(fmt, num_results, output_dir)  # type: ignore[arg-type]
 
 
-def _offline_run(model: Any, batch_size: int, options: DecodeOptions) -> Transcribe:
+def _offline_run(
+    model: Any, batch_size: int, options: DecodeOptions, vad: VadSettings
+) -> Transcribe:
     def run(
         paths: list[str], file_done: Callable[[float], None], audio_read: Callable[[float], None]
     ) -> Iterator[FileTranscript]:
         return transcribe_files(
-            model, paths, batch_size=batch_size, options=options, on_audio=audio_read
+            model, paths, batch_size=batch_size, options=options, vad=vad, on_audio=audio_read
         )
 
     return run
