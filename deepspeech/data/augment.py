@@ -1,7 +1,9 @@
 """Waveform augmentations: pure NumPy/SciPy functions of a clip and a random generator.
 
-`noise`, `reverb`, `speed`, `pitch`, `volume` and `eq` (SPECs parsed by `augment_spec`) act on
-a (n_samples,) float32 clip at SAMPLE_RATE. Every random choice comes from the
+`noise`, `reverb`, `speed`, `pitch`, `volume`, `eq` and `pad` (SPECs parsed by `augment_spec`)
+act on a (n_samples,) float32 clip at SAMPLE_RATE. A chain of them follows where the speech
+lies in the clip (its `Span`): `pad` moves it, `speed` scales it, and `noise` and `pad` measure
+the clip's level on it, so padding never dilutes an SNR. Every random choice comes from the
 `numpy.random.Generator` passed in, so a clip's augmentation is a pure function of (clip,
 SPECs, generator seed): data workers seed per (seed, epoch, utterance) and draw anew every
 epoch, and a re-run repeats the draws. Results must never be written into a feature cache
@@ -31,6 +33,7 @@ from deepspeech.data.augment_spec import (
     FloatRange,
     IntRange,
     Noise,
+    Pad,
     Pitch,
     Reverb,
     Speed,
@@ -62,6 +65,10 @@ DECAY_60_DB = 3 * math.log(10)  # amplitude exp(-DECAY_60_DB * t / rt60) is -60 
 
 BabbleSource: TypeAlias = Callable[[np.random.Generator], np.ndarray]
 """Draws one other training clip, (n,) float32 16 kHz, with the given generator (for babble)."""
+
+Span: TypeAlias = tuple[int, int]
+"""Where the speech lies in a clip: samples [start, stop) (the whole clip until `pad` adds
+background)."""
 
 
 def draw(rng: np.random.Generator, value: FloatRange | IntRange) -> float:
@@ -115,12 +122,41 @@ def babble_noise(
     return _at_power(total, 1.0)
 
 
-def add_noise(audio: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
-    """audio + noise scaled so that power(audio) / power(noise) is `snr_db`: (n,) float32."""
-    if power(noise) == 0.0 or power(audio) == 0.0:
+def add_noise(
+    audio: np.ndarray, noise: np.ndarray, snr_db: float, speech: Span | None = None
+) -> np.ndarray:
+    """audio + noise scaled to `snr_db` over the `speech` span (default: the whole clip):
+    power(audio[speech]) / power(noise[speech]) is `snr_db`. (n,), (n,) -> (n,) float32.
+
+    Measured on the speech, the SNR means the same on a padded clip as on the bare one: over
+    the whole clip, 1 s of quiet padding around a 2 s clip would make the noise 1.8 dB quieter.
+    """
+    start, stop = speech or (0, len(audio))
+    signal, background = power(audio[start:stop]), power(noise[start:stop])
+    if signal == 0.0 or background == 0.0:
         return audio.astype(np.float32)
-    scale = math.sqrt(power(audio) / power(noise) / 10 ** (snr_db / 10))
+    scale = math.sqrt(signal / background / 10 ** (snr_db / 10))
     return (audio + scale * noise).astype(np.float32)
+
+
+def pad_with_background(
+    audio: np.ndarray,
+    n_before: int,
+    n_after: int,
+    level_db: float,
+    rng: np.random.Generator,
+    speech: Span | None = None,
+) -> np.ndarray:
+    """The clip with `n_before` and `n_after` samples of white noise around it, `level_db`
+    relative to the power of its `speech` span (default: the whole clip):
+    (n,) -> (n_before + n + n_after,) float32, the clip's samples unchanged in the middle.
+
+    A silent clip gets digital silence (a level relative to nothing).
+    """
+    start, stop = speech or (0, len(audio))
+    floor = colored_noise(n_before + n_after, "white", rng)
+    floor *= math.sqrt(power(audio[start:stop]) * 10 ** (level_db / 10))
+    return np.concatenate([floor[:n_before], audio, floor[n_before:]]).astype(np.float32)
 
 
 def room_impulse_response(
@@ -270,7 +306,43 @@ def augment_waveform(
     babble_source: BabbleSource | None = None,
 ) -> np.ndarray:
     """Apply one waveform augmentation (always: p is the caller's business), its values drawn
-    from `rng`: (n,) float32 -> (m,) float32 (m differs from n only for `speed`)."""
+    from `rng`: (n,) float32 -> (m,) float32 (m differs from n only for `speed` and `pad`)."""
+    return augment_tracking_speech(audio, (0, len(audio)), augmentation, rng, babble_source)[0]
+
+
+def augment_tracking_speech(
+    audio: np.ndarray,
+    speech: Span,
+    augmentation: Augmentation,
+    rng: np.random.Generator,
+    babble_source: BabbleSource | None = None,
+) -> tuple[np.ndarray, Span]:
+    """`augment_waveform` for a clip whose speech lies in `speech`: (n,) float32 -> the
+    augmented (m,) float32 clip and where the speech lies in it."""
+    if isinstance(augmentation, Pad):
+        n_before, n_after = (
+            round(draw(rng, value) * SAMPLE_RATE)
+            for value in (augmentation.before, augmentation.after)
+        )
+        padded = pad_with_background(
+            audio, n_before, n_after, draw(rng, augmentation.level), rng, speech
+        )
+        return padded, (speech[0] + n_before, speech[1] + n_before)
+    if isinstance(augmentation, Speed):
+        out = resample_by(audio, draw(rng, augmentation.factor))
+        stretch = len(out) / max(len(audio), 1)
+        return out, (round(speech[0] * stretch), round(speech[1] * stretch))
+    return _augment_in_place(audio, speech, augmentation, rng, babble_source), speech
+
+
+def _augment_in_place(
+    audio: np.ndarray,
+    speech: Span,
+    augmentation: Augmentation,
+    rng: np.random.Generator,
+    babble_source: BabbleSource | None,
+) -> np.ndarray:
+    """The augmentations that keep the clip's length (and so where the speech lies)."""
     if isinstance(augmentation, Noise):
         colors = ["white", "pink", "brown"] + (["babble"] if babble_source else [])
         color = augmentation.color if augmentation.color != "any" else str(rng.choice(colors))
@@ -280,12 +352,10 @@ def augment_waveform(
             noise = babble_noise(len(audio), draw(rng, augmentation.layers), babble_source, rng)
         else:
             noise = colored_noise(len(audio), color, rng)
-        return add_noise(audio, noise, draw(rng, augmentation.snr))
+        return add_noise(audio, noise, draw(rng, augmentation.snr), speech)
     if isinstance(augmentation, Reverb):
         rt60, drr = draw(rng, augmentation.rt60), draw(rng, augmentation.drr)
         return reverberate(audio, room_impulse_response(rt60, drr, rng))
-    if isinstance(augmentation, Speed):
-        return resample_by(audio, draw(rng, augmentation.factor))
     if isinstance(augmentation, Pitch):
         return shift_pitch(audio, draw(rng, augmentation.semitones))
     if isinstance(augmentation, Volume):
@@ -317,11 +387,12 @@ def apply_waveform_augmentations(
     without it `color=any` picks only colored noise.
     """
     out = np.asarray(audio, dtype=np.float32)
+    speech = (0, len(out))
     for augmentation in augmentations:
         if augmentation.domain != "waveform":
             continue
         if rng.random() < augmentation.p:
-            out = augment_waveform(out, augmentation, rng, babble_source)
+            out, speech = augment_tracking_speech(out, speech, augmentation, rng, babble_source)
     return out
 
 
