@@ -274,16 +274,17 @@ def read_audio(
     label = name or (os.fspath(source) if isinstance(source, (str, os.PathLike)) else "<upload>")
     if max_seconds is not None:
         info = read_wav_info(source, name=label)
-        _check_duration(info.duration_seconds, max_seconds, label)
+        check_duration(info.duration_seconds, max_seconds, label)
     audio = load_wav(source, convert=True, name=label)
     if max_seconds is not None:
-        _check_duration(len(audio) / SAMPLE_RATE, max_seconds, label)
+        check_duration(len(audio) / SAMPLE_RATE, max_seconds, label)
     return audio
 
 
-def _check_duration(seconds: float, max_seconds: float, label: str) -> None:
+def check_duration(seconds: float, max_seconds: float, label: str) -> None:
+    """AudioTooLongError when `seconds` of audio are over the limit."""
     if seconds > max_seconds:
         raise AudioTooLongError(
-            f"{label}: {seconds:.1f} s of audio, longer than the {max_seconds:g} s limit; "
-            "split it into shorter clips"
+            f"{label}: {seconds:.1f} s of audio, longer than the {max_seconds:g} s limit "
+            "(a server's --max-audio-seconds)"
         )

@@ -28,11 +28,10 @@ from typing import IO, Any
 import numpy as np
 
 from deepspeech.audio import SAMPLE_RATE, read_wav_info
-from deepspeech.errors import AudioTooLongError
 from deepspeech.parallel import available_cpus
 from deepspeech.vad import AudioSegment, speech_segments
 from serving.batching import MicroBatcher
-from serving.inference import DecodeOptions, OfflineRecognizer, read_audio
+from serving.inference import DecodeOptions, OfflineRecognizer, check_duration, read_audio
 from serving.metrics import ServerMetrics
 from serving.recordings import FileTranscript, SegmentTranscript, transcript_json
 from serving.settings import ServerSettings
@@ -176,8 +175,7 @@ class TranscriptionService:
         start = time.perf_counter()
         loop = asyncio.get_running_loop()
         info = await loop.run_in_executor(self._pool, _header, wav, name)
-        if info.duration_seconds > self.settings.max_audio_seconds:
-            raise _too_long(name, info.duration_seconds, self.settings.max_audio_seconds)
+        check_duration(info.duration_seconds, self.settings.max_audio_seconds, name)
         if info.duration_seconds <= self.settings.vad.max_segment_s:
             seconds, features = await loop.run_in_executor(self._pool, self._prepare, wav, name)
             metadata = await self.batcher.submit(features, options)
@@ -203,8 +201,7 @@ class TranscriptionService:
         try:
             while item := await loop.run_in_executor(self._pool, self._next_segment, segments):
                 segment, features = item
-                if segment.end > self.settings.max_audio_seconds:  # the header lied
-                    raise _too_long(name, segment.end, self.settings.max_audio_seconds)
+                check_duration(segment.end, self.settings.max_audio_seconds, name)  # a lying header
                 request = replace(options, offset=options.offset + segment.start)
                 waiting.append(
                     (segment, asyncio.ensure_future(self.batcher.submit(features, request)))
@@ -237,13 +234,6 @@ def _header(wav: IO[bytes], name: str) -> Any:
     info = read_wav_info(wav, name=name)
     wav.seek(0)
     return info
-
-
-def _too_long(name: str, seconds: float, limit: float) -> AudioTooLongError:
-    return AudioTooLongError(
-        f"{name}: {seconds:.1f} s of audio, longer than this server's {limit:g} s limit "
-        "(deepspeech serve --max-audio-seconds)"
-    )
 
 
 async def _finished(segment: AudioSegment, future: asyncio.Future[Any]) -> SegmentTranscript:
