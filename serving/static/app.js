@@ -1,16 +1,80 @@
 // The page's one job: send a WAV to POST /v1/transcribe and show the answer or the error.
-// Three sources feed `transcribe(blob, name)`: the file picker, drag and drop, the microphone.
+// Three sources feed `transcribe(blob, name, stem)`: the file picker, drag and drop, the
+// microphone. The transcript is one focusable element per word (its time and confidence on
+// hover); a word plays the audio that was sent from where it starts. Subtitles come from the
+// server (`?format=srt`): the page never writes SRT itself.
+// live.js (loaded after this file) reuses `showWords`, `encodeWav` and PCM16_WORKLET_URL.
 // No build step and no dependencies: the page must work offline, straight from the server.
 "use strict";
 
-const TRANSCRIBE_URL = "/v1/transcribe";
+const TRANSCRIBE_URL = "/v1/transcribe?words=true";
+const SRT_URL = "/v1/transcribe?format=srt";
 const MODEL_URL = "/v1/model";
+const PCM16_WORKLET_URL = "/static/pcm16-worklet.js";
 const WAV_TYPE = "audio/wav";
 const DEFAULT_MAX_RECORD_SECONDS = 30; // until /v1/model tells the server's clip limit
+const LOW_CONFIDENCE = 0.5; // words the model is less sure of than this are marked
 
 const $ = (id) => document.getElementById(id);
 
 let maxRecordSeconds = DEFAULT_MAX_RECORD_SECONDS;
+const sent = { blob: null, stem: "" }; // the audio behind the result shown, for its subtitles
+
+// ---- words --------------------------------------------------------------------------
+
+/** Play `audio` from `seconds`. */
+function playFrom(audio, seconds) {
+  audio.currentTime = seconds;
+  // Refused only without a user gesture (clicks and Enter are gestures): the position is
+  // set, and the audio's own controls play it from there.
+  audio.play().catch(() => {});
+}
+
+function wordElement(word, audio) {
+  const span = document.createElement("span");
+  span.className = word.confidence < LOW_CONFIDENCE ? "word low-confidence" : "word";
+  span.textContent = word.word;
+  span.tabIndex = 0;
+  span.setAttribute("role", "button");
+  span.dataset.start = String(word.start);
+  span.dataset.end = String(word.end);
+  span.dataset.confidence = String(word.confidence);
+  span.title =
+    `${word.start.toFixed(2)}–${word.end.toFixed(2)} s · ` +
+    `confidence ${(100 * word.confidence).toFixed(0)} %`;
+  span.addEventListener("click", () => playFrom(audio, word.start));
+  span.addEventListener("keydown", (event) => {
+    if (event.key !== "Enter" && event.key !== " ") return;
+    event.preventDefault(); // Space must not scroll the page
+    playFrom(audio, word.start);
+  });
+  return span;
+}
+
+/**
+ * Show a transcript in `container`: one element per word when the server sent `words`
+ * (clicking one plays `audio` from its start), else the plain text. `legend`, which says
+ * what the words' marks mean, shows only with words.
+ */
+function showWords(container, legend, text, words, audio) {
+  container.replaceChildren();
+  legend.hidden = !words || words.length === 0;
+  if (legend.hidden) {
+    container.textContent = text; // empty text: CSS shows "(no speech recognised)"
+    return;
+  }
+  words.forEach((word, i) => {
+    if (i > 0) container.append(" ");
+    container.append(wordElement(word, audio));
+  });
+}
+
+/** Point `audio` at `blob` (a fresh object URL; the one it had is released). */
+function loadAudio(audio, blob) {
+  if (audio.src) URL.revokeObjectURL(audio.src);
+  audio.src = URL.createObjectURL(blob);
+  audio.hidden = false;
+}
 
 // ---- output -------------------------------------------------------------------------
 
@@ -29,10 +93,14 @@ function clearOutput() {
   $("error").hidden = true;
   $("error").textContent = "";
   $("result").hidden = true;
+  $("playback").pause();
 }
 
 function showResult(answer) {
-  $("transcript").textContent = answer.text; // empty text: CSS shows "(no speech recognised)"
+  showWords($("transcript"), $("legend"), answer.text, answer.words, $("playback"));
+  const sure = typeof answer.confidence === "number";
+  $("confidence").textContent = sure ? `${(100 * answer.confidence).toFixed(0)} %` : "";
+  $("confidence").parentElement.hidden = !sure;
   $("duration").textContent = `${answer.duration_s.toFixed(2)} s`;
   $("inference-ms").textContent = `${answer.inference_ms.toFixed(0)} ms`;
   $("result-model").textContent = answer.model;
@@ -42,11 +110,14 @@ function showResult(answer) {
 function setBusy(busy) {
   $("drop-zone").disabled = busy;
   $("record").disabled = busy;
+  $("download-srt").disabled = busy;
 }
 
 // ---- the API ------------------------------------------------------------------------
 
-async function transcribe(blob, name) {
+/** Send `blob` (called `name` in messages; `stem` names its subtitle file) and show the
+ * transcript, with `blob` in the player behind its words. */
+async function transcribe(blob, name, stem) {
   clearOutput();
   setBusy(true);
   setState("busy", `Transcribing ${name}…`);
@@ -63,6 +134,9 @@ async function transcribe(blob, name) {
       body = null;
     }
     if (response.ok && body) {
+      sent.blob = blob;
+      sent.stem = stem;
+      loadAudio($("playback"), blob);
       showResult(body);
       setState("done", `Transcribed ${name}.`);
     } else {
@@ -76,6 +150,43 @@ async function transcribe(blob, name) {
     showError(`Could not reach the server: ${err.message}`);
   } finally {
     setBusy(false);
+  }
+}
+
+/** POST the audio behind the result to the server's SRT writer and save `<stem>.srt`. */
+async function downloadSrt() {
+  if (!sent.blob) return;
+  const button = $("download-srt");
+  button.disabled = true;
+  $("error").hidden = true;
+  try {
+    const response = await fetch(SRT_URL, {
+      method: "POST",
+      headers: { "Content-Type": WAV_TYPE },
+      body: sent.blob,
+    });
+    if (!response.ok) {
+      let detail = response.statusText;
+      try {
+        detail = (await response.json()).detail || detail;
+      } catch {
+        // not JSON: the status text says what went wrong
+      }
+      showError(`Subtitles failed: error ${response.status}: ${detail}`);
+      return;
+    }
+    const url = URL.createObjectURL(await response.blob());
+    const link = document.createElement("a");
+    link.href = url;
+    link.download = `${sent.stem}.srt`;
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 0); // after the download has taken the blob
+  } catch (err) {
+    showError(`Could not reach the server for subtitles: ${err.message}`);
+  } finally {
+    button.disabled = false;
   }
 }
 
@@ -100,7 +211,7 @@ async function loadModelInfo() {
 
 function sendFile(file) {
   if (!file) return;
-  transcribe(file, file.name);
+  transcribe(file, file.name, file.name.replace(/\.[^.]*$/, "") || "audio");
 }
 
 function setUpFileInput() {
@@ -137,21 +248,10 @@ function setUpFileInput() {
 
 // ---- microphone ---------------------------------------------------------------------
 
-// Runs on the audio thread: hands each 128-sample block of channel 0 to the page.
-const CAPTURE_WORKLET = `
-class CaptureProcessor extends AudioWorkletProcessor {
-  process(inputs) {
-    const channel = inputs[0] && inputs[0][0];
-    if (channel) this.port.postMessage(channel.slice(0));
-    return true;
-  }
-}
-registerProcessor("capture-processor", CaptureProcessor);
-`;
-
-/** Float samples in [-1, 1] -> a 16-bit PCM mono WAV blob at `rate` Hz. */
-function encodeWav(chunks, rate) {
-  const n = chunks.reduce((total, chunk) => total + chunk.length, 0);
+/** 16-bit PCM frames (Int16Array, what PCM16_WORKLET_URL posts) -> a mono WAV blob at
+ * `rate` Hz. */
+function encodeWav(frames, rate) {
+  const n = frames.reduce((total, frame) => total + frame.length, 0);
   const buffer = new ArrayBuffer(44 + 2 * n);
   const view = new DataView(buffer);
   const text = (offset, s) => {
@@ -170,13 +270,13 @@ function encodeWav(chunks, rate) {
   view.setUint16(34, 16, true); // bits per sample
   text(36, "data");
   view.setUint32(40, 2 * n, true);
-  let offset = 44;
-  for (const chunk of chunks) {
-    for (let i = 0; i < chunk.length; i++) {
-      const s = Math.max(-1, Math.min(1, chunk[i]));
-      view.setInt16(offset, s < 0 ? s * 0x8000 : s * 0x7fff, true);
-      offset += 2;
-    }
+  // Int16Array uses the platform's byte order: little-endian, as WAV wants, wherever
+  // browsers run (x86, ARM).
+  const samples = new Int16Array(buffer, 44, n);
+  let offset = 0;
+  for (const frame of frames) {
+    samples.set(frame, offset);
+    offset += frame.length;
   }
   return new Blob([buffer], { type: WAV_TYPE });
 }
@@ -199,7 +299,7 @@ function microphoneProblem(err) {
 const recorder = {
   context: null,
   stream: null,
-  chunks: [],
+  frames: [], // Int16Array PCM, as recorded
   started: 0,
   timer: null,
 };
@@ -223,15 +323,13 @@ async function startRecording() {
       audio: { channelCount: 1, echoCancellation: false, noiseSuppression: false },
     });
     recorder.context = new AudioContext();
-    const url = URL.createObjectURL(new Blob([CAPTURE_WORKLET], { type: "text/javascript" }));
-    await recorder.context.audioWorklet.addModule(url);
-    URL.revokeObjectURL(url);
+    await recorder.context.audioWorklet.addModule(PCM16_WORKLET_URL);
     const source = recorder.context.createMediaStreamSource(recorder.stream);
-    const capture = new AudioWorkletNode(recorder.context, "capture-processor");
+    const capture = new AudioWorkletNode(recorder.context, "pcm16-processor");
     const mute = recorder.context.createGain();
     mute.gain.value = 0; // keep the graph pulled without playing the microphone back
-    recorder.chunks = [];
-    capture.port.onmessage = (event) => recorder.chunks.push(event.data);
+    recorder.frames = [];
+    capture.port.onmessage = (event) => recorder.frames.push(new Int16Array(event.data));
     source.connect(capture).connect(mute).connect(recorder.context.destination);
   } catch (err) {
     releaseMicrophone();
@@ -271,15 +369,15 @@ async function stopRecording() {
   $("recording").hidden = true;
   const rate = await releaseMicrophone();
   $("record").focus();
-  if (recorder.chunks.length === 0) {
+  if (recorder.frames.length === 0) {
     $("record").disabled = false;
     $("drop-zone").disabled = false;
     setState("error", "Nothing was recorded.");
     showError("The microphone delivered no audio. Check the input device and try again.");
     return;
   }
-  await transcribe(encodeWav(recorder.chunks, rate), "the recording");
-  recorder.chunks = [];
+  await transcribe(encodeWav(recorder.frames, rate), "the recording", "recording");
+  recorder.frames = [];
 }
 
 // ---- start --------------------------------------------------------------------------
@@ -289,4 +387,8 @@ document.addEventListener("DOMContentLoaded", () => {
   setUpFileInput();
   $("record").addEventListener("click", startRecording);
   $("stop").addEventListener("click", stopRecording);
+  $("download-srt").addEventListener("click", downloadSrt);
+  for (const threshold of document.querySelectorAll(".legend .threshold")) {
+    threshold.textContent = `${(100 * LOW_CONFIDENCE).toFixed(0)} %`;
+  }
 });

@@ -1,13 +1,14 @@
 // Live transcription: microphone -> AudioWorklet (16 kHz PCM16, 20 ms frames) -> WebSocket
-// /v1/stream -> partial text while speaking, the final text after Stop (the `EOS` message).
-// Separate from app.js (uploads and recordings), sharing only the page.
+// /v1/stream -> partial text while speaking, the final text with word timings after Stop (the
+// `EOS` message). The frames sent are kept: at the end they become a WAV the words play from.
+// Separate from app.js (uploads and recordings); uses its `showWords`, `loadAudio`,
+// `encodeWav` and PCM16_WORKLET_URL (app.js is loaded first).
 "use strict";
 
 const STREAM_PATH = "/v1/stream";
 const STREAM_RATE = 16000; // what the streaming model reads; the AudioContext resamples to it
-const WORKLET_URL = "/static/pcm16-worklet.js";
 
-const live = { socket: null, context: null, media: null, serverError: null };
+const live = { socket: null, context: null, media: null, serverError: null, frames: [] };
 const byId = (id) => document.getElementById(id);
 
 function setLiveState(state, message) {
@@ -34,6 +35,10 @@ async function startLive() {
   byId("live-error").hidden = true;
   byId("live-text").textContent = "";
   byId("live-text").dataset.final = "false";
+  byId("live-audio").pause();
+  byId("live-audio").hidden = true;
+  byId("live-legend").hidden = true;
+  live.frames = [];
   if (!window.isSecureContext || !navigator.mediaDevices || !window.AudioWorkletNode) {
     showLiveError(
       "Live transcription needs the microphone on a secure page (https:// or " +
@@ -44,13 +49,13 @@ async function startLive() {
   byId("live-start").disabled = true;
   setLiveState("connecting", "Connecting…");
   const scheme = location.protocol === "https:" ? "wss" : "ws";
-  const url = `${scheme}://${location.host}${STREAM_PATH}?sample_rate=${STREAM_RATE}`;
+  const url = `${scheme}://${location.host}${STREAM_PATH}?sample_rate=${STREAM_RATE}&words=true`;
   try {
     live.media = await navigator.mediaDevices.getUserMedia({
       audio: { channelCount: 1, echoCancellation: false, noiseSuppression: false },
     });
     live.context = new AudioContext({ sampleRate: STREAM_RATE });
-    await live.context.audioWorklet.addModule(WORKLET_URL);
+    await live.context.audioWorklet.addModule(PCM16_WORKLET_URL);
     live.socket = await openSocket(url);
   } catch (err) {
     releaseAudio();
@@ -64,7 +69,9 @@ async function startLive() {
   const source = live.context.createMediaStreamSource(live.media);
   const pcm16 = new AudioWorkletNode(live.context, "pcm16-processor");
   pcm16.port.onmessage = (event) => {
-    if (live.socket && live.socket.readyState === WebSocket.OPEN) live.socket.send(event.data);
+    if (!live.socket || live.socket.readyState !== WebSocket.OPEN) return;
+    live.socket.send(event.data);
+    live.frames.push(new Int16Array(event.data)); // word times count from the first frame sent
   };
   const mute = live.context.createGain();
   mute.gain.value = 0; // pull the graph without playing the microphone back
@@ -85,11 +92,15 @@ function onServerMessage(event) {
     live.serverError = reply.detail || reply.error; // the server closes next
     return;
   }
-  byId("live-text").textContent = reply.text;
-  if (reply.final) {
-    byId("live-text").dataset.final = "true";
-    setLiveState("done", `Final text, ${reply.duration_s.toFixed(2)} s of audio.`);
+  if (!reply.final) {
+    byId("live-text").textContent = reply.text;
+    return;
   }
+  showWords(byId("live-text"), byId("live-legend"), reply.text, reply.words, byId("live-audio"));
+  if (live.frames.length > 0) loadAudio(byId("live-audio"), encodeWav(live.frames, STREAM_RATE));
+  live.frames = [];
+  byId("live-text").dataset.final = "true";
+  setLiveState("done", `Final text, ${reply.duration_s.toFixed(2)} s of audio.`);
 }
 
 function onServerClose(event) {

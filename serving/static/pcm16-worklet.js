@@ -1,5 +1,6 @@
-// Runs on the audio thread of a 16 kHz AudioContext (the browser resamples the microphone):
-// turns its float samples into 20 ms frames of 16-bit PCM, the messages /v1/stream reads.
+// Runs on the audio thread of an AudioContext: turns its float samples into 20 ms frames of
+// 16-bit PCM. Live (live.js) runs it at 16 kHz and sends the frames to /v1/stream; the
+// recorder (app.js) runs it at the device's rate and makes a WAV of them.
 "use strict";
 
 const FRAME_SAMPLES = Math.round(sampleRate / 50); // 20 ms; `sampleRate` is the context's
