@@ -114,28 +114,11 @@ def transcribe(
     """
     if not files and not manifest:
         raise typer.BadParameter("give WAV files or --manifest CSV", param_hint="FILES")
-    if not settings["model"]:
-        raise typer.BadParameter("give the model to transcribe with", param_hint="--model")
     if partials and not stream:
         raise typer.BadParameter("--partials needs --stream", param_hint="--partials")
     output = _output(json_output, output_format, output_dir, num_results, len(files or []))
     limit_blas_threads()
-    decoding = build_settings(DecoderConfig, keys_of(DecoderConfig, settings))
-    vad = build_settings(VadSettings, keys_of(VadSettings, settings))
-    options = DecodeOptions(num_results=num_results)
-    if stream:
-        model: Any = SpeechModel(
-            settings["model"], tracking_uri=settings["tracking_uri"], decoder=decoding
-        )
-        run = _streaming_run(model, chunk_ms, partials, num_results)
-    else:
-        model = open_model(
-            settings["model"],
-            tracking_uri=settings["tracking_uri"],
-            placement=Placement(device=settings["device"] or "auto"),
-            decoder=decoding,
-        )
-        run = _offline_run(model, batch_size, options, vad)
+    model, run = _open(settings, stream, chunk_ms, partials, num_results, batch_size)
     references: dict[str, str] = {}
     if manifest:
         utterances = read_manifests(manifest, model.metadata.alphabet)
@@ -179,6 +162,33 @@ def _output(
     if output_dir is not None:
         output_dir.mkdir(parents=True, exist_ok=True)
     return Output(fmt, num_results, output_dir)  # type: ignore[arg-type]
+
+
+def _open(
+    settings: dict[str, Any],
+    stream: bool,
+    chunk_ms: float,
+    partials: bool,
+    num_results: int,
+    batch_size: int,
+) -> tuple[Any, Transcribe]:
+    """The model (streaming or whole-utterance) and the function that runs it over files."""
+    if not settings["model"]:
+        raise typer.BadParameter("give the model to transcribe with", param_hint="--model")
+    decoding = build_settings(DecoderConfig, keys_of(DecoderConfig, settings))
+    if stream:
+        model: Any = SpeechModel(
+            settings["model"], tracking_uri=settings["tracking_uri"], decoder=decoding
+        )
+        return model, _streaming_run(model, chunk_ms, partials, num_results)
+    model = open_model(
+        settings["model"],
+        tracking_uri=settings["tracking_uri"],
+        placement=Placement(device=settings["device"] or "auto"),
+        decoder=decoding,
+    )
+    vad = build_settings(VadSettings, keys_of(VadSettings, settings))
+    return model, _offline_run(model, batch_size, DecodeOptions(num_results), vad)
 
 
 def _offline_run(
