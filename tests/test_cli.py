@@ -96,5 +96,5 @@ def test_a_bad_augment_spec_fails_in_one_line_before_training(tmp_path: Path) ->
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
-    known = "known: noise, reverb, speed, pitch, volume, eq, freq_mask, time_mask, time_warp"
+    known = "known: noise, reverb, speed, pitch, volume, eq, pad, freq_mask, time_mask, time_warp"
     assert lines[0] == f"error: unknown augmentation 'echo'; {known}"
