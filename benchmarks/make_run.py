@@ -20,6 +20,7 @@ import json
 from pathlib import Path
 
 from inputs import required_file
+from machine import cpu_model
 from section import head, parse_args, print_result
 
 
@@ -76,36 +77,38 @@ def stage_seconds(runs: Path) -> dict[str, float]:
     }
 
 
-def breakdown(stages: dict[str, float], epochs: dict[str, list[float]]) -> list[str]:
-    """Markdown: make run's time by command, `train`'s split into its epochs' parts."""
+def breakdown(stages: dict[str, float], epochs: dict[str, list[float]], steps: int) -> list[str]:
+    """One paragraph: make run's time by command, `train`'s split into its epochs' parts, and
+    the mean training step (the figure that moves with the CPU and its load)."""
     if not stages:
         return []
     total = sum(stages.values())
-    rows = ["| part of make run | seconds | share |", "|---|---:|---:|"]
 
-    def row(label: str, seconds: float) -> None:
-        rows.append(f"| {label} | {seconds:.0f} | {seconds / total:.0%} |")
+    def part(label: str, seconds: float) -> str:
+        return f"{label} {seconds:.0f} s ({seconds / total:.0%})"
 
+    parts = []
     for name, seconds in stages.items():
-        row(STAGES.get(name, name), seconds)
         if name != "train" or not all(epochs.get(key) for key in EPOCH_PARTS):
+            parts.append(part(STAGES.get(name, name), seconds))
             continue
+        inside = []
         for key, label in EPOCH_PARTS.items():
             values = epochs[key]
             digits = 1 if max(values) < 10 else 0
             spread = f"{min(values):.{digits}f}–{max(values):.{digits}f}"
-            row(f"train › {label}, {len(values)} × {spread} s", sum(values))
-        inside = sum(sum(epochs[key]) for key in EPOCH_PARTS)
-        row("train › the rest (start, feature cache, test report, saving)", seconds - inside)
-    rows.append(f"| all | {total:.0f} | 100% |")
-    steps = sum(epochs.get("epoch_train_seconds", []))
-    if steps:
-        rows.append(
-            f"\nTraining steps took {steps / total:.0%} of the job; featurizing augmented audio "
-            f"{sum(epochs['epoch_featurize_seconds']) / total:.0%}; everything outside `train` "
-            f"{(total - stages.get('train', 0)) / total:.0%}."
+            inside.append(f"{label} {sum(values):.0f} s ({len(values)} × {spread} s)")
+        rest = seconds - sum(sum(epochs[key]) for key in EPOCH_PARTS)
+        inside.append(f"the rest (start, feature cache, test report, saving) {rest:.0f} s")
+        parts.append(part(STAGES["train"], seconds) + ": " + ", ".join(inside))
+    text = f"Where the {total:.0f} s went: " + "; ".join(parts) + "."
+    train_seconds = sum(epochs.get("epoch_train_seconds", []))
+    if train_seconds and steps:
+        text += (
+            f" A training step took {train_seconds / steps * 1000:.0f} ms on average "
+            f"({steps} steps), on {cpu_model()}."
         )
-    return rows
+    return [text]
 
 
 def main() -> None:
@@ -177,7 +180,7 @@ def main() -> None:
         key: [m.value for m in client.get_metric_history(run.info.run_id, key)]
         for key in EPOCH_PARTS
     }
-    rows = breakdown(stage_seconds(args.runs), epochs)
+    rows = breakdown(stage_seconds(args.runs), epochs, steps)
     if rows:
         print("\n" + "\n".join(rows))
 

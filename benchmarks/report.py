@@ -27,7 +27,8 @@ NOTES_DIR = HERE / "notes"
 # The order of the sections: make run first, then cheapest first (the order run_all runs them).
 ORDER = ("make_run", "features", "augmentation", "decoding", "parallel_decoding",
          "input_pipeline", "memory", "training", "inference", "export_memory", "quantization",
-         "serving", "reliability", "flood", "gpu", "streaming", "robustness")  # fmt: skip
+         "serving", "reliability", "flood", "transcripts", "gpu", "streaming",
+         "robustness")  # fmt: skip
 MAX_LINES = 300  # of the whole report
 MAX_TEXT_LINES = 10  # generated sentences per section, counted wrapped at TEXT_WIDTH
 TEXT_WIDTH = 100
@@ -457,6 +458,54 @@ def other_voices_wer(r: Record) -> Figure:
     return Figure(f"{wer:.2f}%", wer)
 
 
+def _transcripts_value(r: Record, start: str) -> str:
+    """The value cell of the row of the transcripts table whose first cell starts `start`."""
+    table = r.table_with("measured")
+    row = next(row for row in table.rows if row[0].startswith(start))
+    return row[table.column("value")]
+
+
+def word_timing_errors(r: Record) -> Verdict:
+    """Word start error, greedy and beam + LM: median ≤ 50 ms and p95 ≤ 150 ms for both."""
+    found = []
+    for decoding in ("greedy", "beam + LM"):
+        value = _transcripts_value(r, f"word start error, {decoding}")
+        median, p95 = re.search(r"(\d+) ms median, (\d+) ms p95", value).groups()
+        found.append((decoding, float(median), float(p95)))
+    text = "; ".join(f"{median:g} / {p95:g} ms {decoding}" for decoding, median, p95 in found)
+    return Verdict(text, all(median <= 50 and p95 <= 150 for _, median, p95 in found))
+
+
+def recording_speed_and_memory(r: Record) -> Verdict:
+    value = _transcripts_value(r, "1-hour recording")
+    speed = number(value)
+    peak, growth = re.search(r"peak RSS (\d+) MB, ([\d.]+)×", value).groups()
+    ok = speed >= 100 and float(peak) <= 1000 and float(growth) <= 1.2
+    return Verdict(f"{speed:g}× real time; {peak} MB, {growth}×", ok)
+
+
+def recording_wer_gap(r: Record) -> Figure:
+    value = _transcripts_value(r, "WER, 1-hour recording")
+    gap = float(re.search(r"\(([-+][\d.]+) points\)", value).group(1))
+    return Figure(value, gap)
+
+
+def hot_word_boost(r: Record) -> Verdict:
+    table = r.table_with("measured")
+    row = next(row for row in table.rows if row[0].startswith("hot words, boost"))
+    value = row[table.column("value")]
+    recall = number(value)
+    rise = float(re.search(r"WER ([-+][\d.]+) points", value).group(1))
+    boost = row[0].removeprefix("hot words, ")
+    return Verdict(f"{boost}: recall {recall:g} %, other WER {rise:+.2f} points",
+                   recall >= 80 and rise <= 0.5)  # fmt: skip
+
+
+def low_confidence_share(r: Record) -> Figure:
+    value = _transcripts_value(r, "word errors in the least confident")
+    return Figure(value, number(value))
+
+
 @dataclass(frozen=True)
 class Target:
     benchmark: str
@@ -522,6 +571,17 @@ TARGETS = (
            "≤ 60 %: the floor (#15)", at_most(60, other_voices_wer)),
     Target("robustness", "make run's model with the LM on another engine's voices (flite)",
            "≤ 25 %: the goal (#15)", at_most(25, other_voices_wer)),
+    Target("transcripts", "word start error, median / p95, greedy and beam + LM",
+           "≤ 50 ms / ≤ 150 ms (#32)", word_timing_errors),
+    Target("transcripts", "1-hour recording, `transcribe --format srt`, greedy: speed; peak "
+           "RSS, and over a 10-minute one's", "≥ 100×; ≤ 1 GB, ≤ 1.2× (#32)",
+           recording_speed_and_memory),
+    Target("transcripts", "1-hour recording's WER over its clips transcribed one by one",
+           "≤ +1 point (#32)", at_most(1, recording_wer_gap)),
+    Target("transcripts", "hot words the LM never saw, smallest boost: recall; other clips' "
+           "WER", "≥ 80 %; ≤ +0.5 points (#32)", hot_word_boost),
+    Target("transcripts", "word errors in the least confident 20 % of clips, 10 dB SNR",
+           "≥ 50 % (#32)", at_least(50, low_confidence_share)),
 )  # fmt: skip
 
 

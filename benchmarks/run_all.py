@@ -42,7 +42,7 @@ ROOT = HERE.parent
 # In the order they run: cheapest first, so a broken setup fails early.
 BENCHMARKS = ("make_run", "features", "augmentation", "decoding", "parallel_decoding",
               "input_pipeline", "memory", "training", "inference", "export_memory",
-              "quantization", "serving", "reliability", "flood")  # fmt: skip
+              "quantization", "serving", "reliability", "flood", "transcripts")  # fmt: skip
 # Run only when named in --only: `make gpu-check` runs gpu on a CUDA machine, and streaming and
 # robustness measure trained models their commands name.
 NAMED_ONLY = ("gpu", "streaming", "robustness")
