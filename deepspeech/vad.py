@@ -54,9 +54,9 @@ logger = logging.getLogger(__name__)
 FRAME_MS = 30  # webrtcvad takes 10, 20 or 30 ms frames; 30 ms makes the fewest calls
 FRAME_SAMPLES = SAMPLE_RATE * FRAME_MS // 1000  # 480
 CUT_SEARCH_SECONDS = 4.0  # an over-long segment is cut at the quietest frame of its last 4 s
-# The noise floor is the 10th percentile of the last 10 s of frame energies: a recording of
-# speech with pauses spends more than a tenth of any 10 s in its pauses.
-FLOOR_WINDOW_FRAMES = 10 * 1000 // FRAME_MS
+# The noise floor is the 10th percentile of the last 5 s of frame energies: speech with
+# pauses spends more than a tenth of any 5 s in them, and the floor follows a changing room.
+FLOOR_WINDOW_FRAMES = 5 * 1000 // FRAME_MS
 FLOOR_PERCENTILE = 10
 READ_BLOCK_SECONDS = 1.0  # audio decoded per read: memory is one block plus one segment
 MIN_SEGMENT_SECONDS = 1.0  # the smallest max_segment_s: the cut search needs some frames
@@ -84,12 +84,14 @@ class VadSettings:
     padding_ms: int = setting(200, "Audio (ms) kept before and after each segment's speech.")
     min_speech_ms: int = setting(150, "Segments with less speech than this (ms) are dropped.")
     # webrtcvad calls steady pink noise 30 dB under the speech "speech" often enough to join
-    # clips across 0.5-1.5 s pauses (70 segments for 120 clips); 6 dB over the floor keeps all
-    # 120 apart, 3 dB 109; 10 dB also cuts clips at their own short pauses in 20 dB white noise.
+    # clips across 0.5-1.5 s pauses: 70 segments for 120 clips. With the floor of the last 5 s
+    # and 8 dB: 215 of 216 clips kept apart where each pause's noise follows its clip's level
+    # (6 dB: 211; 10 s of floor: 208), 4.05 % WER against 5.33 %. In 15 dB white noise a
+    # clip's last 120 ms, faded under the margin, are left out.
     floor_margin_db: float = setting(
-        6.0,
+        8.0,
         "A frame is speech only this far (dB) above the recording's noise floor (the quietest "
-        "tenth of the last 10 s) as well as by webrtcvad; 0 trusts webrtcvad alone.",
+        "tenth of the last 5 s) as well as by webrtcvad; 0 trusts webrtcvad alone.",
     )
 
     def __post_init__(self) -> None:

@@ -97,7 +97,7 @@ def assert_clips_kept_apart(
 ) -> None:
     """No segment holds speech of two clips; each clip's speech is covered by its segments,
     the first starting within padding + 30 ms before it, the last ending within padding + the
-    hangover after it (or two frames before its end, faded under the noise); segments never
+    hangover after it (or up to 150 ms before its end, faded under the noise); segments never
     overlap."""
     found = [sample_span(s) for s in segments]
     assert all(a[1] <= b[0] for a, b in itertools.pairwise(found))
@@ -105,8 +105,9 @@ def assert_clips_kept_apart(
         mine = [(a, b) for a, b in found if a < speech_end and b > speech_first]
         assert mine, (speech_first, speech_end, found)
         assert speech_first - PAD - FRAME_SAMPLES - start_slack <= mine[0][0] <= speech_first
-        # A clip's fading last frames may sit under the noise: up to two frames may be lost.
-        assert speech_end - 2 * FRAME_SAMPLES <= mine[-1][1] <= speech_end + PAD + HANGOVER
+        # A clip's fading last frames may sit under the noise (in 15 dB white noise its last
+        # 120 ms are under the noise floor check's margin): up to 150 ms may be left out.
+        assert speech_end - 5 * FRAME_SAMPLES <= mine[-1][1] <= speech_end + PAD + HANGOVER
     for a, b in found:
         assert sum(a < end and b > first for first, end in spans) == 1, (a, b, spans)
 
