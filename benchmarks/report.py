@@ -738,11 +738,11 @@ def section(record: Record, notes: Path = NOTES_DIR) -> list[str]:
     measures = " ".join([record.description, *(f"{detail}." for detail in record.details)])
     command = f"`{record.command}`" + (f" {record.command_note}" if record.command_note else "")
     date = f"{record.date} {record.date_note}".strip()
+    # What was measured and how it was run share one line: the report stays within MAX_LINES.
     lines = [
         f"## {record.title}",
-        f"- Measures: {measures.strip()}",
-        f"- Command: {command}; run {date} at commit `{record.commit}` on "
-        f"{record.machine or 'a machine not recorded'}{link}",
+        f"- Measures: {measures.strip()} Command: {command}; run {date} at commit "
+        f"`{record.commit}` on {record.machine or 'a machine not recorded'}{link}",
     ]
     if record.failure:
         failure = record.failure
