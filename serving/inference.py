@@ -103,7 +103,24 @@ class DecodeOptions:
     offset: float = 0.0  # seconds added to every time: a segment's place in its recording
 
 
-class OfflineRecognizer:
+class HotWordMethods:
+    """DeepSpeech 0.9.3's hot-word calls on a model: they change its decoder's list, so every
+    transcript (or stream) from then on favours the words (beam decoder only)."""
+
+    decoder: Decoder
+
+    def add_hot_word(self, word: str, boost: float) -> None:
+        """Favour `word` by `boost` nats (negative: suppress it)."""
+        self.decoder.hot_words.add(word, boost)
+
+    def erase_hot_word(self, word: str) -> None:
+        self.decoder.hot_words.erase(word)
+
+    def clear_hot_words(self) -> None:
+        self.decoder.hot_words.clear()
+
+
+class OfflineRecognizer(HotWordMethods):
     """An exported whole-utterance model with the decoder and name that turn audio into text.
 
     The model runs in the runtime (`OfflineModel.run` is thread-safe and releases the GIL),
@@ -129,16 +146,6 @@ class OfflineRecognizer:
         self.name = name or self.metadata.model_name
         self.version = version or self.metadata.model_version
         self.source = source
-
-    def add_hot_word(self, word: str, boost: float) -> None:
-        """Favour `word` by `boost` nats in every transcript from now on (beam decoder only)."""
-        self.decoder.hot_words.add(word, boost)
-
-    def erase_hot_word(self, word: str) -> None:
-        self.decoder.hot_words.erase(word)
-
-    def clear_hot_words(self) -> None:
-        self.decoder.hot_words.clear()
 
     def stt(self, audio: np.ndarray) -> str:
         """Transcript of a whole (n,) 16 kHz mono signal: int16 samples, or floats in [-1, 1]."""

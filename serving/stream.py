@@ -37,7 +37,7 @@ from deepspeech.runtime.streaming import (
     ChunkScores,
     StreamingModel,
 )
-from serving.inference import read_audio, resolve_model_source
+from serving.inference import HotWordMethods, read_audio, resolve_model_source
 from serving.recordings import FileTranscript
 
 logger = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_CHUNK_MS = 20  # what a live source delivers at a time (a WebRTC/AudioWorklet frame)
 
 
-class SpeechModel:
+class SpeechModel(HotWordMethods):
     """A streaming model file (or models:/NAME/VERSION), ready to open streams.
 
     The acoustic model is the runtime's `StreamingModel`: one onnxruntime session serves every
@@ -69,16 +69,6 @@ class SpeechModel:
         self.decoder = make_decoder(self.decoder_config, self.metadata.alphabet, "probabilities")
         self.name = location.name or self.metadata.model_name
         self.version = location.version or self.metadata.model_version
-
-    def add_hot_word(self, word: str, boost: float) -> None:
-        """Favour `word` by `boost` nats in streams created from now on (beam decoder only)."""
-        self.decoder.hot_words.add(word, boost)
-
-    def erase_hot_word(self, word: str) -> None:
-        self.decoder.hot_words.erase(word)
-
-    def clear_hot_words(self) -> None:
-        self.decoder.hot_words.clear()
 
     @property
     def sample_rate(self) -> int:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_decode import frames, spell
 
 from deepspeech.audio import PCM16_SCALE, load_wav
 from deepspeech.data.manifest import read_manifest
@@ -23,24 +24,6 @@ from serving.stream import SpeechModel
 ALPHABET = Alphabet.default()
 BLANK = ALPHABET.blank_index
 FRAME = 0.02  # seconds per frame at stride 2
-
-
-def frames(*spec: str | dict[str, float], confidence: float = 0.98) -> np.ndarray:
-    """(n_frames, n_classes) probabilities; "_" is blank; unnamed classes share the rest."""
-    rows = []
-    for frame in spec:
-        wanted = frame if isinstance(frame, dict) else {frame: confidence}
-        row = np.zeros(ALPHABET.num_classes)
-        for char, probability in wanted.items():
-            row[BLANK if char == "_" else ALPHABET.label_of(char)] = probability
-        rest = row == 0
-        row[rest] = (1 - row.sum()) / rest.sum()
-        rows.append(row)
-    return np.array(rows, dtype=np.float32)
-
-
-def spell(text: str) -> list[str]:
-    return [frame for char in text for frame in (char, "_")]
 
 
 def path_of(spec: list[str]) -> np.ndarray:
