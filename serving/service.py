@@ -173,11 +173,10 @@ class TranscriptionService:
 
     async def _transcribe(self, wav: IO[bytes], name: str, options: DecodeOptions) -> Transcription:
         start = time.perf_counter()
-        loop = asyncio.get_running_loop()
-        info = await loop.run_in_executor(self._pool, _header, wav, name)
+        info = await self._in_pool(_header, wav, name)
         check_duration(info.duration_seconds, self.settings.max_audio_seconds, name)
         if info.duration_seconds <= self.settings.vad.max_segment_s:
-            seconds, features = await loop.run_in_executor(self._pool, self._prepare, wav, name)
+            seconds, features = await self._in_pool(self._prepare, wav, name)
             metadata = await self.batcher.submit(features, options)
             result = FileTranscript.whole(name, seconds, metadata)
         else:
@@ -194,12 +193,11 @@ class TranscriptionService:
     ) -> FileTranscript:
         """Segments read and featurized in the pool, decoded through the batcher, at most
         `max_batch` waiting at a time; all of them dropped if the request is."""
-        loop = asyncio.get_running_loop()
         segments = speech_segments(wav, settings=self.settings.vad, name=name)
         waiting: collections.deque[tuple[AudioSegment, asyncio.Future[Any]]] = collections.deque()
         done: list[SegmentTranscript] = []
         try:
-            while item := await loop.run_in_executor(self._pool, self._next_segment, segments):
+            while item := await self._in_pool(self._next_segment, segments):
                 segment, features = item
                 check_duration(segment.end, self.settings.max_audio_seconds, name)  # a lying header
                 request = replace(options, offset=options.offset + segment.start)
@@ -216,6 +214,18 @@ class TranscriptionService:
             with contextlib.suppress(ValueError):  # still running in the pool: let it finish
                 segments.close()
         return FileTranscript(name, seconds, tuple(done), cut=True)
+
+    async def _in_pool(self, function: Callable[..., Any], *args: Any) -> Any:
+        """`function(*args)` in the feature threads. If the request is dropped meanwhile, the
+        thread is waited for before the cancellation goes on: it reads the request's body,
+        which the route closes (and deletes) as soon as the request is over."""
+        future = asyncio.get_running_loop().run_in_executor(self._pool, function, *args)
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await future
+            raise
 
     def _next_segment(
         self, segments: Iterator[AudioSegment]

@@ -8,7 +8,14 @@
 const STREAM_PATH = "/v1/stream";
 const STREAM_RATE = 16000; // what the streaming model reads; the AudioContext resamples to it
 
-const live = { socket: null, context: null, media: null, serverError: null, frames: [] };
+const live = {
+  socket: null,
+  context: null,
+  media: null,
+  serverError: null,
+  frames: [],
+  ended: false, // EOS sent: a frame the worklet still posts is neither sent nor kept
+};
 const byId = (id) => document.getElementById(id);
 
 function setLiveState(state, message) {
@@ -39,6 +46,7 @@ async function startLive() {
   byId("live-audio").hidden = true;
   byId("live-legend").hidden = true;
   live.frames = [];
+  live.ended = false;
   if (!window.isSecureContext || !navigator.mediaDevices || !window.AudioWorkletNode) {
     showLiveError(
       "Live transcription needs the microphone on a secure page (https:// or " +
@@ -69,7 +77,7 @@ async function startLive() {
   const source = live.context.createMediaStreamSource(live.media);
   const pcm16 = new AudioWorkletNode(live.context, "pcm16-processor");
   pcm16.port.onmessage = (event) => {
-    if (!live.socket || live.socket.readyState !== WebSocket.OPEN) return;
+    if (live.ended || !live.socket || live.socket.readyState !== WebSocket.OPEN) return;
     live.socket.send(event.data);
     live.frames.push(new Int16Array(event.data)); // word times count from the first frame sent
   };
@@ -119,6 +127,7 @@ function stopLive() {
   byId("live-stop").disabled = true;
   releaseAudio();
   if (live.socket && live.socket.readyState === WebSocket.OPEN) {
+    live.ended = true;
     live.socket.send("EOS");
     setLiveState("finishing", "Finishing…");
   }
