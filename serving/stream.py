@@ -169,10 +169,7 @@ class Stream:
 
     def _metadata(self, num_results: int) -> Metadata:
         return metadata_of(
-            self._decoder.alignments(num_results),
-            self._decoder.probabilities(),
-            self._alphabet,
-            self._frame_seconds,
+            self._decoder.alignments(num_results), self._alphabet, self._frame_seconds
         )
 
     def _decode(self, scores: ChunkScores | None) -> None:

@@ -14,7 +14,8 @@ from deepspeech.data.manifest import read_manifest
 from deepspeech.decoding.decoders import BeamDecoder, DecoderConfig, GreedyDecoder
 from deepspeech.decoding.hot_words import HotWordList, parse_hot_word, parse_hot_words
 from deepspeech.decoding.lm import build_kneser_ney
-from deepspeech.decoding.transcript import candidate_from_path, decode_with_metadata
+from deepspeech.decoding.streaming import GreedyStreamDecoder
+from deepspeech.decoding.transcript import candidate_from_path, decode_with_metadata, metadata_of
 from deepspeech.errors import ConfigError
 from deepspeech.runtime.session import Placement
 from deepspeech.text import Alphabet
@@ -34,7 +35,9 @@ def test_tokens_and_words_carry_the_frames_they_were_emitted_at() -> None:
     spec = ["_", "h", "h", "_", "i", "_", " ", " ", "_", "_", "y", "o", "o", "_", " "]
     probabilities = frames(*spec)
     probabilities[4] = frames({"i": 0.4})[0]  # an unsure "i"
-    found = candidate_from_path(path_of(spec), probabilities, ALPHABET, FRAME, offset=1.0)
+    path = path_of(spec)
+    along = probabilities[np.arange(len(path)), path]  # each frame's probability of its label
+    found = candidate_from_path(path, along, ALPHABET, FRAME, offset=1.0)
     assert found.text == "hi yo"  # the trailing space is dropped, the middle ones folded
     assert [(t.text, t.timestep) for t in found.tokens] == [
         ("h", 1), ("i", 4), (" ", 6), ("y", 10), ("o", 11)
@@ -50,7 +53,9 @@ def test_tokens_and_words_carry_the_frames_they_were_emitted_at() -> None:
 
 def test_empty_and_blank_paths_give_empty_transcripts() -> None:
     for spec in ([], ["_", "_"], [" ", "_", " "]):
-        found = candidate_from_path(path_of(spec), frames(*spec), ALPHABET, FRAME)
+        path = path_of(spec)
+        along = frames(*spec)[np.arange(len(path)), path] if spec else np.zeros(0)
+        found = candidate_from_path(path, along, ALPHABET, FRAME)
         assert found.text == "" and found.words == () and found.confidence == 1.0
 
 
@@ -186,3 +191,17 @@ def test_stream_metadata_equals_the_offline_metadata(
             for ours, theirs in zip(found.best.words, expected.best.words, strict=True):
                 assert ours.start_time == pytest.approx(theirs.start_time)
                 assert ours.confidence == pytest.approx(theirs.confidence, abs=1e-4)
+
+
+def test_a_greedy_stream_keeps_two_numbers_a_frame_for_its_timings() -> None:
+    """A long greedy stream holds each frame's label and its probability, not the whole
+    (n_frames, n_classes) matrix, and its timed transcript is the whole utterance's."""
+    scores = frames(*spell("the cat sat on the mat ") * 40)
+    stream = GreedyStreamDecoder(ALPHABET)
+    for start in range(0, len(scores), 7):
+        stream.accept(scores[start : start + 7])
+    (kept,) = stream.alignments()
+    assert kept.path.nbytes + kept.probabilities.nbytes <= 12 * len(scores)
+    whole = decode_with_metadata(GreedyDecoder(ALPHABET), scores, ALPHABET, FRAME).best
+    streamed = metadata_of([kept], ALPHABET, FRAME).best
+    assert streamed.text == whole.text and streamed.words == whole.words

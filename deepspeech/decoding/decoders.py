@@ -109,11 +109,16 @@ def to_log_probs(scores: np.ndarray, kind: ScoreKind = "auto") -> np.ndarray:
     return np.ascontiguousarray(log_probs, dtype=np.float32)
 
 
-def to_probabilities(scores: np.ndarray, kind: ScoreKind = "auto") -> np.ndarray:
-    """(n_frames, n_classes) scores -> probabilities (a softmax's output is returned as is)."""
-    if kind == "probabilities" or (kind == "auto" and looks_like_probabilities(scores)):
-        return np.asarray(scores, dtype=np.float32)
-    return np.exp(to_log_probs(scores, "logits"))
+def greedy_alignment(scores: np.ndarray) -> Alignment:
+    """Best path of (n_frames, n_classes) logits or probabilities, with each frame's
+    probability of its label: argmax is the same either way, and a softmax's output needs no
+    log-softmax of the whole matrix."""
+    path = np.argmax(scores, axis=1)
+    if looks_like_probabilities(scores):
+        picked = np.asarray(scores, np.float32)[np.arange(len(path)), path]
+        return Alignment(path, picked, float(np.log(np.maximum(picked, _LOG_FLOOR)).sum()))
+    log_probs = to_log_probs(scores, "logits")
+    return alignment_along(path, log_probs, float(log_probs[np.arange(len(path)), path].sum()))
 
 
 def looks_like_probabilities(scores: np.ndarray) -> bool:
@@ -129,14 +134,24 @@ def looks_like_probabilities(scores: np.ndarray) -> bool:
 
 @dataclass(frozen=True)
 class Alignment:
-    """A hypothesis as the search found it: one label per frame, and its log score.
+    """A hypothesis as the search found it: one label per frame, how likely the model found
+    that label at that frame, and the hypothesis' log score.
 
-    The path says where each character was emitted; `deepspeech.decoding.transcript` turns it
-    into timed tokens and words.
+    The path says where each character was emitted and its probabilities how sure the model
+    was; `deepspeech.decoding.transcript` turns them into timed tokens and words. Only the
+    path's own probabilities are kept, not the whole (n_frames, n_classes) matrix, so a greedy
+    stream holds two numbers a frame.
     """
 
     path: np.ndarray  # (n_frames,) label ids, blank included
+    probabilities: np.ndarray  # (n_frames,) p(path[t] | frame t)
     score: float
+
+
+def alignment_along(path: np.ndarray, log_probs: np.ndarray, score: float) -> Alignment:
+    """The Alignment of `path` through (n_frames, n_classes) natural-log probabilities."""
+    picked = log_probs[np.arange(len(path)), path]
+    return Alignment(path, np.exp(picked), score)
 
 
 class Decoder(Protocol):
@@ -234,9 +249,7 @@ class GreedyDecoder:
         """The best path, the one hypothesis greedy decoding has (whatever `num_results`)."""
         _check_shape(scores, self.alphabet)
         self.hot_words.with_extra(hot_words)  # refuses any: greedy has no hypotheses to rank
-        log_probs = to_log_probs(scores[: scores.shape[0] if length is None else length])
-        path = np.argmax(log_probs, axis=1)
-        return [Alignment(path, float(log_probs[np.arange(len(path)), path].sum()))]
+        return [greedy_alignment(scores[: scores.shape[0] if length is None else length])]
 
     def decode_batch(self, scores: np.ndarray, lengths: Sequence[int] | np.ndarray) -> list[str]:
         return greedy_decode_batch(scores, np.asarray(lengths), self.alphabet)
@@ -320,11 +333,13 @@ class BeamDecoder:
             return []
         search, _lm = self.new_search(self.hot_words.with_extra(hot_words))  # _lm: kept alive
         results = search.decode(log_probs.ctypes.data, n_frames, n_classes)
-        return self.distinct(results, num_results, final=True)
+        return self.distinct(results, num_results, log_probs, final=True)
 
-    def distinct(self, results: Sequence[Any], num_results: int, *, final: bool) -> list[Alignment]:
-        """flashlight results -> alignments with distinct texts; `final` results carry an end
-        marker after the frames, all carry a start marker before them."""
+    def distinct(
+        self, results: Sequence[Any], num_results: int, log_probs: np.ndarray, *, final: bool
+    ) -> list[Alignment]:
+        """flashlight results over `log_probs` -> alignments with distinct texts; `final`
+        results carry an end marker after the frames, all carry a start marker before them."""
         found: list[Alignment] = []
         texts: set[str] = set()
         for result in results:
@@ -332,7 +347,7 @@ class BeamDecoder:
             text = self.tokens_to_text(path)
             if text not in texts:
                 texts.add(text)
-                found.append(Alignment(path, float(result.score)))
+                found.append(alignment_along(path, log_probs, float(result.score)))
                 if len(found) == num_results:
                     break
         return found

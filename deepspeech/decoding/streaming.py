@@ -7,9 +7,10 @@ last frame's label to merge repeats across a chunk boundary, so the streamed tex
 stream (`decode_begin`, `decode_step` per chunk, `decode_end`), so its final text equals the
 whole-utterance beam search.
 
-Both keep the stream's probabilities, so that the timed, N-best transcripts of
-`deepspeech.decoding.transcript` can be built at any point (`alignments` + `probabilities`);
-that memory grows with the stream, bounded by the server's stream length limit.
+Both can give their alignments at any point, from which `deepspeech.decoding.transcript`
+builds timed, N-best transcripts. Greedy keeps each frame's label and its probability (two
+numbers a frame); beam search, whose path is only known at the end, keeps each frame's log
+probabilities. That memory grows with the stream, bounded by the server's stream length limit.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from deepspeech.decoding.decoders import (
     BeamDecoder,
     Decoder,
     GreedyDecoder,
+    greedy_alignment,
     to_log_probs,
-    to_probabilities,
 )
 from deepspeech.decoding.hot_words import HotWords
 from deepspeech.text import Alphabet
@@ -43,25 +44,21 @@ class StreamDecoder(Protocol):
         """The best hypothesis so far; after `finish`, up to `num_results` final ones."""
         ...
 
-    def probabilities(self) -> np.ndarray:
-        """(n_frames, n_classes) probabilities of every frame accepted so far."""
-        ...
 
+class _Chunks:
+    """Per-frame arrays of a stream, kept chunk by chunk and joined when asked."""
 
-class _Frames:
-    """The probabilities of a stream's frames, kept chunk by chunk and joined when asked."""
-
-    def __init__(self, n_classes: int) -> None:
+    def __init__(self, empty: np.ndarray) -> None:
         self._chunks: list[np.ndarray] = []
-        self._n_classes = n_classes
+        self._empty = empty
 
-    def add(self, probabilities: np.ndarray) -> None:
-        self._chunks.append(np.asarray(probabilities, dtype=np.float32))
+    def add(self, values: np.ndarray) -> None:
+        self._chunks.append(values)
 
     def all(self) -> np.ndarray:
         if len(self._chunks) > 1:
             self._chunks = [np.concatenate(self._chunks)]
-        return self._chunks[0] if self._chunks else np.zeros((0, self._n_classes), np.float32)
+        return self._chunks[0] if self._chunks else self._empty
 
 
 class GreedyStreamDecoder:
@@ -71,14 +68,15 @@ class GreedyStreamDecoder:
         self.alphabet = alphabet
         self._previous = alphabet.blank_index  # the last frame's label (blank before any)
         self._text = ""  # grown by each chunk's characters: never rebuilt from all labels
-        self._frames = _Frames(alphabet.num_classes)
+        self._best: list[Alignment] = []  # each chunk's best path and its probabilities
 
     def accept(self, scores: np.ndarray) -> None:
         """Decode (n_frames, n_classes) more frames (logits or probabilities)."""
-        best = np.argmax(scores, axis=1)
-        if len(best) == 0:
+        if len(scores) == 0:
             return
-        self._frames.add(to_probabilities(scores))
+        chunk = greedy_alignment(scores)
+        self._best.append(chunk)
+        best = chunk.path
         previous = np.concatenate([[self._previous], best[:-1]])
         keep = (best != previous) & (best != self.alphabet.blank_index)
         self._text += self.alphabet.decode(best[keep])
@@ -93,13 +91,15 @@ class GreedyStreamDecoder:
         return self._text
 
     def alignments(self, num_results: int = 1) -> list[Alignment]:
-        probabilities = self._frames.all()
-        path = np.argmax(probabilities, axis=1)
-        picked = probabilities[np.arange(len(path)), path]
-        return [Alignment(path, float(np.log(np.maximum(picked, 1e-30)).sum()))]
-
-    def probabilities(self) -> np.ndarray:
-        return self._frames.all()
+        if len(self._best) > 1:  # the chunks' paths joined: greedy's path of all the frames
+            self._best = [
+                Alignment(
+                    np.concatenate([a.path for a in self._best]),
+                    np.concatenate([a.probabilities for a in self._best]),
+                    sum(a.score for a in self._best),
+                )
+            ]
+        return list(self._best) or [Alignment(np.zeros(0, np.int64), np.zeros(0), 0.0)]
 
 
 class BeamStreamDecoder:
@@ -117,7 +117,7 @@ class BeamStreamDecoder:
         self._search, self._lm = decoder.new_search(decoder.hot_words.with_extra(hot_words))
         self._search.decode_begin()
         self._frames = 0
-        self._probabilities = _Frames(decoder.alphabet.num_classes)
+        self._log_probs = _Chunks(np.zeros((0, decoder.alphabet.num_classes), np.float32))
         self._final: list[object] | None = None  # flashlight's final hypotheses, once finished
 
     def accept(self, scores: np.ndarray) -> None:
@@ -127,7 +127,7 @@ class BeamStreamDecoder:
         log_probs = np.ascontiguousarray(to_log_probs(scores, self._decoder.kind), np.float32)
         self._search.decode_step(log_probs.ctypes.data, *log_probs.shape)
         self._frames += len(log_probs)
-        self._probabilities.add(np.exp(log_probs))
+        self._log_probs.add(log_probs)
 
     def text(self) -> str:
         """The best hypothesis so far (its start marker dropped)."""
@@ -141,19 +141,17 @@ class BeamStreamDecoder:
             return ""
         self._search.decode_end()
         self._final = list(self._search.get_all_final_hypothesis())
-        best = self._decoder.distinct(self._final, 1, final=True)
+        best = self._decoder.distinct(self._final, 1, self._log_probs.all(), final=True)
         return self._decoder.tokens_to_text(best[0].path) if best else ""
 
     def alignments(self, num_results: int = 1) -> list[Alignment]:
         if self._frames == 0:
             return []
+        log_probs = self._log_probs.all()
         if self._final is not None:
-            return self._decoder.distinct(self._final, num_results, final=True)
+            return self._decoder.distinct(self._final, num_results, log_probs, final=True)
         best = self._search.get_best_hypothesis()
-        return self._decoder.distinct([best], 1, final=False)
-
-    def probabilities(self) -> np.ndarray:
-        return self._probabilities.all()
+        return self._decoder.distinct([best], 1, log_probs, final=False)
 
 
 def stream_decoder(decoder: Decoder, hot_words: HotWords | None = None) -> StreamDecoder:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from deepspeech.decoding.decoders import Alignment, Decoder, to_probabilities
+from deepspeech.decoding.decoders import Alignment, Decoder
 from deepspeech.decoding.hot_words import HotWords
 from deepspeech.text import Alphabet
 
@@ -116,7 +116,7 @@ def candidate_from_path(
     score: float = 0.0,
     offset: float = 0.0,
 ) -> CandidateTranscript:
-    """A frame-wise label path and the (n_frames, n_classes) probabilities it was read from ->
+    """A frame-wise label path and the (n_frames,) probability of its label at each frame ->
     the transcript with token and word timings and confidences.
 
     Spaces are tokens as in DeepSpeech, but leading, trailing and repeated spaces are dropped,
@@ -139,7 +139,7 @@ def candidate_from_path(
         label = int(labels[start])
         if label == space and (not tokens or tokens[-1].text == " "):
             continue
-        peak = float(probabilities[start:end, label].max())
+        peak = float(probabilities[start:end].max())
         tokens.append(
             TokenMetadata(alphabet.labels[label], start, start * frame_seconds + offset, peak)
         )
@@ -176,17 +176,16 @@ def _words(
 
 def metadata_of(
     alignments: Sequence[Alignment],
-    probabilities: np.ndarray,
     alphabet: Alphabet,
     frame_seconds: float,
     *,
     offset: float = 0.0,
 ) -> Metadata:
-    """A decoder's alignments (best first) and the probabilities they came from -> Metadata."""
+    """A decoder's alignments (best first) -> Metadata."""
     return Metadata(
         tuple(
             candidate_from_path(
-                a.path, probabilities, alphabet, frame_seconds, score=a.score, offset=offset
+                a.path, a.probabilities, alphabet, frame_seconds, score=a.score, offset=offset
             )
             for a in alignments
         )
@@ -207,4 +206,4 @@ def decode_with_metadata(
     """One utterance's (n_frames, n_classes) scores -> its N-best timed transcripts."""
     scores = scores[: scores.shape[0] if length is None else length]
     alignments = decoder.alignments(scores, num_results=num_results, hot_words=hot_words)
-    return metadata_of(alignments, to_probabilities(scores), alphabet, frame_seconds, offset=offset)
+    return metadata_of(alignments, alphabet, frame_seconds, offset=offset)
