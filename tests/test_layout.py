@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # docs/layout.md's stages, first to last; a module may import its own stage and earlier ones.
 STAGES = (
     ("deepspeech.errors", "deepspeech.config", "deepspeech.logs", "deepspeech.files",
-     "deepspeech.parallel", "deepspeech.timing"),
+     "deepspeech.parallel", "deepspeech.timing", "deepspeech.model_uri"),
     ("deepspeech.text", "deepspeech.audio", "deepspeech.stm", "deepspeech.metrics",
      "deepspeech.vad"),
     ("deepspeech.data",),

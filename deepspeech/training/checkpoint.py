@@ -21,11 +21,15 @@ from deepspeech.model.config import ModelConfig
 from deepspeech.text import Alphabet
 
 RUN_INFO_FILE = "run.json"
+# The MLflow artifact of a run's final weights + run.json (a model-only checkpoint folder), so
+# `train --init-from runs:/RUN_ID` works on a machine without the folder.
+CHECKPOINT_ARTIFACT = "checkpoint"
 
 # Train options whose state each checkpoint holds (the optimizer's slots, the loss scale): under
 # other values a resume would restore only part of it and the optimizer would silently start
 # afresh mid-run. Other options (epochs, rates, data) may change on resume.
-OPTIMIZER_STATE_OPTIONS = ("optimizer", "mixed_precision")
+# Frozen layers have no slots either.
+OPTIMIZER_STATE_OPTIONS = ("optimizer", "mixed_precision", "freeze_layers")
 
 
 @dataclass(frozen=True)
@@ -127,6 +131,19 @@ def restore_training_checkpoint(checkpoint: Any, path: str, info: RunInfo | None
             f"trained with {first}; mixed precision adds loss scaling on GPUs only, so resume "
             "with the same options on the same kind of device, or use another --checkpoint-dir"
         ) from e
+
+
+def has_saved_weights(checkpoint_dir: Path) -> bool:
+    """Whether TensorFlow saved a checkpoint in the folder (its state file), without TensorFlow."""
+    return (Path(checkpoint_dir) / "checkpoint").is_file()
+
+
+def save_model_checkpoint(model: Any, folder: Path) -> None:
+    """The model's weights alone (no optimizer, no counters): with run.json beside them, what
+    another machine needs to evaluate, export or fine-tune it (`CHECKPOINT_ARTIFACT`)."""
+    import tensorflow as tf
+
+    tf.train.Checkpoint(model=model).save(str(Path(folder) / "model"))
 
 
 def restore_inference_model(checkpoint_dir: Path) -> tuple[Any, RunInfo]:

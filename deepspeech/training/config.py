@@ -24,7 +24,7 @@ from deepspeech.decoding.decoders import (
     DecoderConfig,
 )
 from deepspeech.errors import ConfigError
-from deepspeech.model.config import RNN_KINDS, ModelConfig
+from deepspeech.model.config import RNN_KINDS, WEIGHT_LAYERS, ModelConfig
 from deepspeech.text import Alphabet
 from deepspeech.training.schedule import LR_SCHEDULES
 
@@ -133,6 +133,19 @@ class TrainConfig:
         0.0, "Stop training after this many minutes (at an epoch's end); 0 = no limit."
     )
     seed: int = setting(0, "Seed for weights, batch order and augmentation.")
+    init_from: str = setting(
+        "",
+        "Fine-tune: start from a trained model's weights, a checkpoint folder, runs:/RUN_ID or "
+        "models:/NAME@ALIAS|/VERSION (fresh optimizer, schedule and MLflow run). Another "
+        "--alphabet re-initialises the output layer. Ignored when --checkpoint-dir already "
+        "holds checkpoints (that run resumes).",
+    )
+    drop_layers: int = setting(
+        0, f"With --init-from: re-initialise the top N of the layers {', '.join(WEIGHT_LAYERS)}."
+    )
+    freeze_layers: int = setting(
+        0, "With --init-from: keep the bottom N of those layers fixed (not trained)."
+    )
     augment: tuple[str, ...] = setting(
         (),
         "Augment the training data: name[p=P,key=VALUE,...], VALUE a number, a word or a "
@@ -165,6 +178,7 @@ class TrainConfig:
         check_positive(self, "workers")
         _check_choices(self)
         _check_ranges(self)
+        _check_fine_tuning(self)
         parse_augmentations(self.augment)  # a bad SPEC fails now, not after hours of set-up
 
     def read_alphabet(self) -> Alphabet:
@@ -248,6 +262,22 @@ def _check_ranges(config: TrainConfig) -> None:
         raise ConfigError(f"workers {config.workers} needs --ray-address (an address or local)")
     if config.gpus_per_worker < 0 or config.cpus_per_worker < 0 or config.max_failures < -1:
         raise ConfigError("gpus_per_worker and cpus_per_worker must be >= 0, max_failures >= -1")
+
+
+def _check_fine_tuning(config: TrainConfig) -> None:
+    layers = len(WEIGHT_LAYERS)
+    if not 0 <= config.drop_layers <= layers:
+        raise ConfigError(f"drop_layers {config.drop_layers} must be in 0..{layers}")
+    if not 0 <= config.freeze_layers < layers:
+        raise ConfigError(
+            f"freeze_layers {config.freeze_layers} must be in 0..{layers - 1} (some layer "
+            "must train)"
+        )
+    if (config.drop_layers or config.freeze_layers) and not config.init_from:
+        raise ConfigError(
+            "drop_layers and freeze_layers apply to a model given with --init-from; "
+            "without one every layer starts random"
+        )
 
 
 def build_train_config(

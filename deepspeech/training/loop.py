@@ -17,10 +17,11 @@ chief alone.
 from __future__ import annotations
 
 import logging
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,19 +41,30 @@ from deepspeech.text import Alphabet
 from deepspeech.training.checkpoint import (
     RunInfo,
     check_resumable,
+    has_saved_weights,
     read_run_info,
     restore_training_checkpoint,
+    save_model_checkpoint,
     write_run_info,
 )
 from deepspeech.training.config import TrainConfig
 from deepspeech.training.evaluate import evaluate_set, make_eval_step
+from deepspeech.training.init_from import (
+    SOURCE_RUN_TAG,
+    SOURCE_TAG,
+    FineTuning,
+    freeze_bottom_layers,
+    initialize_from_source,
+    open_init_source,
+    plan_fine_tuning,
+)
 from deepspeech.training.mlflow_store import resolve_tracking_uri
 from deepspeech.training.placement import configure_threads, make_placement
 from deepspeech.training.precision import mixed_precision, with_loss_scaling
 from deepspeech.training.report import WerReport
 from deepspeech.training.schedule import LearningRateSchedule
 from deepspeech.training.step import make_optimizer, make_train_step
-from deepspeech.training.tracking import MlflowCallback, git_commit
+from deepspeech.training.tracking import TEST_METRICS, MlflowCallback, git_commit
 
 logger = logging.getLogger(__name__)
 
@@ -197,6 +209,28 @@ class TrainingState:
         return int(self.counters[name])
 
 
+def fine_tuning_plan(
+    config: TrainConfig, alphabet: Alphabet, stack: ExitStack
+) -> FineTuning | None:
+    """With --init-from and nothing saved yet: the located source, checked against this run's
+    model before any data is read (a download lives as long as `stack`)."""
+    if not config.init_from:
+        return None
+    if has_saved_weights(Path(config.checkpoint_dir)):
+        logger.info("%s holds checkpoints: resuming, --init-from not used", config.checkpoint_dir)
+        return None
+    uri = resolve_tracking_uri(config.tracking_uri or None)
+    source = stack.enter_context(open_init_source(config.init_from, uri))
+    return plan_fine_tuning(
+        source,
+        config.model(alphabet.num_classes),
+        config.features,
+        alphabet,
+        config.drop_layers,
+        config.freeze_layers,
+    )
+
+
 def build_state(config: TrainConfig, model_config: ModelConfig, placement: Any) -> TrainingState:
     """Model, optimizer and counters in the strategy's scope, and their checkpoint manager.
 
@@ -207,6 +241,7 @@ def build_state(config: TrainConfig, model_config: ModelConfig, placement: Any) 
 
     with placement.strategy.scope(), mixed_precision(config.mixed_precision):
         model = build_birnn(model_config)
+        freeze_bottom_layers(model, config.freeze_layers)  # before the optimizer's slots exist
         optimizer = make_optimizer(config.optimizer, config.learning_rate)
         optimizer = with_loss_scaling(optimizer, config.mixed_precision)
         optimizer.build(model.trainable_variables)
@@ -234,10 +269,14 @@ def build_state(config: TrainConfig, model_config: ModelConfig, placement: Any) 
 
 
 def restore_or_initialize(
-    state: TrainingState, config: TrainConfig, train_set: CachedSet, existing: RunInfo | None
+    state: TrainingState,
+    config: TrainConfig,
+    train_set: CachedSet,
+    existing: RunInfo | None,
+    fine_tuning: FineTuning | None,
 ) -> bool:
-    """Continue from the latest checkpoint (True), or start (False): normalisation from the
-    training cache."""
+    """Continue from the latest checkpoint (True), or start (False): from the fine-tuning
+    source's weights, else from random ones with normalisation from the training cache."""
     import tensorflow as tf
 
     latest = tf.train.latest_checkpoint(config.checkpoint_dir)
@@ -250,6 +289,9 @@ def restore_or_initialize(
             state.value("step"),
         )
         return True
+    if fine_tuning:
+        initialize_from_source(state.model, fine_tuning)
+        return False
     mean, std = train_set.normalization()
     state.model.normalization.set_statistics(mean, std)
     return False
@@ -263,8 +305,10 @@ def start_tracking(
     existing: RunInfo | None,
     alphabet: Alphabet,
     steps_per_epoch: int,
+    fine_tuning: FineTuning | None,
 ) -> None:
-    """On the chief: open (or continue) the MLflow run, log the params, write run.json."""
+    """On the chief: open (or continue) the MLflow run, log the params, the manifests as
+    datasets and the fine-tuning source; start the system metrics; write run.json."""
     if not placement.is_chief:
         return
     import tensorflow as tf
@@ -291,6 +335,14 @@ def start_tracking(
             **{f"n_{name}_utterances": len(d) for name, d in data.items()},
         }
     )
+    tracker.log_datasets(
+        {"train": config.train_files, "dev": config.dev_files, "test": config.test_files}
+    )
+    if fine_tuning:
+        tracker.set_tags(
+            {SOURCE_TAG: fine_tuning.source.spec, SOURCE_RUN_TAG: fine_tuning.source.run_id or ""}
+        )
+    tracker.start_system_metrics(resumed=run_id is not None)
     write_run_info(
         checkpoint_dir,
         RunInfo(
@@ -623,23 +675,26 @@ def train(
     progress: ProgressFactory | None = None,
     on_report: Callable[[WerReport], None] | None = None,
 ) -> TrainResult:
-    """Train (or resume) the BiRNN as `config` says; evaluate dev each epoch and test at the end.
+    """Train (or resume, or fine-tune) the BiRNN as `config` says; evaluate dev each epoch and
+    test at the end.
 
     `progress` draws bars (the CLI's `progress_bar`); `on_report` receives each WER report.
     """
     progress = progress or _no_progress
     alphabet = config.read_alphabet()
     existing = check_config(config, alphabet)
-    data = open_data(config, alphabet, progress)
+    with ExitStack() as stack:
+        fine_tuning = fine_tuning_plan(config, alphabet, stack)
+        data = open_data(config, alphabet, progress)
 
-    # TensorFlow starts here: devices must be configured before its first operation.
-    import keras
+        # TensorFlow starts here: devices must be configured before its first operation.
+        import keras
 
-    configure_threads(config.intra_op_threads, config.inter_op_threads)
-    placement = make_placement(config.devices, shared_gpu=0 < config.gpus_per_worker < 1)
-    keras.utils.set_random_seed(config.seed)
-    state = build_state(config, config.model(alphabet.num_classes), placement)
-    resumed = restore_or_initialize(state, config, data["train"], existing)
+        configure_threads(config.intra_op_threads, config.inter_op_threads)
+        placement = make_placement(config.devices, shared_gpu=0 < config.gpus_per_worker < 1)
+        keras.utils.set_random_seed(config.seed)
+        state = build_state(config, config.model(alphabet.num_classes), placement)
+        resumed = restore_or_initialize(state, config, data["train"], existing, fine_tuning)
     epochs = Epochs(config, state, placement, data, alphabet, progress, on_report)
     steps_per_epoch = epochs.steps_per_epoch
     if steps_per_epoch == 0:
@@ -648,22 +703,12 @@ def train(
             f"{epochs.global_batch} ({config.batch_size} x {placement.num_replicas} replicas) "
             "on every worker; lower --batch-size"
         )
-    start_tracking(config, state, placement, data, existing, alphabet, steps_per_epoch)
+    start_tracking(config, state, placement, data, existing, alphabet, steps_per_epoch, fine_tuning)
     if not resumed:  # the initial weights, so a run can be replayed from its very first step
         state.manager.save(checkpoint_number=0)
     try:
         test_report = epochs.run()
-        if state.tracker:
-            final = (
-                {
-                    "test_loss": test_report.mean_loss,
-                    "test_wer": test_report.wer,
-                    "test_cer": test_report.cer,
-                }
-                if test_report
-                else {}
-            )
-            state.tracker.on_train_end(final)
+        finish_tracking(state, config, test_report)
     except BaseException:
         if state.tracker:
             state.tracker.mark_failed()
@@ -676,3 +721,21 @@ def train(
         stopped_early=bool(state.value("stopped")),
         test_report=test_report,
     )
+
+
+def finish_tracking(
+    state: TrainingState, config: TrainConfig, test_report: WerReport | None
+) -> None:
+    """The final weights as the run's `checkpoint` artifact, the test metrics, the run closed.
+
+    Every worker saves the weights (a multi-worker strategy's variables are saved by all
+    workers together); only the chief's copy is logged.
+    """
+    with tempfile.TemporaryDirectory(prefix="deepspeech-final-") as folder:
+        save_model_checkpoint(state.model, Path(folder))
+        if state.tracker is None:
+            return
+        write_run_info(Path(folder), read_run_info(Path(config.checkpoint_dir)))
+        state.tracker.log_checkpoint(Path(folder))
+    values = (test_report.mean_loss, test_report.wer, test_report.cer) if test_report else ()
+    state.tracker.on_train_end(dict(zip(TEST_METRICS, values, strict=False)))

@@ -12,6 +12,7 @@ import logging
 import os
 import subprocess
 import time
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from deepspeech.training.checkpoint import CHECKPOINT_ARTIFACT
 from deepspeech.training.mlflow_store import artifact_location
 from deepspeech.training.report import WerReport
 
@@ -28,6 +30,7 @@ STEP_FLUSH_EVERY = 25  # buffered per-step metrics are written in batches of thi
 HISTOGRAM_BINS = 50
 EPOCH_METRICS = ("epoch_train_loss", "dev_loss", "dev_wer", "dev_cer")
 TEST_METRICS = ("test_loss", "test_wer", "test_cer")
+SYSTEM_METRICS_SECONDS = 10  # between samples of system/* metrics (MLflow's default)
 
 
 def git_commit() -> str:
@@ -96,6 +99,7 @@ class MlflowCallback(keras.callbacks.Callback):
             self.client.update_run(run_id, status="RUNNING")
         self.run_id = run_id
         self._pending: list[Any] = []
+        self._monitor: Any = None
         self._histograms: dict[str, dict[str, Any]] = {}
 
     # --- params -----------------------------------------------------------------------------
@@ -110,6 +114,53 @@ class MlflowCallback(keras.callbacks.Callback):
         new = [Param(k, str(v)) for k, v in params.items() if k not in existing]
         for i in range(0, len(new), 100):
             self.client.log_batch(self.run_id, params=new[i : i + 100])
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        for key, value in tags.items():
+            self.client.set_tag(self.run_id, key, value)
+
+    # --- inputs, system metrics, the final weights ------------------------------------------
+    def log_datasets(self, manifests: Mapping[str, str]) -> None:
+        """Each manifest CSV as an MLflow dataset with its digest, in context train, dev or
+        test (`manifests`: {context: comma-separated paths}). A resumed run logs none twice:
+        MLflow keeps one input per dataset and context."""
+        import mlflow
+        import pandas as pd
+        from mlflow.data.sources import LocalArtifactDatasetSource
+        from mlflow.entities import DatasetInput, InputTag
+
+        inputs = []
+        for context, spec in manifests.items():
+            for path in (Path(p) for p in spec.split(",") if p):
+                with warnings.catch_warnings():  # MLflow's hints on inferring a schema
+                    warnings.simplefilter("ignore")
+                    dataset = mlflow.data.from_pandas(
+                        pd.read_csv(path, keep_default_na=False),
+                        source=LocalArtifactDatasetSource(str(path.resolve())),
+                        name=path.name,
+                    )
+                tags = [InputTag("mlflow.data.context", context)]
+                inputs.append(DatasetInput(dataset._to_mlflow_entity(), tags=tags))
+        if inputs:
+            self.client.log_inputs(self.run_id, datasets=inputs)
+
+    def start_system_metrics(self, resumed: bool) -> None:
+        """CPU, memory, disk, network (and GPU where nvidia-ml-py finds one) as `system/*`
+        metrics every SYSTEM_METRICS_SECONDS, until the run ends."""
+        from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+        self._monitor = SystemMetricsMonitor(
+            self.run_id,
+            sampling_interval=SYSTEM_METRICS_SECONDS,
+            resume_logging=resumed,
+            tracking_uri=self.tracking_uri,
+        )
+        self._monitor.start()
+
+    def log_checkpoint(self, folder: Path) -> None:
+        """The final weights and run.json as the `checkpoint` artifact, so that `train
+        --init-from runs:/RUN_ID` works on a machine without the checkpoint folder."""
+        self.client.log_artifacts(self.run_id, str(folder), CHECKPOINT_ARTIFACT)
 
     # --- per-step metrics -------------------------------------------------------------------
     def on_train_batch_end(self, batch: int, logs: Mapping[str, float] | None = None) -> None:
@@ -241,11 +292,18 @@ class MlflowCallback(keras.callbacks.Callback):
         fresh = {k: v for k, v in (logs or {}).items() if not self.logged_steps(k)}
         self._queue(fresh, step=0)
         self.flush()
+        self._stop_system_metrics()
         self.client.set_terminated(self.run_id, "FINISHED")
 
     def mark_failed(self) -> None:
         self.flush()
+        self._stop_system_metrics()
         self.client.set_terminated(self.run_id, "FAILED")
+
+    def _stop_system_metrics(self) -> None:
+        if self._monitor is not None:
+            self._monitor.finish()
+            self._monitor = None
 
 
 def log_tuning_run(
