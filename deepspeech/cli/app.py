@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from typer.exceptions import TyperException
 
-import deepspeech.cli.importers  # noqa: F401  (registers data librispeech, tedlium, commonvoice)
+import deepspeech.cli.importers  # noqa: F401  (registers data librispeech, tedlium, commonvoice, import)
 from deepspeech import __version__
 from deepspeech.cli.data import data_app
 from deepspeech.cli.export import export

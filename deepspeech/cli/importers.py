@@ -1,8 +1,9 @@
-"""`deepspeech data librispeech|tedlium|commonvoice SRC OUT`: import extracted corpora.
+"""`deepspeech data librispeech|tedlium|commonvoice|import SRC OUT`: import corpora.
 
 Thin commands: each finds the corpus's conversion jobs, converts them with a progress bar and
-prints the summary. The work is in `deepspeech.corpus`. The three commands take the same
-arguments and options and differ only in the corpus's `plan_*` function and the help text.
+prints the summary. The work is in `deepspeech.corpus`. The three public-corpus commands take
+the same arguments and options and differ only in the corpus's `plan_*` function and the help
+text; `import` (your own recordings) adds the options that split them into train/dev/test.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from deepspeech.cli.data import AlphabetOption, data_app
 from deepspeech.corpus.commonvoice import plan_commonvoice
 from deepspeech.corpus.convert import DEFAULT_MAX_SECONDS, CorpusPlan, ImportConfig, convert_corpus
 from deepspeech.corpus.librispeech import plan_librispeech
+from deepspeech.corpus.recordings import DEFAULT_RATIOS, SplitConfig, parse_ratios, plan_recordings
 from deepspeech.corpus.tedlium import plan_tedlium
 from deepspeech.errors import CorpusError
 from deepspeech.parallel import available_cpus
@@ -94,6 +96,31 @@ dropping those characters would leave a transcript that no longer matches the au
 """
 
 
+IMPORT_HELP = """
+Import your own recordings: audio files + transcripts -> train/dev/test manifests + WAVs.
+
+SRC is either a folder of audio files (subfolders too), each with its transcript in a
+`.txt` of the same name beside it:
+
+    SRC/alice/001.flac    SRC/alice/001.txt    (holding e.g.: Hello, world!)
+
+or a CSV or TSV file whose header names the audio path column (`path`, `file`, `audio`,
+`wav_filename`, ...) and the transcript column (`transcript`, `text`, `sentence`);
+relative paths resolve against the table's folder:
+
+    path,transcript
+    alice/001.flac,"Hello, world!"
+
+Any audio soundfile reads (WAV, FLAC, OGG, MP3, ...) at any rate and channel count becomes
+a 16 kHz mono WAV under `OUT/wav/`, and transcripts are normalised to the alphabet. The
+files are split into `OUT/train.csv`, `dev.csv` and `test.csv` by `--split` (by number of
+files; the same split for the same `--seed`); `--speaker-pattern '^[^/]+'` (here: the first
+folder names the speaker) keeps each speaker's files in one split. Audio without a
+transcript, unreadable audio and transcripts the alphabet cannot spell are skipped and
+counted in the summary. Re-running reuses the WAVs already written, even with another split.
+"""
+
+
 def import_command(plan: Planner) -> Callable[..., None]:
     """The command `data <corpus> SRC OUT [options]` for the corpus that `plan` reads."""
 
@@ -132,3 +159,39 @@ def _convert(
     typer.echo(summary.to_text())
     if not summary.kept:
         raise CorpusError(f"{plan.out_dir}: no utterance kept; see the reasons above")
+
+
+@data_app.command("import", help=IMPORT_HELP)
+def import_recordings(
+    src: Annotated[
+        Path,
+        typer.Argument(
+            help="A folder of audio files with a .txt transcript beside each, or a CSV/TSV "
+            "file of path and transcript.",
+            show_default=False,
+        ),
+    ],
+    out: OutArgument,
+    split: Annotated[
+        str,
+        typer.Option(
+            metavar="TRAIN,DEV,TEST",
+            help="Fractions of the files for train,dev,test, adding up to 1 (0.9,0.1: no test).",
+        ),
+    ] = ",".join(f"{r:g}" for r in DEFAULT_RATIOS),
+    seed: Annotated[int, typer.Option(help="Same files and seed, same split.")] = 0,
+    speaker_pattern: Annotated[
+        str | None,
+        typer.Option(
+            metavar="REGEX",
+            help="Regular expression searched in each file's path (relative to SRC, or as "
+            "written in the table): its first group, else the whole match, names the speaker, "
+            "and all files of a speaker land in one split. Files it does not match are skipped.",
+        ),
+    ] = None,
+    alphabet: AlphabetOption = None,
+    max_seconds: MaxSecondsOption = DEFAULT_MAX_SECONDS,
+    workers: WorkersOption = None,
+) -> None:
+    config = SplitConfig(ratios=parse_ratios(split), seed=seed, speaker_pattern=speaker_pattern)
+    _convert(plan_recordings(src, out, config), alphabet, max_seconds, workers)
