@@ -47,9 +47,7 @@ def layer_weights(checkpoint: str, config: ModelConfig) -> dict[str, list[np.nda
 
     model = build_birnn(config)
     tf.train.Checkpoint(model=model).restore(checkpoint).expect_partial()
-    return {
-        name: model.get_layer(name).get_weights() for name in ("normalization", *WEIGHT_LAYERS)
-    }
+    return {name: model.get_layer(name).get_weights() for name in ("normalization", *WEIGHT_LAYERS)}
 
 
 def first_and_last(folder: Path) -> tuple[str, str]:
@@ -146,7 +144,7 @@ def test_runs_and_registry_uris_give_the_folders_weights(
     version made from that run, start a run exactly where the folder does."""
     from mlflow import MlflowClient
 
-    folder, info, latest = source
+    _, info, latest = source
     client = MlflowClient(info.tracking_uri)
     client.create_registered_model("tiny")
     version = client.create_model_version(
@@ -221,9 +219,7 @@ def test_a_bad_source_is_one_line_before_any_data_is_read(
 
 
 @pytest.mark.slow
-def test_fine_tunes_on_two_mirrored_devices(
-    source, few_steps_corpus: Path, tmp_path: Path
-) -> None:
+def test_fine_tunes_on_two_mirrored_devices(source, few_steps_corpus: Path, tmp_path: Path) -> None:
     folder, info, latest = source
     command = [
         sys.executable, "-m", "deepspeech", "train",

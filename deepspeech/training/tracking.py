@@ -138,9 +138,9 @@ class MlflowCallback(keras.callbacks.Callback):
                         pd.read_csv(path, keep_default_na=False),
                         source=LocalArtifactDatasetSource(str(path.resolve())),
                         name=path.name,
-                    )
+                    )._to_mlflow_entity()
                 tags = [InputTag("mlflow.data.context", context)]
-                inputs.append(DatasetInput(dataset._to_mlflow_entity(), tags=tags))
+                inputs.append(DatasetInput(dataset, tags=tags))
         if inputs:
             self.client.log_inputs(self.run_id, datasets=inputs)
 
