@@ -7,14 +7,21 @@ per-frame probabilities) -> greedy CTC decoding, or beam search with an LM.
 The model describes itself (its ONNX metadata holds alphabet, sample rate and feature
 settings), so nothing here needs the training checkpoint, and nothing imports TensorFlow.
 A model is a file or an MLflow registry version (`models:/NAME/VERSION`, `models:/NAME@ALIAS`).
+
+A registry version is either a bare ONNX model (`mlflow.onnx`, as exports registered it before
+the bundle) or a deployable bundle (`deepspeech export --register`, `serving.bundle`): an
+MLflow pyfunc whose artifacts are the ONNX file, the decoder settings and the LM. Opening a
+bundle opens its ONNX file with its packed decoder unless the caller names another;
+`decoder_settings` lays explicit options over the packed ones. A folder holding such a logged
+model (its MLmodel file) opens the same way.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
-import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,76 +29,157 @@ from typing import Any
 import numpy as np
 
 from deepspeech.audio import PCM16_SCALE, SAMPLE_RATE, AudioSource, load_wav, read_wav_info
+from deepspeech.config import build_settings, settings_of
 from deepspeech.decoding.decoders import Decoder, DecoderConfig, make_decoder
 from deepspeech.decoding.hot_words import HotWords
 from deepspeech.decoding.transcript import Metadata, decode_with_metadata
 from deepspeech.errors import AudioFormatError, AudioTooLongError, ModelLoadError
+from deepspeech.model_uri import REGISTRY_SCHEME, find_model_version, parse_registry_uri
 from deepspeech.runtime.graph import ModelMetadata
 from deepspeech.runtime.offline import OfflineModel
 from deepspeech.runtime.session import Placement
 
 logger = logging.getLogger(__name__)
 
-REGISTRY_SCHEME = "models:/"
-_REGISTRY_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>[^/]+)|@(?P<alias>[^/]+))$")
+# A bundle's pyfunc artifacts, by the names `serving.bundle` logs them under.
+BUNDLE_ONNX = "onnx_model"  # the exported whole-utterance ONNX file
+BUNDLE_DECODER = "decoder"  # decoder.json: {"format": 1, "settings": {DecoderConfig keys}}
+BUNDLE_LM = "lm"  # the word LM, when the bundle has one
+BUNDLE_FORMAT = 1
+MLMODEL_FILE = "MLmodel"
+# Packed settings an explicit `--decoder greedy` drops: they need the beam decoder.
+_BEAM_ONLY_KEYS = ("lm", "hot_word")
+_DOWNLOADS: dict[tuple[Any, ...], Path] = {}  # registry versions this process downloaded
 
 
 @dataclass(frozen=True)
 class ModelLocation:
-    """Where a model file is and what to call it: a path, or a registry version downloaded."""
+    """Where a model file is and what to call it: a path, or a registry version downloaded,
+    with the decoder settings a bundle packs."""
 
     path: Path
     name: str | None  # from the registry URI; None means "ask the model's metadata"
     version: str | None
+    # A bundle's decoder as flat DecoderConfig keys (`lm`: the local LM file); None: a bare
+    # ONNX model, which decodes as its caller says.
+    decoder: Mapping[str, Any] | None = None
 
 
 def resolve_model_source(source: str | os.PathLike[str], tracking_uri: str | None) -> ModelLocation:
     """A path, or `models:/NAME/VERSION` (also `models:/NAME/latest`, `models:/NAME@alias`).
 
-    Registry models are downloaded through MLflow (tracking URI: the argument, else
-    $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db, MLflow's own order).
+    A path is an ONNX file or a folder holding a logged model (its MLmodel file). Registry
+    models are downloaded through MLflow (tracking URI: the argument, else
+    $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db, MLflow's own order), once per process.
     """
     text = os.fspath(source)
     if not text.startswith(REGISTRY_SCHEME):
         path = Path(text)
+        if path.is_dir() and (path / MLMODEL_FILE).is_file():
+            onnx_file, decoder = read_logged_model(path, text)
+            return ModelLocation(onnx_file, None, None, decoder)
         if not path.is_file():
             raise ModelLoadError(f"{path}: no such model file; export one with `deepspeech export`")
         return ModelLocation(path, None, None)
-    match = _REGISTRY_URI.match(text)
-    if not match:
-        raise ModelLoadError(
-            f"{text}: not a registry URI; write models:/NAME/VERSION, models:/NAME/latest "
-            "or models:/NAME@ALIAS"
-        )
+    uri = parse_registry_uri(text)
     import mlflow
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
-    from mlflow.models import Model
 
     if tracking_uri:
         mlflow.set_tracking_uri(tracking_uri)
-    uri = mlflow.get_tracking_uri()
-    name, version, alias = match["name"], match["version"], match["alias"]
-    client = MlflowClient(uri)
+    store = mlflow.get_tracking_uri()
     try:
-        if alias:
-            version = client.get_model_version_by_alias(name, alias).version
-        elif version == "latest":
-            versions = client.search_model_versions(f"name = '{name}'")
-            if not versions:
-                raise ModelLoadError(f"{text}: model {name!r} has no versions in {uri}")
-            version = str(max(int(v.version) for v in versions))
+        found = find_model_version(uri, MlflowClient(store))
+        local = _download_version(store, uri.name, found)
+    except MlflowException as e:
+        raise ModelLoadError(f"{text}: not found in the MLflow registry at {store}: {e}") from e
+    onnx_file, decoder = read_logged_model(local, text)
+    return ModelLocation(onnx_file, uri.name, str(found.version), decoder)
+
+
+def _download_version(tracking_uri: str, name: str, found: Any) -> Path:
+    """A registry version's files (`found`: its ModelVersion), downloaded once per process and
+    version (a command that reads a bundle's settings and then opens it downloads it once);
+    a version deleted and registered again under its number is another source, so fetched."""
+    import mlflow
+
+    key = (tracking_uri, name, str(found.version), found.source, found.creation_timestamp)
+    local = _DOWNLOADS.get(key)
+    if local is None or not local.is_dir():
         local = Path(
             mlflow.artifacts.download_artifacts(
-                artifact_uri=f"{REGISTRY_SCHEME}{name}/{version}", tracking_uri=uri
+                artifact_uri=f"{REGISTRY_SCHEME}{name}/{found.version}", tracking_uri=tracking_uri
             )
         )
-        data = Model.load(local).flavors["onnx"]["data"]
-    except MlflowException as e:
-        raise ModelLoadError(f"{text}: not found in the MLflow registry at {uri}: {e}") from e
-    except KeyError as e:
-        raise ModelLoadError(f"{text}: the registered model has no ONNX flavor") from e
-    return ModelLocation(local / data, name, str(version))
+        _DOWNLOADS[key] = local
+    return local
+
+
+def read_logged_model(folder: Path, label: str) -> tuple[Path, dict[str, Any] | None]:
+    """(the ONNX file, the packed decoder settings or None) of a logged model's folder: a
+    deployable bundle (pyfunc with our artifacts) or a bare `mlflow.onnx` model."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.models import Model
+
+    try:
+        flavors = Model.load(folder).flavors
+    except (OSError, ValueError, MlflowException) as e:
+        raise ModelLoadError(f"{label}: not a readable MLflow model: {e}") from e
+    artifacts = flavors.get("python_function", {}).get("artifacts", {})
+    if BUNDLE_ONNX in artifacts and BUNDLE_DECODER in artifacts:
+        lm = folder / artifacts[BUNDLE_LM]["path"] if BUNDLE_LM in artifacts else None
+        decoder_json = folder / artifacts[BUNDLE_DECODER]["path"]
+        return folder / artifacts[BUNDLE_ONNX]["path"], read_packed_decoder(decoder_json, lm)
+    if "onnx" in flavors:
+        return folder / flavors["onnx"]["data"], None
+    raise ModelLoadError(
+        f"{label}: neither a deepspeech bundle nor an ONNX model (flavors: {', '.join(flavors)})"
+    )
+
+
+def packed_decoder_json(decoder: DecoderConfig) -> str:
+    """decoder.json of a bundle: every DecoderConfig setting by key, so the bundle decodes as
+    exported even if defaults change later; the LM travels as its own artifact."""
+    settings = {s.key: _value_at(decoder, s.path) for s in settings_of(DecoderConfig)}
+    settings["lm"] = None
+    settings["hot_word"] = list(settings["hot_word"])
+    return json.dumps({"format": BUNDLE_FORMAT, "settings": settings}, indent=2)
+
+
+def _value_at(config: object, path: tuple[str, ...]) -> Any:
+    for name in path:
+        config = getattr(config, name)
+    return config
+
+
+def read_packed_decoder(decoder_json: Path, lm: Path | None) -> dict[str, Any]:
+    """A bundle's decoder settings (flat DecoderConfig keys), `lm` pointing at its LM file."""
+    try:
+        packed = json.loads(decoder_json.read_text(encoding="utf-8"))
+        settings = dict(packed["settings"])
+        if packed.get("format") != BUNDLE_FORMAT:
+            raise ValueError(f"format {packed.get('format')!r}, this version reads {BUNDLE_FORMAT}")
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ModelLoadError(f"{decoder_json}: not a bundle's decoder settings: {e}") from e
+    settings["lm"] = str(lm) if lm is not None else None
+    return settings
+
+
+def decoder_settings(location: ModelLocation, given: Mapping[str, Any]) -> dict[str, Any]:
+    """Flat DecoderConfig keys to open `location` with: each option `given` (None: not given)
+    over the bundle's packed value. An explicit `--decoder greedy` also drops the packed LM
+    and hot words, which only the beam decoder takes."""
+    chosen = {k: v for k, v in given.items() if v is not None and v != []}
+    packed = dict(location.decoder or {})
+    if chosen.get("decoder") == "greedy":
+        packed = {k: v for k, v in packed.items() if k not in _BEAM_ONLY_KEYS}
+    return {**packed, **chosen}
+
+
+def decoder_for(location: ModelLocation, given: Mapping[str, Any] | None = None) -> DecoderConfig:
+    """The DecoderConfig of `decoder_settings` (a bare model: the options given, else greedy)."""
+    return build_settings(DecoderConfig, decoder_settings(location, given or {}))
 
 
 @dataclass(frozen=True)
@@ -240,8 +328,12 @@ def open_model(
     placement: Placement = Placement(device="auto"),
     decoder: DecoderConfig | None = None,
 ) -> OfflineRecognizer:
-    """Open an exported model file or registry version, ready to transcribe (greedy decoding
-    unless `decoder` asks for beam search; its LM is loaded here, once)."""
+    """Open an exported model file, bundle or registry version, ready to transcribe.
+
+    `decoder` None decodes as the bundle packs it (a bare ONNX model: greedy); a DecoderConfig
+    is used as it is (`decoder_for` merges explicit options with a bundle's). An LM is
+    loaded here, once.
+    """
     location = resolve_model_source(source, tracking_uri)
     model = OfflineModel.load(location.path, placement, label=os.fspath(source))
     recognizer = OfflineRecognizer(
@@ -249,7 +341,7 @@ def open_model(
         name=location.name,
         version=location.version,
         source=os.fspath(source),
-        decoder_config=decoder,
+        decoder_config=decoder if decoder is not None else decoder_for(location),
     )
     logger.info(
         "model %s from %s on %s", recognizer.model_id, source, ", ".join(recognizer.providers)

@@ -1,5 +1,6 @@
 """Export to ONNX: parity with Keras, padding invariance in both LSTM layouts tf2onnx emits,
-self-describing metadata, failure modes, and the MLflow registry round trip."""
+self-describing metadata, failure modes, and the MLflow registry round trip (the bundle
+itself: tests/test_bundle.py)."""
 
 from __future__ import annotations
 
@@ -196,10 +197,13 @@ def test_cli_export_error_is_one_line_exit_2(tmp_path: Path) -> None:
 
 
 def test_registry_round_trip(tiny_checkpoint: Path, tiny_corpus: Path, tmp_path: Path) -> None:
-    """--register logs into the training run and registers a version; models:/NAME/VERSION
-    then loads through MLflow, without TensorFlow, and answers like the file."""
+    """--register names the file as the next version; the registry step logs it into the
+    training run and registers it; models:/NAME/VERSION then loads through MLflow, without
+    TensorFlow, and answers like the file (tests/test_bundle.py: the bundle's decoder)."""
     from mlflow import MlflowClient
 
+    from deepspeech.decoding.decoders import DecoderConfig
+    from deepspeech.registry.publish import publish_bundle
     from serving.inference import open_model
 
     info = read_run_info(tiny_checkpoint)
@@ -209,8 +213,11 @@ def test_registry_round_trip(tiny_checkpoint: Path, tiny_corpus: Path, tmp_path:
     result = export_model(
         ExportConfig(tiny_checkpoint, tmp_path / "m.onnx", register="tiny", tracking_uri=uri)
     )
-    assert result.registered_uri == "models:/tiny/1"
     assert result.metadata.model_version == "1" and result.metadata.model_name == "tiny"
+    registered = publish_bundle(
+        result.output, result.metadata, DecoderConfig(), name="tiny", tracking_uri=uri
+    )
+    assert registered.uri == "models:/tiny/1"
 
     version = MlflowClient(uri).get_model_version("tiny", "1")
     assert version.run_id == info.mlflow_run_id  # logged into the training run

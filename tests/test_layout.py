@@ -24,6 +24,7 @@ STAGES = (
     ("deepspeech.runtime",),
     ("deepspeech.export",),
     ("serving",),
+    ("deepspeech.registry",),
     ("deepspeech.cli", "deepspeech.__main__"),
 )  # fmt: skip
 

@@ -13,6 +13,7 @@ import pytest
 
 from deepspeech.audio import audio_to_features, load_wav
 from deepspeech.data.manifest import read_manifest
+from deepspeech.decoding.decoders import DecoderConfig
 from deepspeech.errors import ExportError
 from deepspeech.export.config import ExportConfig
 from deepspeech.export.pipeline import export_model
@@ -23,6 +24,7 @@ from deepspeech.export.quantize import (
     lstm_weights_are_initializers,
     quantize_int8,
 )
+from deepspeech.registry.publish import publish_bundle
 from deepspeech.text import Alphabet
 
 pytestmark = pytest.mark.slow
@@ -112,7 +114,10 @@ def test_export_quantize_int8_serves_and_registers(
 
     model = open_model(output)
     assert model.metadata.quantization == "int8" and model.describe()["quantization"] == "int8"
-    registered = open_model(result.registered_uri, tracking_uri=uri)
+    published = publish_bundle(
+        output, result.metadata, DecoderConfig(), name="tiny-int8", tracking_uri=uri
+    )
+    registered = open_model(published.uri, tracking_uri=uri)
     assert registered.model_id == "tiny-int8/1" and registered.metadata.quantization == "int8"
     features, _ = parity_set(tiny_corpus, count=3)
     assert registered.transcribe_features(features) == model.transcribe_features(features)

@@ -1,7 +1,9 @@
-"""`deepspeech export`: the trained checkpoint as a self-describing ONNX model.
+"""`deepspeech export`: the trained checkpoint as a self-describing ONNX model, and with
+`--register` as one deployable MLflow version (the model, its decoder settings and LM).
 
-A thin command over `deepspeech.export.pipeline.export_model` (TensorFlow, imported when the
-command runs, so `--help` stays fast).
+A thin command over `deepspeech.export.pipeline.export_model` then
+`deepspeech.registry.publish.publish_bundle` (TensorFlow and MLflow, imported when the command
+runs, so `--help` stays fast). Its decoder options are `DecoderConfig`'s own.
 """
 
 from __future__ import annotations
@@ -11,14 +13,17 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from deepspeech.cli.options import settings_options
-from deepspeech.config import build_settings
+from deepspeech.config import build_settings, keys_of
+from deepspeech.decoding.decoders import DecoderConfig
 from deepspeech.export.config import ExportConfig
+from deepspeech.registry.decoder import PACKED_DECODER_KEYS, bundle_decoder, export_tracking_uri
 from deepspeech.runtime.graph import STREAM_GRAPH
 
 if TYPE_CHECKING:
     from deepspeech.export.pipeline import ExportResult
 
 
+@settings_options(DecoderConfig, only=PACKED_DECODER_KEYS)
 @settings_options(ExportConfig)
 def export(**settings: Any) -> None:
     """Export a trained checkpoint to a self-describing ONNX model for onnxruntime.
@@ -28,12 +33,33 @@ def export(**settings: Any) -> None:
     commit and test WER into the model's metadata. The export is checked against the Keras
     model on real utterances and fails (nothing written) if they differ by more than 1e-3;
     with `--quantize int8` the int8 model is then checked by WER on the same utterances.
+
+    `--register NAME` then logs one deployable into the training run and registers it: an
+    MLflow pyfunc (WAV bytes in, text and timed words out) holding the model, the decoder
+    settings and, with `--lm`, the LM, decoded by beam search with `--alpha`/`--beta` or the
+    weights of an `lm tune` run (`--decoder-from`); `--alias` points e.g. `production` at it.
     """
-    config = build_settings(ExportConfig, settings)  # a bad option fails before TensorFlow loads
+    # Bad options, and a --decoder-from run without tuned weights, fail before TensorFlow loads.
+    config = build_settings(ExportConfig, keys_of(ExportConfig, settings))
+    decoder = bundle_decoder(config, keys_of(DecoderConfig, settings))
     from deepspeech.export.pipeline import export_model  # TensorFlow, tf2onnx
 
     result = export_model(config)
     _report(result)
+    if config.register:
+        from deepspeech.registry.publish import publish_bundle  # MLflow
+
+        registered = publish_bundle(
+            result.output,
+            result.metadata,
+            decoder,
+            name=config.register,
+            alias=config.alias,
+            tracking_uri=export_tracking_uri(config),
+            decoder_from=config.decoder_from,
+        )
+        aliased = f" ({registered.alias_uri})" if registered.alias_uri else ""
+        typer.echo(f"registered: {registered.uri}{aliased}, decoder {_decoder_line(decoder)}")
 
 
 def _report(result: ExportResult) -> None:
@@ -59,5 +85,11 @@ def _report(result: ExportResult) -> None:
             f"int8: greedy WER {check.int8_wer:.2f}% against fp32 {check.fp32_wer:.2f}% "
             f"({check.increase:+.2f} points) on the {check.utterances} parity utterances"
         )
-    if result.registered_uri:
-        typer.echo(f"registered: {result.registered_uri}")
+
+
+def _decoder_line(decoder: DecoderConfig) -> str:
+    """The packed decoder in a few words."""
+    if decoder.decoder != "beam":
+        return "greedy"
+    lm = f" with {decoder.lm_path.name}" if decoder.lm_path else ""
+    return f"beam {decoder.beam_width}{lm}, alpha {decoder.alpha:g}, beta {decoder.beta:g}"

@@ -87,7 +87,8 @@ def tune(
     """Grid-search the LM weight (alpha) and word bonus (beta) on a dev set.
 
     Runs the model once, then beam-decodes the dev set at every grid point; prints the best
-    point and logs the grid, the best WER/CER and a heatmap to one MLflow run.
+    point and logs the grid, the best WER/CER and a heatmap to one MLflow run, whose
+    `best_alpha` and `best_beta` metrics `export --lm LM --decoder-from RUN_ID` packs.
     """
     from deepspeech.training.tracking import log_tuning_run  # MLflow, TensorFlow
 
@@ -130,6 +131,10 @@ def tune(
     typer.echo(
         f"best alpha {result.best_alpha:g}, beta {result.best_beta:g}: dev WER "
         f"{result.best_wer:.2%}, CER {result.best_cer:.2%} (mlflow run {run_id})"
+    )
+    typer.echo(
+        f"pack them with the model: deepspeech export ... --register NAME --lm {lm} "
+        f"--decoder-from {run_id}"
     )
 
 

@@ -2,7 +2,9 @@
 
 Thin commands over `serving` (onnxruntime, no TensorFlow), so a transcript from the command
 line and one from the server come from the same code. Their options are the settings of
-`serving.settings.ServerSettings` and `deepspeech.decoding.decoders.DecoderConfig`.
+`serving.settings.ServerSettings` and `deepspeech.decoding.decoders.DecoderConfig`. A model
+registered as a bundle (`export --register --lm`) decodes with its packed LM and weights;
+each decoder option given on the command line overrides its packed value.
 """
 
 from __future__ import annotations
@@ -28,7 +30,12 @@ from deepspeech.parallel import limit_blas_threads
 from deepspeech.runtime.session import Placement
 from deepspeech.training.report import calculate_report, make_sample
 from deepspeech.vad import VadSettings
-from serving.inference import DecodeOptions, open_model
+from serving.inference import (
+    DecodeOptions,
+    decoder_settings,
+    open_model,
+    resolve_model_source,
+)
 from serving.recordings import FileTranscript, transcribe_files, transcript_json
 from serving.settings import ServerSettings
 from serving.stream import DEFAULT_CHUNK_MS, SpeechModel, stream_files
@@ -175,7 +182,12 @@ def _open(
     """The model (streaming or whole-utterance) and the function that runs it over files."""
     if not settings["model"]:
         raise typer.BadParameter("give the model to transcribe with", param_hint="--model")
-    decoding = build_settings(DecoderConfig, keys_of(DecoderConfig, settings))
+    given = keys_of(DecoderConfig, settings)
+    if not stream:  # a bundle's packed decoder, under the options given
+        given = decoder_settings(
+            resolve_model_source(settings["model"], settings["tracking_uri"]), given
+        )
+    decoding = build_settings(DecoderConfig, given)
     if stream:
         model: Any = SpeechModel(
             settings["model"], tracking_uri=settings["tracking_uri"], decoder=decoding
@@ -327,4 +339,9 @@ def serve(**settings: Any) -> None:
     """
     from serving.app import serve as run_server  # FastAPI and uvicorn: only `serve` needs them
 
-    run_server(build_settings(ServerSettings, settings))
+    server = build_settings(ServerSettings, settings)  # a bad option fails before the model
+    location = resolve_model_source(server.model, server.tracking_uri)  # downloaded once
+    if location.decoder is not None:  # a bundle: its packed decoder, under the options given
+        packed = decoder_settings(location, keys_of(DecoderConfig, settings))
+        server = build_settings(ServerSettings, {**settings, **packed})
+    run_server(server)

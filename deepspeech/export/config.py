@@ -5,6 +5,7 @@ Light on purpose (no TensorFlow): the CLI builds its options from these fields a
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,18 +16,39 @@ from deepspeech.runtime.graph import OPSET
 FP32 = "fp32"
 INT8 = "int8"
 QUANTIZATIONS = (FP32, INT8)  # what `export --quantize` accepts
+# MLflow's alias rule, checked before the export rather than after the version is registered:
+# word characters and dashes; "latest" and vN name versions, so MLflow reserves them.
+_ALIAS = re.compile(r"^[\w\-]{1,255}$")
+_RESERVED_ALIAS = re.compile(r"^(latest|[vV]\d+)$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
 class ExportConfig:
-    """Which checkpoint to export, where to, and how (graph, precision, registration)."""
+    """Which checkpoint to export, where to, and how (graph, precision, registration).
+
+    The decoder settings a registered bundle packs (`--lm`, `--alpha`, `--beta`,
+    `--beam-width`) are `DecoderConfig`'s own; `deepspeech.registry.decoder` checks them
+    together with these.
+    """
 
     checkpoint_dir: Path = setting(help="A folder written by `deepspeech train`.")
     output: Path = setting(help="The ONNX file to write.")
     register: str | None = setting(
         None,
-        "Also log the model into the training run (mlflow.onnx) and register it as a new "
-        "version of this name, served as models:/NAME/VERSION.",
+        "Also log the deployable (an MLflow pyfunc: the ONNX model, its decoder settings and "
+        "--lm's LM) into the training run and register it as a new version of this name, "
+        "served as models:/NAME/VERSION (docs/export.md, One deployable).",
+    )
+    alias: str | None = setting(
+        None,
+        "With --register: point this alias (e.g. staging, production) at the new version, "
+        "moving it from the version that had it; served as models:/NAME@ALIAS.",
+    )
+    decoder_from: str | None = setting(
+        None,
+        "With --lm: pack the best alpha and beta of this `deepspeech lm tune` MLflow run "
+        "(its best_alpha, best_beta metrics) instead of --alpha/--beta.",
+        metavar="RUN_ID",
     )
     parity_files: str | None = setting(
         None,
@@ -66,3 +88,15 @@ class ExportConfig:
             )
         if self.streaming and self.quantize != FP32:
             raise ConfigError("--quantize applies to the whole-utterance graph, not --streaming")
+        if self.alias is not None:
+            _check_alias(self.alias, self.register)
+
+
+def _check_alias(alias: str, register: str | None) -> None:
+    if not register:
+        raise ConfigError("--alias names a registered version; add --register NAME")
+    if not _ALIAS.match(alias) or _RESERVED_ALIAS.match(alias):
+        raise ConfigError(
+            f"--alias {alias!r}: use letters, digits, _ and - (not 'latest' or vN, which MLflow "
+            "reserves for versions)"
+        )

@@ -2,8 +2,10 @@
 
 checkpoint -> Keras model -> ONNX graph (`convert`) -> metadata (`deepspeech.runtime.graph`)
 -> parity with Keras through the runtime (`parity`) -> int8 and its WER check (`quantize`,
-optional) -> file -> MLflow registry (`register`, optional). Nothing is written unless every
-check passed.
+optional) -> file. Nothing is written unless every check passed. With `register`, the file's
+metadata names the registry version it will become (`register.next_registered_version`); the
+registering itself is the next stage's (`deepspeech.registry`), which packs the file with its
+decoder and LM.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from deepspeech.export.parity import (
     parity_utterances,
 )
 from deepspeech.export.quantize import QuantizationCheck, check_quantized_wer, quantize_int8
-from deepspeech.export.register import next_registered_version, register_model, run_facts
+from deepspeech.export.register import next_registered_version, run_facts
 from deepspeech.model.birnn import BiRNN
 from deepspeech.runtime.graph import (
     DEFAULT_MODEL_NAME,
@@ -58,20 +60,20 @@ class ExportResult:
     parity_source: str  # the manifest the parity utterances came from
     parity_utterances: int
     seconds: float
-    registered_uri: str | None = None  # models:/NAME/VERSION when registered
     quantization_check: QuantizationCheck | None = None  # fp32 vs int8 WER, with --quantize
 
 
 def export_model(config: ExportConfig) -> ExportResult:
-    """Export a checkpoint folder's model to ONNX, check it against Keras, optionally register.
+    """Export a checkpoint folder's model to ONNX and check it against Keras.
 
     The check runs the trained (masked) Keras model and the exported graph on real utterances
     (from `parity_files`, else the run's test, dev or train manifest), padded in one batch and
     each alone; the export fails with `ExportError` if any probability differs by more than
     PARITY_TOLERANCE. With `streaming`, the streaming graph of a unidirectional model is
     written instead, checked by feeding the utterances in chunks against the whole-utterance
-    logits (limit STREAM_PARITY_TOLERANCE). `register` logs the model into the training run
-    with `mlflow.onnx` and registers it as a new version of that name. `quantize="int8"`
+    logits (limit STREAM_PARITY_TOLERANCE). With `register`, the metadata's name and version
+    are the registry's next version of that name (`deepspeech.registry` then registers the
+    file). `quantize="int8"`
     writes the int8 model, checked by WER on the same utterances against their transcripts.
     Raises before writing `output` on failure.
     """
@@ -94,11 +96,6 @@ def export_model(config: ExportConfig) -> ExportResult:
             fp32_bytes, proto.SerializeToString(), features, texts, info.alphabet, source
         )
     save_model(proto, config.output)
-    registered_uri = None
-    if config.register:
-        registered_uri = register_model(
-            proto, config.register, info.mlflow_run_id, uri, metadata.model_version
-        )
     return ExportResult(
         output=config.output,
         metadata=metadata,
@@ -107,7 +104,6 @@ def export_model(config: ExportConfig) -> ExportResult:
         parity_source=source,
         parity_utterances=len(features),
         seconds=time.monotonic() - start,
-        registered_uri=registered_uri,
         quantization_check=quantization_check,
     )
 
