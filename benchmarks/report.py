@@ -27,7 +27,7 @@ NOTES_DIR = HERE / "notes"
 # The order of the sections: make run first, then cheapest first (the order run_all runs them).
 ORDER = ("make_run", "features", "augmentation", "decoding", "parallel_decoding",
          "input_pipeline", "memory", "training", "inference", "export_memory", "quantization",
-         "serving", "reliability", "flood", "transcripts", "gpu", "streaming",
+         "serving", "reliability", "flood", "transcripts", "finetune", "gpu", "streaming",
          "robustness")  # fmt: skip
 MAX_LINES = 300  # of the whole report
 MAX_TEXT_LINES = 10  # generated sentences per section, counted wrapped at TEXT_WIDTH
@@ -506,6 +506,32 @@ def low_confidence_share(r: Record) -> Figure:
     return Figure(value, number(value))
 
 
+def finetune_share(variant: str) -> Callable[[Record], Figure]:
+    """The share of the from-scratch run's steps after which the fine-tuned run's dev WER
+    first reached the from-scratch run's final one (inf: not within its steps)."""
+
+    def figure(r: Record) -> Figure:
+        table = r.table_with("dev WER after each epoch")
+        runs = {}
+        for run in ("scratch", "fine-tuned"):
+            row = table.find(variant=variant, run=run)
+            wers = [number(w) for w in row[table.column("dev WER after each epoch")].split(",")]
+            runs[run] = (number(row[table.column("steps")]) / len(wers), wers)
+        (scratch_epoch, scratch), (tuned_epoch, tuned) = runs["scratch"], runs["fine-tuned"]
+        total = scratch_epoch * len(scratch)
+        reached = next((i + 1 for i, w in enumerate(tuned) if w <= scratch[-1]), None)
+        if reached is None:
+            return Figure(f"not within {tuned_epoch * len(tuned):,.0f} steps", float("inf"))
+        share = reached * tuned_epoch / total
+        return Figure(
+            f"{share:.0%} ({reached * tuned_epoch:,.0f} of {total:,.0f} steps to "
+            f"{scratch[-1]:.2f}%)",
+            share,
+        )
+
+    return figure
+
+
 @dataclass(frozen=True)
 class Target:
     benchmark: str
@@ -582,6 +608,11 @@ TARGETS = (
            "WER", "≥ 80 %; ≤ +0.5 points (#32)", hot_word_boost),
     Target("transcripts", "word errors in the least confident 20 % of clips, 10 dB SNR",
            "≥ 50 % (#32)", at_least(50, low_confidence_share)),
+    Target("finetune", "fine-tuned from make run's model: steps to the from-scratch final "
+           "dev WER, telephone audio", "≤ 1/3 of from scratch (#33)",
+           at_most(1 / 3, finetune_share("telephone"))),
+    Target("finetune", "the same, a new alphabet (numbers as digits)",
+           "≤ 1/3 of from scratch (#33)", at_most(1 / 3, finetune_share("digits"))),
 )  # fmt: skip
 
 

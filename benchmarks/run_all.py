@@ -44,8 +44,8 @@ BENCHMARKS = ("make_run", "features", "augmentation", "decoding", "parallel_deco
               "input_pipeline", "memory", "training", "inference", "export_memory",
               "quantization", "serving", "reliability", "flood", "transcripts")  # fmt: skip
 # Run only when named in --only: `make gpu-check` runs gpu on a CUDA machine, and streaming and
-# robustness measure trained models their commands name.
-NAMED_ONLY = ("gpu", "streaming", "robustness")
+# robustness measure trained models their commands name; finetune trains four models (~40 min).
+NAMED_ONLY = ("gpu", "streaming", "robustness", "finetune")
 PACKAGES = ("numpy", "python_speech_features", "tensorflow", "onnxruntime-gpu", "onnxruntime",
             "tf2onnx", "flashlight-text", "fastapi", "uvicorn", "httpx", "websockets")  # fmt: skip
 
