@@ -4,6 +4,7 @@ before any data is read."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -234,6 +235,33 @@ def test_fine_tunes_on_two_mirrored_devices(source, few_steps_corpus: Path, tmp_
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     assert "re-initialised h6" in result.stderr
+    theirs = layer_weights(latest, info.model)
+    initial = layer_weights(first_and_last(tmp_path / "tuned")[0], info.model)
+    assert [same(initial[k], theirs[k]) for k in WEIGHT_LAYERS] == [True] * 5 + [False]
+
+
+@pytest.mark.slow
+def test_fine_tunes_on_two_ray_workers(source, few_steps_corpus: Path, tmp_path: Path) -> None:
+    """A relative --init-from folder crosses to the Ray workers as an absolute path, and the
+    chief's first checkpoint holds the source's weights below the dropped layer."""
+    from test_ray_launch import RAY_ENV, in_namespace
+
+    folder, info, latest = source
+    relative = os.path.relpath(folder, tmp_path)
+    command = [
+        sys.executable, "-m", "deepspeech", "train",
+        "--train-files", str(few_steps_corpus),
+        "--checkpoint-dir", str(tmp_path / "tuned"),
+        "--feature-cache", str(tmp_path / "feature-cache"),
+        "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
+        "--n-hidden", "32", "--feature-stride", "2", "--dropout-rate", "0",
+        "--epochs", "1", "--batch-size", "4", "--ray-address", "local", "--workers", "2",
+        "--init-from", relative, "--drop-layers", "1",
+    ]  # fmt: skip
+    result = subprocess.run(
+        in_namespace(command), capture_output=True, text=True, env=RAY_ENV, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr[-5000:]
     theirs = layer_weights(latest, info.model)
     initial = layer_weights(first_and_last(tmp_path / "tuned")[0], info.model)
     assert [same(initial[k], theirs[k]) for k in WEIGHT_LAYERS] == [True] * 5 + [False]

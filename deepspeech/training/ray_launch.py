@@ -24,6 +24,7 @@ from typing import Any
 
 from deepspeech.data.manifest import read_manifests
 from deepspeech.errors import ConfigError, DeepSpeechError
+from deepspeech.model_uri import REGISTRY_SCHEME, RUNS_SCHEME
 from deepspeech.training.config import TrainConfig
 from deepspeech.training.mlflow_store import resolve_tracking_uri
 
@@ -59,13 +60,16 @@ class RayTrainResult:
 
 
 def absolute_options(config: TrainConfig) -> dict[str, Any]:
-    """The config as a dict whose file options and SQLite tracking store are absolute paths."""
+    """The config as a dict whose file options (an --init-from folder too) and SQLite tracking
+    store are absolute paths."""
     options = config.to_dict()
     for name in PATH_OPTIONS:
         if options.get(name):
             options[name] = ",".join(
                 str(Path(part).expanduser().resolve()) for part in options[name].split(",")
             )
+    if config.init_from and not config.init_from.startswith((RUNS_SCHEME, REGISTRY_SCHEME)):
+        options["init_from"] = str(Path(config.init_from).expanduser().resolve())  # a folder
     uri = resolve_tracking_uri(config.tracking_uri or None)
     sqlite = "sqlite:///"
     if uri.startswith(sqlite) and not uri[len(sqlite) :].startswith("/"):
