@@ -100,7 +100,8 @@ def test_fine_tunes_with_a_new_alphabet_and_frozen_layers(
     source, few_steps_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """h1-h2 frozen keep the source's values through training; h3-h5 start from them and
-    move; the output layer, over a larger alphabet, starts afresh; the run says where from."""
+    move; the output layer, over a larger alphabet, keeps the shared characters' columns and
+    starts the digits afresh; the run says where from."""
     folder, info, latest = source
     monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "1")
     alphabet_file = tmp_path / "alphabet.txt"
@@ -116,7 +117,13 @@ def test_fine_tunes_with_a_new_alphabet_and_frozen_layers(
     initial, final = (layer_weights(p, new_model) for p in first_and_last(tmp_path / "tuned"))
     for name in ("normalization", "h1", "h2", "h3", "lstm", "h5"):
         assert same(initial[name], theirs[name]), name
-    assert initial["h6"][0].shape == (32, new_model.n_classes)
+    kernel, bias = initial["h6"]
+    assert kernel.shape == (32, new_model.n_classes)
+    # The 28 shared characters keep their columns, the blank moves to the end, digits are new.
+    np.testing.assert_array_equal(kernel[:, :28], theirs["h6"][0][:, :28])
+    np.testing.assert_array_equal(kernel[:, -1], theirs["h6"][0][:, -1])
+    np.testing.assert_array_equal(bias[[*range(28), -1]], theirs["h6"][1])
+    assert not np.allclose(kernel[:, 28:38], 0) and np.all(bias[28:38] == 0)  # Keras' init
     for name in ("h1", "h2"):
         assert same(final[name], theirs[name]), f"frozen {name} moved"
     for name in ("h3", "lstm", "h5", "h6"):

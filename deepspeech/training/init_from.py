@@ -10,7 +10,10 @@ What a speech engineer changes when fine-tuning, and what happens to each layer
 (`WEIGHT_LAYERS`, input to output):
 - `--drop-layers N`: the top N are re-initialised (DeepSpeech's `--drop_source_layers`);
 - `--freeze-layers N`: the bottom N keep the source's values (not trained at all);
-- another `--alphabet`: the output layer h6 cannot carry over and is re-initialised (said);
+- another `--alphabet`: the output layer h6 changes shape, so it is re-initialised, except
+  the weights of the characters both alphabets share (and of the CTC blank), which are
+  carried over column by column: a superset alphabet then starts knowing every old character
+  (said in the log; `--drop-layers 1` re-initialises all of h6);
 - anything else with another shape (width, LSTM kind, features) is a one-line error naming
   the layer and both shapes, found before any data is read.
 
@@ -72,13 +75,32 @@ class FineTuning:
     source: InitSource
     drop_layers: int
     freeze_layers: int
-    new_alphabet: bool  # the output layer is re-initialised, whatever drop_layers says
+    alphabet: Alphabet  # this run's
+    new_alphabet: bool  # the output layer changes: only the shared characters carry over
+
+    @property
+    def shared_columns(self) -> list[tuple[int, int]]:
+        """(source column, this run's column) of h6 for each character both alphabets have,
+        and the blank; none when the whole layer is dropped."""
+        if OUTPUT_LAYER in self.dropped:
+            return []
+        theirs = self.source.info.alphabet
+        pairs = [
+            (theirs.labels.index(char), label)
+            for label, char in enumerate(self.alphabet.labels)
+            if char in theirs.labels
+        ]
+        return [*pairs, (theirs.blank_index, self.alphabet.blank_index)]
+
+    @property
+    def dropped(self) -> tuple[str, ...]:
+        """The top layers `--drop-layers` re-initialises."""
+        return WEIGHT_LAYERS[len(WEIGHT_LAYERS) - self.drop_layers :] if self.drop_layers else ()
 
     @property
     def reinitialised(self) -> tuple[str, ...]:
-        """The layers that do not take the source's weights."""
-        top = WEIGHT_LAYERS[len(WEIGHT_LAYERS) - self.drop_layers :] if self.drop_layers else ()
-        return tuple(dict.fromkeys(top + ((OUTPUT_LAYER,) if self.new_alphabet else ())))
+        """The layers that do not take the source's weights as they are."""
+        return tuple(dict.fromkeys(self.dropped + ((OUTPUT_LAYER,) if self.new_alphabet else ())))
 
     def describe(self) -> str:
         """One line for the log: where from, and what each option did."""
@@ -86,12 +108,16 @@ class FineTuning:
         if self.source.run_id:
             parts.append(f"(run {self.source.run_id})")
         if self.new_alphabet:
+            kept = len(self.shared_columns)
             parts.append(
-                f"; new alphabet ({self.source.info.alphabet.num_classes} -> this run's "
-                f"classes): output layer {OUTPUT_LAYER} re-initialised"
+                f"; new alphabet ({self.source.info.alphabet.num_classes} -> "
+                f"{self.alphabet.num_classes} classes): output layer {OUTPUT_LAYER} "
+                f"re-initialised, keeping {kept} shared characters' and the blank's columns"
+                if kept
+                else f"; new alphabet: output layer {OUTPUT_LAYER} re-initialised"
             )
         if self.drop_layers:
-            parts.append(f"; re-initialised {', '.join(self.reinitialised)}")
+            parts.append(f"; re-initialised {', '.join(self.dropped)}")
         if self.freeze_layers:
             parts.append(f"; frozen {', '.join(WEIGHT_LAYERS[: self.freeze_layers])}")
         return " ".join(parts)
@@ -180,7 +206,9 @@ def plan_fine_tuning(
     freeze_layers: int,
 ) -> FineTuning:
     """Check that the source's layers fit this run's model; say what happens to each."""
-    plan = FineTuning(source, drop_layers, freeze_layers, source.info.alphabet != alphabet)
+    plan = FineTuning(
+        source, drop_layers, freeze_layers, alphabet, source.info.alphabet != alphabet
+    )
     if source.info.features != features:
         raise ConfigError(
             f"--init-from {source.spec}: its features {source.info.features} differ from this "
@@ -230,4 +258,11 @@ def initialize_from_source(model: Any, plan: FineTuning) -> None:
     for name in ("normalization", *WEIGHT_LAYERS):
         if name not in plan.reinitialised:
             model.get_layer(name).set_weights(source.get_layer(name).get_weights())
+    if plan.new_alphabet and plan.shared_columns:
+        fresh = model.get_layer(OUTPUT_LAYER).get_weights()  # [kernel (h, classes), bias]
+        old = source.get_layer(OUTPUT_LAYER).get_weights()
+        theirs, ours = (list(side) for side in zip(*plan.shared_columns, strict=True))
+        for new, carried in zip(fresh, old, strict=True):
+            new[..., ours] = carried[..., theirs]
+        model.get_layer(OUTPUT_LAYER).set_weights(fresh)
     logger.info("%s", plan.describe())
