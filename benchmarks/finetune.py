@@ -2,7 +2,8 @@
 
 Run: .venv/bin/python benchmarks/finetune.py [--base runs/sample/checkpoints]
      [--corpus runs/sample-corpus] [--recipe experiments/sample.yaml] [--work runs/finetune]
-     [--variants telephone,digits] [--epochs 2] [--learning-rate 0.001] [--markdown]
+     [--variants telephone,digits] [--epochs 2] [--learning-rate 0.001] [--keep RUN,...]
+     [--markdown]
 
 For each variant of the corpus (`deepspeech.corpus.variants`: `telephone`, the same clips
 through a G.712 band, 8 kHz, mu-law line; `digits`, numbers written as digits, a new alphabet):
@@ -25,7 +26,6 @@ import json
 import shutil
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,9 +59,9 @@ class Curve:
 
 
 def train_curve(name: str, command: list[str], tracking_uri: str) -> Curve:
-    start = time.perf_counter()
+    """Train (a finished run kept in its folder only resumes: nothing to train) and read its
+    dev WER per epoch and its featurizing + training seconds back from MLflow."""
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-    seconds = time.perf_counter() - start
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri)
@@ -70,6 +70,11 @@ def train_curve(name: str, command: list[str], tracking_uri: str) -> Curve:
         [experiment.experiment_id], f"tags.mlflow.runName = '{name}'", max_results=1
     )
     history = sorted(client.get_metric_history(run.info.run_id, "dev_wer"), key=lambda m: m.step)
+    seconds = sum(
+        m.value
+        for key in ("epoch_featurize_seconds", "epoch_train_seconds")
+        for m in client.get_metric_history(run.info.run_id, key)
+    )
     return Curve(name, int(run.data.params["steps_per_epoch"]), [m.value for m in history], seconds)
 
 
@@ -103,7 +108,8 @@ def run_variant(kind: str, args: argparse.Namespace) -> dict:
                         "--learning-rate", str(args.learning_rate)]),
     ):  # fmt: skip
         folder = args.work / f"{kind}-{name}" / "checkpoints"  # runName: its last two parts
-        shutil.rmtree(folder, ignore_errors=True)
+        if f"{kind}-{name}" not in args.keep.split(","):
+            shutil.rmtree(folder, ignore_errors=True)
         command = [*common, "--checkpoint-dir", str(folder), *extra]
         curves.append(train_curve(f"{kind}-{name}/checkpoints", command, uri))
     before = base_dev_wer(args.base, manifests["dev"], work) if kind == "telephone" else None
@@ -145,7 +151,7 @@ def plot(results: list[dict]) -> None:
 
 def table(results: list[dict]) -> tuple[list[str], list[str]]:
     rows = [
-        "| variant | run | steps | dev WER after each epoch | seconds |",
+        "| variant | run | steps | dev WER after each epoch | seconds featurizing + training |",
         "|---|---|---|---|---|",
     ]
     lines = []
@@ -187,6 +193,12 @@ def main() -> None:
     parser.add_argument("--variants", default="telephone,digits")
     parser.add_argument("--epochs", type=int, default=2, help="fine-tuning epochs")
     parser.add_argument("--learning-rate", type=float, default=0.001, help="fine-tuning peak")
+    parser.add_argument(
+        "--keep",
+        default="",
+        help="runs to read back instead of training again, e.g. telephone-scratch (their "
+        "folders under --work are kept; a finished run only resumes)",
+    )
     args = parse_args(parser)
     results = [run_variant(kind, args) for kind in args.variants.split(",")]
     plot(results)

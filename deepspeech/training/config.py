@@ -137,7 +137,8 @@ class TrainConfig:
         "",
         "Fine-tune: start from a trained model's weights, a checkpoint folder, runs:/RUN_ID or "
         "models:/NAME@ALIAS|/VERSION (fresh optimizer, schedule and MLflow run). Another "
-        "--alphabet re-initialises the output layer. Ignored when --checkpoint-dir already "
+        "--alphabet re-initialises the output layer but for the characters both alphabets "
+        "share. Ignored when --checkpoint-dir already "
         "holds checkpoints (that run resumes).",
     )
     drop_layers: int = setting(
