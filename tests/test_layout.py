@@ -21,6 +21,7 @@ STAGES = (
     ("deepspeech.decoding",),
     ("deepspeech.model",),
     ("deepspeech.training",),
+    ("deepspeech.sweep",),
     ("deepspeech.runtime",),
     ("deepspeech.export",),
     ("serving",),

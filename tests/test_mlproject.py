@@ -1,4 +1,5 @@
-"""`mlflow run . -e main` trains through the MLproject entry point into the run MLflow made."""
+"""`mlflow run . -e main` trains through the MLproject entry point into the run MLflow made;
+`-e sweep` sweeps into it."""
 
 from __future__ import annotations
 
@@ -62,3 +63,85 @@ def test_mlflow_run_main_entry_point_logs_into_its_own_run(
     assert run.data.params["n_hidden"] == "32" and "n_params" in run.data.params
     assert {"test_wer", "dev_loss", "train_loss"} <= set(run.data.metrics)
     assert (tmp_path / "ckpt" / "run.json").exists()
+
+
+def test_the_sweep_entry_point_defaults_are_the_example_sweep() -> None:
+    """`mlflow run . -e sweep` passes its defaults as flags: they must be the sweep file's."""
+    from mlflow.projects._project_spec import load_project
+
+    from deepspeech.sweep.config import load_sweep
+
+    entry = load_project(ROOT)._entry_points["sweep"]
+    defaults = {p.name: p.default for p in entry.parameters.values()}
+    sweep = load_sweep(ROOT / defaults["sweep"])
+    assert defaults["trials"] == sweep.settings.trials
+    assert defaults["max_concurrent"] == sweep.settings.max_concurrent
+    assert defaults["ray_address"] == sweep.settings.ray_address
+    assert Path(sweep.base.train_files).parent == Path(defaults["corpus"])
+    assert "deepspeech sweep --config {sweep}" in entry.command
+
+
+def test_mlflow_run_sweep_entry_point_makes_its_run_the_parent(tmp_path: Path) -> None:
+    """The entry point makes the corpus, then sweeps into the run MLflow made for it."""
+    import yaml
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    corpus = tmp_path / "corpus"
+    base = {
+        "train_files": str(corpus / "train.csv"),
+        "dev_files": str(corpus / "dev.csv"),
+        "feature_cache": str(tmp_path / "feature-cache"),
+        "n_hidden": 16,
+        "feature_stride": 2,
+        "batch_size": 8,
+        "epochs": 1,
+        "report_count": 1,
+        "intra_op_threads": 1,
+        "inter_op_threads": 1,
+    }
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(base))
+    sweep = {
+        "base_config": "base.yaml",
+        "space": {"learning_rate": "loguniform(0.0005, 0.005)"},
+        "search": "random",
+        "scheduler": "none",
+        "trials": 2,
+        "max_concurrent": 2,
+        "sweep_dir": str(tmp_path / "sweeps"),
+    }
+    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(sweep))
+    parameters = {
+        "sweep": tmp_path / "sweep.yaml",
+        "corpus": corpus,
+        "utterances": 60,
+        "trials": 2,
+        "max_concurrent": 2,
+    }
+    command = [sys.executable, "-m", "mlflow", "run", ".", "--env-manager", "local", "-e", "sweep"]
+    command += ["--experiment-name", "mlproject-sweep"]
+    for name, value in parameters.items():
+        command += ["-P", f"{name}={value}"]
+    result = subprocess.run(
+        command,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={
+            **os.environ,
+            "MLFLOW_TRACKING_URI": uri,
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        },
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("mlproject-sweep")
+    runs = client.search_runs([experiment.experiment_id])
+    (parent,) = [r for r in runs if r.data.tags.get("mlflow.project.entryPoint") == "sweep"]
+    children = [r for r in runs if r.info.run_id != parent.info.run_id]
+    assert parent.info.status == "FINISHED" and "best_dev_wer" in parent.data.metrics
+    assert parent.data.params["space.learning_rate"] == "loguniform(0.0005, 0.005)"
+    assert len(children) == 2
+    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
+    assert all(c.info.status == "FINISHED" and "dev_wer" in c.data.metrics for c in children)

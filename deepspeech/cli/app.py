@@ -15,6 +15,7 @@ from deepspeech.cli.export import export
 from deepspeech.cli.lm import lm_app
 from deepspeech.cli.runs import runs_app
 from deepspeech.cli.serve import serve, transcribe
+from deepspeech.cli.sweep import sweep
 from deepspeech.cli.train import evaluate, train
 from deepspeech.data.augment_spec import AUGMENT_HELP
 from deepspeech.errors import DeepSpeechError
@@ -62,6 +63,7 @@ def _register_commands() -> None:
     app.add_typer(lm_app, name="lm")
     app.command("train", epilog=AUGMENT_HELP)(train)
     app.command("evaluate")(evaluate)
+    app.command("sweep")(sweep)
     app.command("export")(export)
     app.command("transcribe")(transcribe)
     app.command("serve")(serve)

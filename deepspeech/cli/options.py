@@ -20,6 +20,7 @@ import typer
 
 from deepspeech.config import Setting, format_default, settings_of
 from deepspeech.decoding.decoders import DecoderConfig
+from deepspeech.sweep.config import SweepConfig
 from deepspeech.training.config import TrainConfig
 from serving.settings import ServerSettings
 
@@ -133,6 +134,7 @@ def settings_document() -> str:
     )
     sections = [
         settings_markdown(TrainConfig, "Training", "deepspeech train"),
+        settings_markdown(SweepConfig, "Sweeps", "deepspeech sweep"),
         settings_markdown(DecoderConfig, "Decoding", "deepspeech evaluate / transcribe / serve"),
         settings_markdown(ServerSettings, "Serving", "deepspeech serve"),
     ]

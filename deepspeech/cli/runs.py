@@ -21,7 +21,11 @@ runs_app = typer.Typer(help="Look at training runs in the MLflow store.", no_arg
 @runs_app.command("compare")
 def compare(
     run_ids: Annotated[
-        list[str] | None, typer.Argument(help="Run ids to compare (default: the experiment's).")
+        list[str] | None,
+        typer.Argument(
+            help="Run ids to compare (default: the experiment's); a sweep's parent run "
+            "stands for its trials."
+        ),
     ] = None,
     experiment_name: Annotated[
         str, typer.Option(help="Experiment whose runs to compare when no ids are given.")
@@ -31,7 +35,11 @@ def compare(
         Path, typer.Option(help="PNG with the runs' loss and WER curves overlaid.")
     ] = Path("runs/compare.png"),
 ) -> None:
-    """Print a table of runs (options and final WER/CER) and plot their curves together."""
+    """Print a table of runs (options and final WER/CER) and plot their curves together.
+
+    Given a sweep's parent run (`deepspeech sweep`), compares its trials: the keys it
+    searched as columns, and the epoch the scheduler stopped each trial at.
+    """
     runs = load_runs(resolve_tracking_uri(tracking_uri), experiment_name, run_ids)
     rows = comparison_table(runs)
     table = Table(show_lines=False)

@@ -1,12 +1,14 @@
 """Compare training runs from an MLflow store: one table of their figures, curves overlaid.
 
 The MLflow UI compares runs too; this is the same view from a terminal or a script, and the PNG
-can go into a report or pull request.
+can go into a report or pull request. A run with child runs (a sweep's parent, `deepspeech
+sweep`) stands for its children: its trials side by side, with the keys it searched (its
+`space.<key>` params) as columns and the epoch the scheduler stopped each trial at.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,9 @@ from deepspeech.errors import ConfigError
 COMPARED_PARAMS = ("n_hidden", "learning_rate", "dropout_rate", "batch_size", "feature_stride")
 COMPARED_METRICS = ("dev_wer", "dev_cer", "test_wer", "test_cer", "test_loss")
 CURVES = ("train_loss", "dev_loss", "dev_wer")
+PARENT_TAG = "mlflow.parentRunId"  # MLflow's own: a child run names its parent with it
+SEARCHED_PARAM_PREFIX = "space."  # a sweep's parent run: `space.<key>` for each searched key
+STOPPED_EPOCH_TAG = "sweep.stopped_at_epoch"  # a sweep's trial its scheduler stopped
 
 
 @dataclass(frozen=True)
@@ -25,21 +30,39 @@ class RunSummary:
     params: dict[str, str]
     metrics: dict[str, float]
     curves: dict[str, list[tuple[int, float]]]
+    tags: dict[str, str] = field(default_factory=dict)
+    searched: tuple[str, ...] = ()  # a sweep's trial: the keys its parent searched
 
 
 def load_runs(
     tracking_uri: str, experiment_name: str | None, run_ids: list[str] | None
 ) -> list[RunSummary]:
-    """The named runs, or every run of the experiment (newest first)."""
+    """The named runs (a run with children, such as a sweep's parent, stands for them, oldest
+    first), or every run of the experiment (newest first)."""
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
     client = MlflowClient(tracking_uri)
+    searched: dict[str, tuple[str, ...]] = {}  # child run id -> the keys its parent searched
     if run_ids:
         try:
-            runs = [client.get_run(run_id) for run_id in run_ids]
+            named = [client.get_run(run_id) for run_id in run_ids]
         except MlflowException as e:
             raise ConfigError(f"{tracking_uri}: {e.message}") from e
+        runs = []
+        for run in named:
+            children = client.search_runs(
+                [run.info.experiment_id],
+                filter_string=f"tags.`{PARENT_TAG}` = '{run.info.run_id}'",
+                order_by=["start_time ASC"],
+            )
+            keys = tuple(
+                k.removeprefix(SEARCHED_PARAM_PREFIX)
+                for k in run.data.params
+                if k.startswith(SEARCHED_PARAM_PREFIX)
+            )
+            searched.update({child.info.run_id: keys for child in children})
+            runs.extend(children or [run])
     else:
         experiment = client.get_experiment_by_name(experiment_name or "")
         if experiment is None:
@@ -63,20 +86,27 @@ def load_runs(
                 )
                 for key in CURVES
             },
+            tags=dict(run.data.tags),
+            searched=searched.get(run.info.run_id, ()),
         )
         for run in runs
     ]
 
 
 def comparison_table(runs: list[RunSummary]) -> list[dict[str, Any]]:
-    """One row per run: id, name, status, the compared params and final metrics."""
+    """One row per run: id, name, status, the compared params (and any key a sweep searched)
+    and final metrics; for a sweep's trials, the epoch its scheduler stopped it at."""
+    searched = [k for run in runs for k in run.searched]
+    params = list(dict.fromkeys([*COMPARED_PARAMS, *searched]))
+    stopped = any(run.searched for run in runs)
     return [
         {
             "run": run.run_id[:8],
             "name": run.name,
             "status": run.status,
-            **{p: run.params.get(p, "") for p in COMPARED_PARAMS},
+            **{p: run.params.get(p, "") for p in params},
             **{m: run.metrics.get(m) for m in COMPARED_METRICS},
+            **({"stopped at": run.tags.get(STOPPED_EPOCH_TAG, "")} if stopped else {}),
         }
         for run in runs
     ]

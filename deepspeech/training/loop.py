@@ -69,6 +69,7 @@ from deepspeech.training.tracking import TEST_METRICS, MlflowCallback, git_commi
 logger = logging.getLogger(__name__)
 
 ProgressFactory = Callable[[str, int | None], AbstractContextManager[Callable[..., None]]]
+EpochHook = Callable[[int, dict[str, float]], None]  # (epoch from 1, dev and epoch figures)
 AGREE_EVERY = 10  # steps between the checks that all workers must agree on (save, time budget)
 
 
@@ -391,11 +392,12 @@ class Epochs:
         alphabet: Alphabet,
         progress: ProgressFactory,
         on_report: Callable[[WerReport], None] | None,
+        on_epoch: EpochHook | None = None,
     ) -> None:
 
         self.config, self.state, self.placement = config, state, placement
         self.data, self.alphabet = data, alphabet
-        self.progress, self.on_report = progress, on_report
+        self.progress, self.on_report, self.on_epoch = progress, on_report, on_epoch
         self.global_batch = config.batch_size * placement.num_replicas
         self.eval_step = make_eval_step(state.model, config.features.numcep)
         self.decoder: Decoder | None = None  # the chief's, while `run` runs
@@ -620,6 +622,10 @@ class Epochs:
             logger.info("dev loss plateaued: learning rate now %.3g", new_lr)
         state.counters["evaluated"].assign(epoch)
         self.save()
+        if self.on_epoch and report:  # logged and saved: the hook may end the process
+            self.on_epoch(
+                epoch, {"dev_loss": dev_loss, "dev_wer": report.wer, "dev_cer": report.cer, **logs}
+            )
 
     def run(self) -> WerReport | None:
         """Epochs until done, stopped early or out of time; then the test report.
@@ -674,11 +680,14 @@ def train(
     config: TrainConfig,
     progress: ProgressFactory | None = None,
     on_report: Callable[[WerReport], None] | None = None,
+    on_epoch: EpochHook | None = None,
 ) -> TrainResult:
     """Train (or resume, or fine-tune) the BiRNN as `config` says; evaluate dev each epoch and
     test at the end.
 
-    `progress` draws bars (the CLI's `progress_bar`); `on_report` receives each WER report.
+    `progress` draws bars (the CLI's `progress_bar`); `on_report` receives each WER report;
+    `on_epoch(epoch, figures)` (a sweep's trial) each evaluated epoch's dev and training
+    figures, on the chief, once they are logged and checkpointed.
     """
     progress = progress or _no_progress
     alphabet = config.read_alphabet()
@@ -695,7 +704,7 @@ def train(
         keras.utils.set_random_seed(config.seed)
         state = build_state(config, config.model(alphabet.num_classes), placement)
         resumed = restore_or_initialize(state, config, data["train"], existing, fine_tuning)
-    epochs = Epochs(config, state, placement, data, alphabet, progress, on_report)
+    epochs = Epochs(config, state, placement, data, alphabet, progress, on_report, on_epoch)
     steps_per_epoch = epochs.steps_per_epoch
     if steps_per_epoch == 0:
         raise ConfigError(
