@@ -226,19 +226,23 @@ def test_a_bad_source_is_one_line_before_any_data_is_read(
     assert not (tmp_path / "tuned").exists(), "nothing written"
 
 
+def cli_fine_tune(manifest: Path, tmp: Path, source: str, *extra: str) -> list[str]:
+    """`deepspeech train --init-from SOURCE --drop-layers 1` on the tiny model's shape."""
+    return [
+        sys.executable, "-m", "deepspeech", "train",
+        "--train-files", str(manifest),
+        "--checkpoint-dir", str(tmp / "tuned"),
+        "--feature-cache", str(tmp / "feature-cache"),
+        "--tracking-uri", f"sqlite:///{tmp / 'mlflow.db'}",
+        "--n-hidden", "32", "--feature-stride", "2", "--dropout-rate", "0",
+        "--epochs", "1", "--batch-size", "4", "--init-from", source, "--drop-layers", "1", *extra,
+    ]  # fmt: skip
+
+
 @pytest.mark.slow
 def test_fine_tunes_on_two_mirrored_devices(source, few_steps_corpus: Path, tmp_path: Path) -> None:
     folder, info, latest = source
-    command = [
-        sys.executable, "-m", "deepspeech", "train",
-        "--train-files", str(few_steps_corpus),
-        "--checkpoint-dir", str(tmp_path / "tuned"),
-        "--feature-cache", str(tmp_path / "feature-cache"),
-        "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
-        "--n-hidden", "32", "--feature-stride", "2", "--dropout-rate", "0",
-        "--epochs", "1", "--batch-size", "4", "--devices", "2",
-        "--init-from", str(folder), "--drop-layers", "1",
-    ]  # fmt: skip
+    command = cli_fine_tune(few_steps_corpus, tmp_path, str(folder), "--devices", "2")
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     assert "re-initialised h6" in result.stderr
@@ -255,16 +259,9 @@ def test_fine_tunes_on_two_ray_workers(source, few_steps_corpus: Path, tmp_path:
 
     folder, info, latest = source
     relative = os.path.relpath(folder, tmp_path)
-    command = [
-        sys.executable, "-m", "deepspeech", "train",
-        "--train-files", str(few_steps_corpus),
-        "--checkpoint-dir", str(tmp_path / "tuned"),
-        "--feature-cache", str(tmp_path / "feature-cache"),
-        "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
-        "--n-hidden", "32", "--feature-stride", "2", "--dropout-rate", "0",
-        "--epochs", "1", "--batch-size", "4", "--ray-address", "local", "--workers", "2",
-        "--init-from", relative, "--drop-layers", "1",
-    ]  # fmt: skip
+    command = cli_fine_tune(
+        few_steps_corpus, tmp_path, relative, "--ray-address", "local", "--workers", "2"
+    )
     result = subprocess.run(
         in_namespace(command), capture_output=True, text=True, env=RAY_ENV, cwd=tmp_path
     )

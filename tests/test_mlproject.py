@@ -12,6 +12,31 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
+
+def mlflow_run(
+    entry_point: str, experiment: str, parameters: dict, uri: str
+) -> subprocess.CompletedProcess:
+    """`mlflow run . -e ENTRY_POINT` with `parameters` as -P options, into the store `uri`."""
+    command = [sys.executable, "-m", "mlflow", "run", ".", "--env-manager", "local"]
+    command += ["-e", entry_point, "--experiment-name", experiment]
+    for name, value in parameters.items():
+        command += ["-P", f"{name}={value}"]
+    return subprocess.run(
+        command,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        # --env-manager local runs the command in the current environment, as when a user
+        # has activated .venv: its bin folder comes first on PATH.
+        env={
+            **os.environ,
+            "MLFLOW_TRACKING_URI": uri,
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        },
+    )
+
+
 pytestmark = pytest.mark.slow
 
 
@@ -36,24 +61,7 @@ def test_mlflow_run_main_entry_point_logs_into_its_own_run(
         "max_train_minutes": 0,
         "seed": 3,
     }
-    command = [sys.executable, "-m", "mlflow", "run", ".", "--env-manager", "local", "-e", "main"]
-    command += ["--experiment-name", "mlproject-test"]
-    for name, value in parameters.items():
-        command += ["-P", f"{name}={value}"]
-    result = subprocess.run(
-        command,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        # --env-manager local runs the command in the current environment, as when a user
-        # has activated .venv: its bin folder comes first on PATH.
-        env={
-            **os.environ,
-            "MLFLOW_TRACKING_URI": uri,
-            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        },
-    )
+    result = mlflow_run("main", "mlproject-test", parameters, uri)
     assert result.returncode == 0, result.stderr[-3000:]
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name("mlproject-test")
@@ -118,22 +126,7 @@ def test_mlflow_run_sweep_entry_point_makes_its_run_the_parent(tmp_path: Path) -
         "trials": 2,
         "max_concurrent": 2,
     }
-    command = [sys.executable, "-m", "mlflow", "run", ".", "--env-manager", "local", "-e", "sweep"]
-    command += ["--experiment-name", "mlproject-sweep"]
-    for name, value in parameters.items():
-        command += ["-P", f"{name}={value}"]
-    result = subprocess.run(
-        command,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={
-            **os.environ,
-            "MLFLOW_TRACKING_URI": uri,
-            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        },
-    )
+    result = mlflow_run("sweep", "mlproject-sweep", parameters, uri)
     assert result.returncode == 0, result.stderr[-3000:]
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name("mlproject-sweep")
