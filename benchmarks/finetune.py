@@ -150,25 +150,28 @@ def plot(results: list[dict]) -> None:
 
 
 def table(results: list[dict]) -> tuple[list[str], list[str]]:
+    """One row per variant: each run's steps, dev WER after each epoch and seconds."""
     rows = [
-        "| variant | run | steps | dev WER after each epoch | seconds featurizing + training |",
-        "|---|---|---|---|---|",
+        "| variant | steps, scratch | dev WER by epoch, scratch | steps, fine-tuned | "
+        "dev WER by epoch, fine-tuned | seconds featurizing + training |",
+        "|---|---|---|---|---|---|",
     ]
     lines = []
     for r in results:
-        for curve in (r["scratch"], r["tuned"]):
-            wers = ", ".join(f"{100 * w:.2f}%" for w in curve.dev_wer)
-            run = curve.name.split("/")[0].split("-", 1)[1]
-            rows.append(
-                f"| {r['kind']} | {run} | {curve.points[-1][0]} | {wers} | {curve.seconds:.0f} |"
-            )
+        scratch, tuned = r["scratch"], r["tuned"]
+        cells = [
+            f"{c.points[-1][0]} | {', '.join(f'{100 * w:.2f}%' for w in c.dev_wer)}"
+            for c in (scratch, tuned)
+        ]
+        rows.append(
+            f"| {r['kind']} | {cells[0]} | {cells[1]} | {scratch.seconds:.0f}, "
+            f"{tuned.seconds:.0f} |"
+        )
         steps, share, met = verdict(r)
-        final = 100 * r["scratch"].dev_wer[-1]
         reached = (
-            f"after {steps} steps, {share:.0%} of the from-scratch run's "
-            f"{r['scratch'].points[-1][0]}"
+            f"after {steps} steps, {share:.0%} of the from-scratch run's {scratch.points[-1][0]}"
             if steps is not None
-            else f"not within its {r['tuned'].points[-1][0]} steps"
+            else f"not within its {tuned.points[-1][0]} steps"
         )
         before = (
             f" Before fine-tuning, make run's model scored {100 * r['before']:.2f}% on this "
@@ -178,7 +181,7 @@ def table(results: list[dict]) -> tuple[list[str], list[str]]:
         )
         lines.append(
             f"{r['kind']}: the fine-tuned run reached the from-scratch model's final dev WER "
-            f"({final:.2f}%) {reached} (target ≤ {TARGET_SHARE:.0%}: "
+            f"({100 * scratch.dev_wer[-1]:.2f}%) {reached} (target ≤ {TARGET_SHARE:.0%}: "
             f"{'met' if met else 'NOT met'}).{before}"
         )
     return rows, lines
@@ -207,15 +210,15 @@ def main() -> None:
         f"Fine-tuning make run's model (`{args.base.relative_to(ROOT)}`) against training the "
         f"same recipe from scratch, on variants of `{args.corpus.relative_to(ROOT)}` it never "
         "saw: telephone (G.712 band, 8 kHz, mu-law) and digits (numbers as digits: a new "
-        f"alphabet, output layer re-initialised); fine-tuning: {args.epochs} epochs, peak "
+        f"alphabet; the output layer keeps the shared characters' columns); fine-tuning: "
+        f"{args.epochs} epochs, peak "
         f"learning rate {args.learning_rate:g}; dev WER greedy."
     )
     heading = head(
         "Fine-tuning",
         intro,
-        "benchmarks/finetune.py --markdown",
-        command_note="; notes: [notes/finetune.md](notes/finetune.md), plot: "
-        "[notes/finetune.png](notes/finetune.png)",
+        ".venv/bin/python benchmarks/finetune.py --markdown",
+        command_note="(plot: [notes/finetune.png](notes/finetune.png))",
     )
     print_result(rows, " ".join(lines), heading if args.markdown else None)
 

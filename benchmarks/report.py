@@ -511,12 +511,12 @@ def finetune_share(variant: str) -> Callable[[Record], Figure]:
     first reached the from-scratch run's final one (inf: not within its steps)."""
 
     def figure(r: Record) -> Figure:
-        table = r.table_with("dev WER after each epoch")
+        table = r.table_with("dev WER by epoch, scratch")
+        row = table.find(variant=variant)
         runs = {}
         for run in ("scratch", "fine-tuned"):
-            row = table.find(variant=variant, run=run)
-            wers = [number(w) for w in row[table.column("dev WER after each epoch")].split(",")]
-            runs[run] = (number(row[table.column("steps")]) / len(wers), wers)
+            wers = [number(w) for w in row[table.column(f"dev WER by epoch, {run}")].split(",")]
+            runs[run] = (number(row[table.column(f"steps, {run}")]) / len(wers), wers)
         (scratch_epoch, scratch), (tuned_epoch, tuned) = runs["scratch"], runs["fine-tuned"]
         total = scratch_epoch * len(scratch)
         reached = next((i + 1 for i, w in enumerate(tuned) if w <= scratch[-1]), None)
