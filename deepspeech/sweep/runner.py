@@ -44,7 +44,7 @@ from deepspeech.sweep.tracking import (
     open_parent,
 )
 from deepspeech.sweep.trial import ENDED_METRIC, RUN_ID_METRIC, TrialSetup, run_trial
-from deepspeech.training.ray_launch import _connect
+from deepspeech.training.ray_launch import connect_ray
 
 logger = logging.getLogger(__name__)
 
@@ -212,7 +212,7 @@ def run_sweep(sweep: Sweep, progress: ProgressFactory | None = None) -> SweepRes
     s = sweep.settings
     # ray_launch's start-up: joins `ray_address`, or starts a one-machine Ray on 127.0.0.1
     # with a CPU for each of the trials that may run at once.
-    _connect(
+    connect_ray(
         dataclasses.replace(
             sweep.base,
             ray_address=s.ray_address,

@@ -129,7 +129,7 @@ def _check_manifests(config: TrainConfig) -> None:
             read_manifests(spec, alphabet)
 
 
-def _connect(config: TrainConfig) -> None:
+def connect_ray(config: TrainConfig) -> None:
     """Join the cluster at `ray_address`, or start a one-machine Ray bound to 127.0.0.1."""
     import ray
 
@@ -177,7 +177,7 @@ def train_on_ray(config: TrainConfig) -> RayTrainResult:
     options = absolute_options(config)
     checkpoint_dir = Path(options["checkpoint_dir"])
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    _connect(config)
+    connect_ray(config)
     try:
         _check_resources(config)
         resources = {"CPU": config.cpus_per_worker}
