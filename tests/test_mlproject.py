@@ -28,9 +28,11 @@ def mlflow_run(
         text=True,
         timeout=600,
         # --env-manager local runs the command in the current environment, as when a user
-        # has activated .venv: its bin folder comes first on PATH.
+        # has activated .venv: its bin folder comes first on PATH. An experiment an earlier
+        # test made active in this process (mlflow.set_experiment exports it as
+        # MLFLOW_EXPERIMENT_ID) must not reach the child: `mlflow run` refuses both.
         env={
-            **os.environ,
+            **{k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_EXPERIMENT")},
             "MLFLOW_TRACKING_URI": uri,
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
         },
