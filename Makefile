@@ -50,7 +50,7 @@ ui: setup
 	mkdir -p $(RUNS)
 	$(BIN)/mlflow ui --host 127.0.0.1 --port 5000 --workers 1 --backend-store-uri $(MLFLOW_TRACKING_URI)
 
-# Test tiers: `make test` runs all (16-17 min on 2 cores); `make test-fast` skips slow-marked (~2 min).
+# Test tiers: `make test` runs all (~17 min of tests on 2 cores); `make test-fast` skips slow-marked (~5 min).
 test: setup browser
 	$(BIN)/python -m pytest
 
