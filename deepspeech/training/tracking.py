@@ -8,11 +8,11 @@ not logged twice.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import subprocess
 import time
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -46,15 +46,6 @@ def git_commit() -> str:
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
     return result.stdout.strip() if result.returncode == 0 else "unknown"
-
-
-def file_digest(path: Path, block: int = 1 << 20) -> str:
-    """The first 16 hex digits of a file's sha256, read `block` bytes at a time."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(block):
-            digest.update(chunk)
-    return digest.hexdigest()[:16]
 
 
 def metric_name(variable_path: str) -> str:
@@ -130,21 +121,26 @@ class MlflowCallback(keras.callbacks.Callback):
 
     # --- inputs, system metrics, the final weights ------------------------------------------
     def log_datasets(self, manifests: Mapping[str, str]) -> None:
-        """Each manifest CSV as an MLflow dataset, in context train, dev or test (`manifests`:
-        {context: comma-separated paths}). Its digest is the file's sha256, read in blocks: a
-        LibriSpeech-sized manifest is never loaded whole. A resumed run logs none twice:
+        """Each manifest CSV as an MLflow dataset with its digest, in context train, dev or
+        test (`manifests`: {context: comma-separated paths}). A resumed run logs none twice:
         MLflow keeps one input per dataset and context."""
-        from mlflow.data.meta_dataset import MetaDataset
+        import mlflow
+        import pandas as pd
         from mlflow.data.sources import LocalArtifactDatasetSource
         from mlflow.entities import DatasetInput, InputTag
 
         inputs = []
         for context, spec in manifests.items():
             for path in (Path(p) for p in spec.split(",") if p):
-                source = LocalArtifactDatasetSource(str(path.resolve()))
-                dataset = MetaDataset(source, name=path.name, digest=file_digest(path))
+                with warnings.catch_warnings():  # MLflow's hints on inferring a schema
+                    warnings.simplefilter("ignore")
+                    dataset = mlflow.data.from_pandas(
+                        pd.read_csv(path, keep_default_na=False),
+                        source=LocalArtifactDatasetSource(str(path.resolve())),
+                        name=path.name,
+                    )._to_mlflow_entity()
                 tags = [InputTag("mlflow.data.context", context)]
-                inputs.append(DatasetInput(dataset._to_mlflow_entity(), tags=tags))
+                inputs.append(DatasetInput(dataset, tags=tags))
         if inputs:
             self.client.log_inputs(self.run_id, datasets=inputs)
 
