@@ -9,19 +9,36 @@ beam search and the LM; from runs/make-run.started and .finished (written by mak
 the whole job's time, install excluded; from runs/make-run.stages (also make run's) and the
 run's per-epoch `epoch_featurize_seconds`, `epoch_train_seconds` and `dev_seconds`: where that
 time went. The README quotes this section instead of hand-copied numbers.
+
+Then what this make run would take on the slowest host seen (issue 31: an Intel Xeon whose step
+of `benchmarks/training.py`'s configuration took 347 ms on 2026-12-05): the whole job scaled by
+347 ms over the step that configuration took during this make run. Make run's own mean step
+gives that, divided by the ratio of the recipe's step to the configuration's (1 when the recipe
+is that configuration; else measured here, side by side, by `training.measure`).
 """
 
 from __future__ import annotations
 
 import argparse
-import ast
+import datetime
 import itertools
 import json
+import statistics
 from pathlib import Path
 
 from inputs import required_file
 from machine import cpu_model
 from section import head, parse_args, print_result
+from training import FEATURE_STRIDE, N_HIDDEN, SIDE_BY_SIDE, Setup, measure
+
+from deepspeech.config import load_config_file
+from deepspeech.training.config import TrainConfig
+
+RECIPE = Path(__file__).resolve().parents[1] / "experiments" / "sample.yaml"
+# The slowest host seen, from issue 31: its step of training.py's configuration, and its make
+# run of that day (the recipe then: batch 32, 6 epochs).
+SLOW_HOST = ("Intel Xeon", "2026-12-05", 347.0, "18 min 43 s")
+PROJECTION_TARGET = 15 * 60  # issue 31: make run within 15 minutes on that host (goal 12)
 
 
 def trained_by_last_make_run(runs: Path, trained_from: float) -> bool:
@@ -32,23 +49,97 @@ def trained_by_last_make_run(runs: Path, trained_from: float) -> bool:
     return started.is_file() and trained_from >= int(started.read_text())
 
 
+def job_seconds(runs: Path) -> int | None:
+    """make run's time end to end, install excluded; None if the last one did not finish."""
+    started, finished = runs / "make-run.started", runs / "make-run.finished"
+    if not (started.is_file() and finished.is_file()):
+        return None
+    return int(finished.read_text()) - int(started.read_text())
+
+
+def minutes(seconds: float) -> str:
+    return f"{int(seconds) // 60} min {int(seconds) % 60:02d} s"
+
+
 def whole_job(runs: Path, fresh: bool) -> str:
     """The sentence on make run's own timing, or '' when the last make run did not finish;
     `fresh`: it trained the model (`trained_by_last_make_run`)."""
-    started, finished = runs / "make-run.started", runs / "make-run.finished"
-    if not (started.is_file() and finished.is_file()):
+    seconds = job_seconds(runs)
+    if seconds is None:
         return ""
     if not fresh:
         return (
             "The last `make run` found its training already done, so its time is not a whole "
             "job's (`rm -rf runs` before `make run` times one). "
         )
-    seconds = int(finished.read_text()) - int(started.read_text())
     verdict = "within" if seconds <= 12 * 60 else "over"
     return (
-        f"`make run` took {seconds // 60} min {seconds % 60:02d} s end to end, install excluded "
+        f"`make run` took {minutes(seconds)} end to end, install excluded "
         f"({verdict} the 12-minute target). "
     )
+
+
+def recipe_step_ratio(corpus: Path, cache: Path) -> tuple[float, Setup]:
+    """The recipe's step over training.py's configuration's (`SIDE_BY_SIDE`), and the recipe
+    as a training.py setup. Measured side by side on make run's corpus and feature cache
+    unless the two are the same configuration."""
+    recipe = TrainConfig(**load_config_file(RECIPE, TrainConfig))
+    if (recipe.n_hidden, recipe.feature_stride) != (N_HIDDEN, FEATURE_STRIDE):
+        raise SystemExit(
+            f"{RECIPE.name} is no longer n_hidden {N_HIDDEN} at stride {FEATURE_STRIDE}, which "
+            "benchmarks/training.py's children build: teach them the recipe's shape first"
+        )
+    setup = Setup(
+        f"make run's recipe (batch {recipe.batch_size})",
+        1,
+        recipe.intra_op_threads,
+        recipe.inter_op_threads,
+        recipe.batch_size,
+    )
+    if (setup.batch, setup.intra_op, setup.inter_op) == (
+        SIDE_BY_SIDE.batch,
+        SIDE_BY_SIDE.intra_op,
+        SIDE_BY_SIDE.inter_op,
+    ):
+        return 1.0, setup
+    results = measure(corpus, [SIDE_BY_SIDE, setup], 20, 2, cache=cache)
+
+    def step(name: str) -> float:
+        return statistics.median(r["step_seconds"] for r in results[name])
+
+    return step(setup.name) / step(SIDE_BY_SIDE.name), setup
+
+
+def projection(params: dict[str, str], day: str, seconds: int, step_ms: float) -> list[str]:
+    """A table of make run on each CPU (the slow host's, this one's, and this one's projected
+    to the slow host's step), and how the projection was made. `params`: the training run's,
+    `day` its date, `step_ms` its mean step."""
+    corpus = Path(params["train_files"].split(",")[0]).parent
+    ratio, setup = recipe_step_ratio(corpus, Path(params["feature_cache"]))
+    reference_ms = step_ms / ratio  # training.py's configuration, during this make run
+    cpu, date, slow_ms, slow_run = SLOW_HOST
+    projected = seconds * slow_ms / reference_ms
+    verdict = "met" if projected <= PROJECTION_TARGET else "NOT met"
+    table = [
+        "| CPU | date | step, training.py's configuration | make run |",
+        "|---|---|---:|---:|",
+        f"| {cpu} (issue 31) | {date} | {slow_ms:.0f} ms | {slow_run} |",
+        f"| {cpu_model()} | {day} | {reference_ms:.0f} ms | {minutes(seconds)} |",
+        f"| this make run at the {cpu}'s step | | {slow_ms:.0f} ms | {minutes(projected)} |",
+    ]
+    how = (
+        "make run's recipe is that configuration"
+        if ratio == 1.0
+        else f"its mean step at batch {setup.batch}, {step_ms:.0f} ms, over {ratio:.2f}, the "
+        f"recipe's step over the configuration's measured side by side after the run"
+    )
+    text = (
+        f"At the {cpu}'s step this make run would take {minutes(projected)} (target ≤ 15 min: "
+        f"{verdict}; goal 12): all of its {seconds} s scaled by {slow_ms:.0f} / "
+        f"{reference_ms:.0f} ms, the step training.py's configuration (batch {SIDE_BY_SIDE.batch}, "
+        f"n_hidden {N_HIDDEN}, stride {FEATURE_STRIDE}) took during it ({how})."
+    )
+    return [*table, "", text]
 
 
 STAGES = {  # make run's commands, by the name the Makefile stamps when each ends
@@ -78,37 +169,32 @@ def stage_seconds(runs: Path) -> dict[str, float]:
 
 
 def breakdown(stages: dict[str, float], epochs: dict[str, list[float]], steps: int) -> list[str]:
-    """One paragraph: make run's time by command, `train`'s split into its epochs' parts, and
-    the mean training step (the figure that moves with the CPU and its load)."""
+    """A table of make run's time by command, `train`'s split into its epochs' parts, with the
+    mean training step (the figure that moves with the CPU and its load); [] without stamps."""
     if not stages:
         return []
     total = sum(stages.values())
-
-    def part(label: str, seconds: float) -> str:
-        return f"{label} {seconds:.0f} s ({seconds / total:.0%})"
-
-    parts = []
+    rows = []
     for name, seconds in stages.items():
         if name != "train" or not all(epochs.get(key) for key in EPOCH_PARTS):
-            parts.append(part(STAGES.get(name, name), seconds))
+            rows.append((STAGES.get(name, name), seconds))
             continue
-        inside = []
         for key, label in EPOCH_PARTS.items():
             values = epochs[key]
             digits = 1 if max(values) < 10 else 0
-            spread = f"{min(values):.{digits}f}–{max(values):.{digits}f}"
-            inside.append(f"{label} {sum(values):.0f} s ({len(values)} × {spread} s)")
+            label = f"`train`: {label} ({len(values)} × {min(values):.{digits}f}–"
+            label += f"{max(values):.{digits}f} s"
+            if key == "epoch_train_seconds" and steps:
+                label += f"; {sum(values) / steps * 1000:.0f} ms a step, {steps} steps"
+            rows.append((label + ")", sum(values)))
         rest = seconds - sum(sum(epochs[key]) for key in EPOCH_PARTS)
-        inside.append(f"the rest (start, feature cache, test report, saving) {rest:.0f} s")
-        parts.append(part(STAGES["train"], seconds) + ": " + ", ".join(inside))
-    text = f"Where the {total:.0f} s went: " + "; ".join(parts) + "."
-    train_seconds = sum(epochs.get("epoch_train_seconds", []))
-    if train_seconds and steps:
-        text += (
-            f" A training step took {train_seconds / steps * 1000:.0f} ms on average "
-            f"({steps} steps), on {cpu_model()}."
-        )
-    return [text]
+        rows.append(("`train`: the rest (start, feature cache, test report, saving)", rest))
+    return [
+        f"| where make run's time went, on {cpu_model()} | seconds | share |",
+        "|---|---:|---:|",
+        *(f"| {label} | {seconds:.0f} | {seconds / total:.0%} |" for label, seconds in rows),
+        f"| all | {total:.0f} | 100% |",
+    ]
 
 
 def main() -> None:
@@ -129,7 +215,7 @@ def main() -> None:
         raise SystemExit(f"no finished sample run in {store}")
     run = runs[0]
     metrics, params = run.data.metrics, run.data.params
-    minutes = (run.info.end_time - run.info.start_time) / 60_000
+    train_minutes = (run.info.end_time - run.info.start_time) / 60_000
     steps = len(client.get_metric_history(run.info.run_id, "train_loss"))
     beam = args.runs / "sample" / "beam-report.json"
     lm = json.loads(beam.read_text()) if beam.is_file() else None
@@ -144,20 +230,12 @@ def main() -> None:
     def verdict(value: float, target: float) -> str:
         return f"target ≤ {target:.1%}: {'met' if value <= target else 'NOT met'}"
 
-    augment = ", ".join(ast.literal_eval(params.get("augment", "()"))) or "none"
-    prior = float(params.get("running_mean_frames", 0))
-    running = "mean and deviation" if params.get("running_variance") == "True" else "mean"
-    normalisation = (
-        f"the utterance's running {running} ({prior:g} frames' prior)"
-        if prior
-        else "the training statistics"
-    )
     fresh = trained_by_last_make_run(args.runs, run.info.start_time / 1000)
     summary = (
         whole_job(args.runs, fresh)
-        + f"The last make-run model (n_hidden {params['n_hidden']}, {params['epochs']} epochs, "
-        f"{steps} steps, seed {params['seed']}, normalised with {normalisation}, augmentation "
-        f"{augment}) trained in {minutes:.1f} min (training, "
+        + f"The last make-run model (`{RECIPE.parent.name}/{RECIPE.name}`: n_hidden "
+        f"{params['n_hidden']}, batch {params['batch_size']}, {params['epochs']} epochs, {steps} "
+        f"steps, seed {params['seed']}) trained in {train_minutes:.1f} min (training, "
         f"featurizing and evaluation) and reached test WER {metrics['test_wer']:.2%} greedy "
         f"({verdict(metrics['test_wer'], 0.03)})"
         + (
@@ -183,6 +261,12 @@ def main() -> None:
     rows = breakdown(stage_seconds(args.runs), epochs, steps)
     if rows:
         print("\n" + "\n".join(rows))
+    train_seconds = sum(epochs["epoch_train_seconds"])
+    seconds = job_seconds(args.runs)
+    if seconds is not None and train_seconds and steps:
+        day = datetime.date.fromtimestamp(run.info.start_time / 1000).isoformat()
+        mean_ms = train_seconds / steps * 1e3
+        print("\n" + "\n".join(projection(params, day, seconds, mean_ms)))
 
 
 if __name__ == "__main__":

@@ -29,7 +29,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
 from importlib.metadata import version
 from pathlib import Path
 
@@ -50,6 +51,7 @@ class Setup:
     devices: int
     intra_op: int = 0
     inter_op: int = 0
+    batch: int = GLOBAL_BATCH  # global
 
 
 DEFAULT_POOLS = Setup("1 device", 1)
@@ -58,8 +60,11 @@ TWO_DEVICES = Setup("2 devices", 2)
 SETUPS = (DEFAULT_POOLS, SIDE_BY_SIDE, TWO_DEVICES)
 
 
-def child(corpus: Path, setup: Setup, steps: int) -> dict[str, float]:
-    """One configuration, in its own process: returns throughput and pipeline figures."""
+def child(corpus: Path, setup: Setup, steps: int, cache: Path | None) -> dict[str, float]:
+    """One configuration, in its own process: returns throughput and pipeline figures.
+
+    `cache`: a feature cache to read (and fill where it lacks the corpus); None: a temporary
+    one, whose featurizing is timed too."""
     from deepspeech.data.manifest import read_manifest
     from deepspeech.text import Alphabet
     from deepspeech.training.config import TrainConfig
@@ -76,14 +81,17 @@ def child(corpus: Path, setup: Setup, steps: int) -> dict[str, float]:
     config = TrainConfig(n_hidden=N_HIDDEN, feature_stride=FEATURE_STRIDE)
     utterances = read_manifest(corpus / "train.csv", alphabet)
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="bench-cache-") as cache:
-        data = open_cached_set([(corpus / "train.csv", utterances)], Path(cache), 26, alphabet)
+    with tempfile.TemporaryDirectory(prefix="bench-cache-") as temporary:
+        folder = cache or Path(temporary)
+        data = open_cached_set([(corpus / "train.csv", utterances)], folder, 26, alphabet)
         feature_seconds = time.perf_counter() - started
-        return train_child(data, placement, config, steps, feature_seconds, alphabet)
+        return train_child(data, placement, config, steps, feature_seconds, alphabet, setup.batch)
 
 
-def train_child(data, placement, config, steps, feature_seconds, alphabet) -> dict[str, float]:
-    """The timed part of `child`, reading the feature cache `data`."""
+def train_child(
+    data, placement, config, steps, feature_seconds, alphabet, batch
+) -> dict[str, float]:
+    """The timed part of `child`, reading the feature cache `data`; `batch`: the global one."""
 
     from deepspeech.data.pipeline import distributed_dataset, training_plans
     from deepspeech.model.birnn import build_birnn
@@ -93,7 +101,7 @@ def train_child(data, placement, config, steps, feature_seconds, alphabet) -> di
     needed = WARMUP_STEPS + steps
     plans = training_plans(
         data,
-        batch_size=GLOBAL_BATCH // devices,
+        batch_size=batch // devices,
         replicas_per_worker=devices,
         stride=FEATURE_STRIDE,
         seed=0,
@@ -108,7 +116,7 @@ def train_child(data, placement, config, steps, feature_seconds, alphabet) -> di
     kept = -(-data.frames // FEATURE_STRIDE)  # frames per utterance at the stride
     audio_seconds = kept[timed].sum() / frames_per_second
     # Every replica's batch is padded to its longest utterance, and the LSTM runs the padding.
-    batches = plans[0].step_ids()[WARMUP_STEPS:].reshape(-1, GLOBAL_BATCH // devices)
+    batches = plans[0].step_ids()[WARMUP_STEPS:].reshape(-1, batch // devices)
     padded_frames = sum(len(b) * kept[b].max() for b in (b[b >= 0] for b in batches) if len(b))
 
     strategy = placement.strategy
@@ -127,7 +135,7 @@ def train_child(data, placement, config, steps, feature_seconds, alphabet) -> di
     pipeline_seconds = time.perf_counter() - started
 
     step = make_train_step(
-        strategy, model, optimizer, GLOBAL_BATCH, 5.0, dataset.element_spec, with_gradients=False
+        strategy, model, optimizer, batch, 5.0, dataset.element_spec, with_gradients=False
     )
     iterator = iter(distributed_dataset(strategy, data, plans, FEATURE_STRIDE))
     for _ in range(WARMUP_STEPS):
@@ -139,7 +147,7 @@ def train_child(data, placement, config, steps, feature_seconds, alphabet) -> di
     return {
         "devices": devices,
         "steps": steps,
-        "samples_per_second": steps * GLOBAL_BATCH / train_seconds,
+        "samples_per_second": steps * batch / train_seconds,
         "audio_seconds_per_second": audio_seconds / train_seconds,
         "step_seconds": train_seconds / steps,
         "pipeline_seconds_per_step": pipeline_seconds / steps,
@@ -199,6 +207,36 @@ def keras_lstm_on_this_machine() -> str:
     )
 
 
+def measure(
+    corpus: Path,
+    setups: Sequence[Setup],
+    steps: int,
+    repeats: int,
+    *,
+    cache: Path | None = None,
+    between_rounds: Callable[[], None] = lambda: None,
+) -> dict[str, list[dict[str, float]]]:
+    """Each setup's `child` figures, `repeats` times, children interleaved (A, B, A, B, ...)
+    so that the machine's noise hits all alike. `cache`: a feature cache the children share."""
+    results: dict[str, list[dict[str, float]]] = {s.name: [] for s in setups}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    command = [sys.executable, __file__, "--corpus", str(corpus), "--steps", str(steps)]
+    if cache is not None:
+        command += ["--cache", str(cache)]
+    for _ in range(repeats):
+        for setup in setups:
+            output = subprocess.run(
+                [*command, "--child", json.dumps(asdict(setup))],
+                check=True,
+                capture_output=True,
+                text=True,
+                env=env,
+            ).stdout
+            results[setup.name].append(json.loads(output.strip().splitlines()[-1]))
+        between_rounds()
+    return results
+
+
 def make_corpus(utterances: int) -> Path:
     from deepspeech.corpus.sample import SampleCorpusConfig, make_sample_corpus
 
@@ -212,12 +250,13 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, help="sample corpus folder (default: make one)")
     parser.add_argument("--steps", type=int, default=30, help="timed steps per configuration")
     parser.add_argument("--repeats", type=int, default=2, help="interleaved runs of each")
-    parser.add_argument("--child", help=argparse.SUPPRESS)  # a Setup's name
+    parser.add_argument("--child", help=argparse.SUPPRESS)  # a Setup, as JSON
+    parser.add_argument("--cache", type=Path, help=argparse.SUPPRESS)  # for `measure`
     args = parse_args(parser)
 
     if args.child:
-        (setup,) = [s for s in SETUPS if s.name == args.child]
-        print(json.dumps(child(args.corpus, setup, args.steps)))
+        setup = Setup(**json.loads(args.child))
+        print(json.dumps(child(args.corpus, setup, args.steps, args.cache)))
         return
 
     corpus = args.corpus or make_corpus(utterances=(WARMUP_STEPS + args.steps) * GLOBAL_BATCH + 200)
@@ -230,27 +269,7 @@ def main() -> None:
             peaks[threads] = max(peaks[threads], matmul_gflops(threads))
 
     measure_peaks()
-    results: dict[str, list[dict[str, float]]] = {s.name: [] for s in SETUPS}
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    for _ in range(args.repeats):
-        for setup in SETUPS:
-            command = [
-                sys.executable,
-                __file__,
-                "--corpus",
-                str(corpus),
-                "--steps",
-                str(args.steps),
-            ]
-            output = subprocess.run(
-                [*command, "--child", setup.name],
-                check=True,
-                capture_output=True,
-                text=True,
-                env=env,
-            ).stdout
-            results[setup.name].append(json.loads(output.strip().splitlines()[-1]))
-        measure_peaks()
+    results = measure(corpus, SETUPS, args.steps, args.repeats, between_rounds=measure_peaks)
 
     def best(setup: Setup, key: str) -> float:
         return max(r[key] for r in results[setup.name])
