@@ -13,6 +13,8 @@ import shlex
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +40,19 @@ def in_namespace(command: list[str]) -> list[str]:
     """`command` run in a loopback-only network namespace (or as is where that is not possible)."""
     script = f"ip link set lo up 2>/dev/null || true; exec {shlex.join(command)}"
     return [*_network_namespace_prefix(), script]
+
+
+@contextmanager
+def _whole_group(process: subprocess.Popen) -> Iterator[subprocess.Popen]:
+    """The driver, started in a session of its own; if the test fails or times out before it
+    ends, its whole process group (Ray's GCS, raylet and workers with it) is killed, not left
+    training on the cores the next tests need."""
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
 
 def ray_train(corpus: Path, tmp: Path, *extra: str, train_files: Path | None = None) -> list[str]:
@@ -188,10 +203,19 @@ def test_a_worker_killed_mid_run_is_replaced_and_training_resumes(
         "1",
     )
     log = tmp_path / "driver.log"
-    with log.open("w") as stderr:
-        process = subprocess.Popen(
-            in_namespace(command), stdout=subprocess.PIPE, stderr=stderr, text=True, env=RAY_ENV
-        )
+    with (
+        log.open("w") as stderr,
+        _whole_group(
+            subprocess.Popen(
+                in_namespace(command),
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                text=True,
+                env=RAY_ENV,
+                start_new_session=True,
+            )
+        ) as process,
+    ):
         checkpoint_dir = tmp_path / "ckpt"
         # Progress, not time, triggers the kill: the first checkpoint after training steps
         # (checkpoint 0, the initial weights, is saved before the first step).

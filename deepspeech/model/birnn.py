@@ -13,8 +13,9 @@ concatenated, zero frames past the edges). Padded frames are zeroed after normal
 an utterance gets the same scores alone or in a padded batch.
 
 Layers are named h1, h2, h3, lstm, h5, h6 like the 2017 variables, so tracked statistics read
-the same. `forward` is the one definition of the pass; training masks the LSTM, the export
-runs it unmasked (the fused ONNX LSTM op gets the lengths instead). `forward_chunk` is the same
+the same. `forward` is the one definition of the pass; training masks the LSTM (on a CPU it runs
+the LSTM layer's weights in `lstm_loop`'s leaner loop instead), the export runs it unmasked (the
+fused ONNX LSTM op gets the lengths instead). `forward_chunk` is the same
 pass over one chunk of a stream, for the unidirectional model: it carries the last
 2*numcontext normalised frames, the LSTM state and the running sums between calls
 (`ChunkState`), so chunk by chunk it computes exactly what `forward` computes on the whole
@@ -30,6 +31,7 @@ import numpy as np
 import tensorflow as tf
 
 from deepspeech.model.config import ModelConfig
+from deepspeech.model.lstm_loop import bidirectional_frames, forward_frames
 
 
 class RunningSums(NamedTuple):
@@ -176,6 +178,9 @@ class BiRNN(keras.Model):
                 merge_mode="concat",
                 name="lstm",
             )
+        # Training on CPUs runs the LSTM's weights in lstm_loop's loop (a third of Keras' ops
+        # per frame); with a GPU visible Keras runs cuDNN's kernel, which is faster still.
+        self.lstm_loop = not tf.config.list_physical_devices("GPU")
         self.h5 = keras.layers.Dense(config.n_hidden, name="h5")
         self.h6 = keras.layers.Dense(config.n_classes, name="h6", dtype="float32")  # logits, loss
         self.dropout = keras.layers.Dropout(config.dropout_rate)
@@ -203,6 +208,13 @@ class BiRNN(keras.Model):
         x, _ = self.normalization(features, lengths, start)
         x = add_context_windows(x, self.config.numcontext)  # (B, T, n_input)
         x = self._dense_in(x, training)  # (B, T, n_hidden)
+        if training and mask_lstm and self.lstm_loop and self.lstm.built:
+            # Padded frames' outputs differ from Keras' zeros; the CTC loss never reads them.
+            if self.config.rnn == "unidirectional":
+                x = forward_frames(x, self.lstm)
+            else:
+                x = bidirectional_frames(x, lengths, self.lstm)
+            return self._dense_out(x, training)
         x = self.lstm(x, mask=mask if mask_lstm else None, training=training)
         if self.config.rnn == "unidirectional":
             x = x[0]  # the sequence; the state matters only to streams
