@@ -14,7 +14,7 @@ the same batches through the compiled train step: their ratio says whether the p
 Behind the table, how far a step is from the CPU's arithmetic peak: FLOP per step counted from
 the shapes (`inputs.birnn_flop_per_frame` for every padded frame of the timed batches, times 3
 for forward + backward), against numpy's measured matmul peak on 1 thread and on all; and which
-LSTM Keras runs on this machine, with the ops its loop runs per frame (counted in the traced
+LSTM loops training runs on this machine, with the ops they run per frame (counted in the traced
 graph of a small model's gradient).
 """
 
@@ -52,12 +52,15 @@ class Setup:
     intra_op: int = 0
     inter_op: int = 0
     batch: int = GLOBAL_BATCH  # global
+    keras_lstm: bool = False  # Keras' own LSTM loop, as training ran it before lstm_loop
 
 
 DEFAULT_POOLS = Setup("1 device", 1)
 SIDE_BY_SIDE = Setup("1 device, intra-op 1, inter-op 2", 1, 1, 2)
+# What the slow Xeon's 347 ms (2026-12-05) measured: the same, with Keras' LSTM loop.
+KERAS_LSTM = Setup("1 device, intra-op 1, inter-op 2, Keras' LSTM loop", 1, 1, 2, keras_lstm=True)
 TWO_DEVICES = Setup("2 devices", 2)
-SETUPS = (DEFAULT_POOLS, SIDE_BY_SIDE, TWO_DEVICES)
+SETUPS = (DEFAULT_POOLS, SIDE_BY_SIDE, KERAS_LSTM, TWO_DEVICES)
 
 
 def child(corpus: Path, setup: Setup, steps: int, cache: Path | None) -> dict[str, float]:
@@ -85,19 +88,19 @@ def child(corpus: Path, setup: Setup, steps: int, cache: Path | None) -> dict[st
         folder = cache or Path(temporary)
         data = open_cached_set([(corpus / "train.csv", utterances)], folder, 26, alphabet)
         feature_seconds = time.perf_counter() - started
-        return train_child(data, placement, config, steps, feature_seconds, alphabet, setup.batch)
+        return train_child(data, placement, config, steps, feature_seconds, alphabet, setup)
 
 
 def train_child(
-    data, placement, config, steps, feature_seconds, alphabet, batch
+    data, placement, config, steps, feature_seconds, alphabet, setup: Setup
 ) -> dict[str, float]:
-    """The timed part of `child`, reading the feature cache `data`; `batch`: the global one."""
+    """The timed part of `child`, reading the feature cache `data`."""
 
     from deepspeech.data.pipeline import distributed_dataset, training_plans
     from deepspeech.model.birnn import build_birnn
     from deepspeech.training.step import make_optimizer, make_train_step
 
-    devices = placement.num_replicas
+    devices, batch = placement.num_replicas, setup.batch
     needed = WARMUP_STEPS + steps
     plans = training_plans(
         data,
@@ -122,6 +125,7 @@ def train_child(
     strategy = placement.strategy
     with strategy.scope():
         model = build_birnn(config.model(alphabet.num_classes))
+        model.lstm_loop = model.lstm_loop and not setup.keras_lstm
         optimizer = make_optimizer("adam", 1e-3)
         optimizer.build(model.trainable_variables)
 
@@ -158,9 +162,10 @@ def train_child(
     }
 
 
-def keras_lstm_on_this_machine() -> str:
-    """Which LSTM Keras runs here and the ops of its loop per frame and direction, counted in
-    the graph of a small BiRNN's gradient (the model's own masked path, as training traces it).
+def lstm_loops_on_this_machine() -> str:
+    """Which LSTM loops a training step runs here, and their ops per frame and direction,
+    counted in the graph of a small BiRNN's gradient: `model/lstm_loop.py`'s (what training
+    runs on a CPU) and Keras' own (what it ran before, and what evaluation runs).
 
     Keras 3's `LSTM.inner_loop` asks the backend for the fused cuDNN kernel
     (`keras/src/backend/tensorflow/rnn.py` `lstm`), which raises NotImplementedError unless a
@@ -173,37 +178,42 @@ def keras_lstm_on_this_machine() -> str:
     from deepspeech.model.config import ModelConfig
 
     model = build_birnn(ModelConfig(29, n_hidden=8))
-    spec = (tf.TensorSpec((None, None, 26)), tf.TensorSpec((None,), tf.int32))
-
-    @tf.function(input_signature=spec)
-    def gradient(x: tf.Tensor, lengths: tf.Tensor) -> list[tf.Tensor]:
-        with tf.GradientTape() as tape:
-            loss = tf.reduce_sum(model(x, lengths, training=True))
-        return tape.gradient(loss, model.trainable_variables)
-
-    graph = gradient.get_concrete_function().graph.as_graph_def()
-    library = {f.signature.name: f for f in graph.library.function}
-    loops: dict[str, list[tuple[int, int]]] = {"forward": [], "gradient": []}
-    for node in graph.node:
-        if node.op in ("While", "StatelessWhile"):
-            body = library[node.attr["body"].func.name].node_def
-            work = [n.op for n in body if n.op not in ("Const", "NoOp", "Identity")]
-            loops["gradient" if "_grad" in node.name else "forward"].append(
-                (len(work), work.count("MatMul"))
-            )
     cell = model.lstm_layers()[0].cell
     if cudnn_ok(cell.activation, cell.recurrent_activation, False, cell.use_bias):
         return f"Keras {version('keras')} builds the cuDNN LSTM here (a GPU is visible)."
-    (ops_fw, mm_fw), (ops_bw, mm_bw) = loops["forward"][0], loops["gradient"][0]
+    spec = (tf.TensorSpec((None, None, 26)), tf.TensorSpec((None,), tf.int32))
+
+    def per_frame(loop: bool) -> tuple[int, int, int, int]:
+        """(ops, MatMul) of one forward and one gradient iteration."""
+        model.lstm_loop = loop
+
+        @tf.function(input_signature=spec)
+        def gradient(x: tf.Tensor, lengths: tf.Tensor) -> list[tf.Tensor]:
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_sum(model(x, lengths, training=True))
+            return tape.gradient(loss, model.trainable_variables)
+
+        graph = gradient.get_concrete_function().graph.as_graph_def()
+        library = {f.signature.name: f for f in graph.library.function}
+        loops: dict[str, list[tuple[int, int]]] = {"forward": [], "gradient": []}
+        for node in graph.node:
+            if node.op in ("While", "StatelessWhile"):
+                body = library[node.attr["body"].func.name].node_def
+                work = [n.op for n in body if n.op not in ("Const", "NoOp", "Identity")]
+                loops["gradient" if "_grad" in node.name else "forward"].append(
+                    (len(work), work.count("MatMul"))
+                )
+        return (*loops["forward"][0], *loops["gradient"][0])
+
+    ours, theirs = per_frame(True), per_frame(False)
     return (
-        f"LSTM: Keras {version('keras')} builds no cuDNN LSTM (no GPU visible) but "
-        f"{len(loops['forward'])} forward and {len(loops['gradient'])} gradient "
-        f"`tf.while_loop`s (one per direction) over `LSTMCell.call` (implementation "
-        f"{cell.implementation}), a frame at a time. Each forward iteration runs {ops_fw} ops "
-        f"besides constants and identities in the traced graph, before Grappler "
-        f"({mm_fw} MatMul: x·W, the input product, inside "
-        f"the loop, and h·R), each gradient iteration {ops_bw} ({mm_bw} MatMul: the gradients "
-        "into x and h, and dW and dR accumulated frame by frame)."
+        f"LSTM: with no GPU visible, training runs `model/lstm_loop.py`'s loop, one "
+        f"`tf.while_loop` per direction: each frame's forward iteration runs {ours[0]} ops "
+        f"besides constants and identities in the traced graph, before Grappler ({ours[1]} "
+        f"MatMul: h·R; x·W is one product over all frames before the loop), each gradient "
+        f"iteration {ours[2]} ({ours[3]} MatMul). Keras {version('keras')}'s own loop over "
+        f"`LSTMCell.call` (implementation {cell.implementation}, with the mask applied at every "
+        f"frame) runs {theirs[0]} ({theirs[1]} MatMul) and {theirs[2]} ({theirs[3]} MatMul)."
     )
 
 
@@ -310,7 +320,9 @@ def main() -> None:
         f"One op thread with ops side by side / TensorFlow's pools: {speed(SIDE_BY_SIDE):.2f}× "
         f"samples/s on one device (median step {median(SIDE_BY_SIDE, 'step_seconds') * 1e3:.0f} "
         f"against {median(DEFAULT_POOLS, 'step_seconds') * 1e3:.0f} ms). "
-        f"2 logical devices / 1 device: {speed(TWO_DEVICES):.2f}× samples/s. The input "
+        f"lstm_loop's LSTM / Keras' own loop (same pools): "
+        f"{best(SIDE_BY_SIDE, 'samples_per_second') / best(KERAS_LSTM, 'samples_per_second'):.2f}× "
+        f"samples/s. 2 logical devices / 1 device: {speed(TWO_DEVICES):.2f}× samples/s. The input "
         "pipeline, reading the "
         f"feature cache, needs {share:.1%} of a step's time on one device, {verdict}. Logical "
         "CPU devices share the same cores, so they test the mirrored code path; on GPUs each "
@@ -342,7 +354,7 @@ def main() -> None:
         f"Matmul peak measured here (numpy BLAS, 2048² float32): {peaks[1]:.0f} GFLOP/s on 1 "
         f"thread, {peaks[cpus]:.0f} on {cpus}: at the 1-thread peak a step would take "
         f"{step_flop / peaks[1] / 1e6:.0f} ms.",
-        keras_lstm_on_this_machine(),
+        lstm_loops_on_this_machine(),
     ]
     if not args.markdown:
         print_result(table, summary)
