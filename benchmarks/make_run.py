@@ -1,4 +1,4 @@
-"""The figures of the last `make run`, read from what it left under runs/ (nothing is re-run).
+"""The figures of the last `make run`, read from what it left under runs/ (nothing is retrained).
 
 Run: make run && .venv/bin/python benchmarks/make_run.py [--runs runs] [--markdown]
 
@@ -7,21 +7,20 @@ time and test WER/CER (greedy, through the training evaluation); from
 runs/sample/beam-report.json (make run's `evaluate --decoder beam --lm`): the same test set with
 beam search and the LM; from runs/make-run.started and .finished (written by make run itself):
 the whole job's time, install excluded; from runs/make-run.stages (also make run's) and the
-run's per-epoch `epoch_featurize_seconds`, `epoch_train_seconds` and `dev_seconds`: where that
-time went. The README quotes this section instead of hand-copied numbers.
+run's per-epoch `epoch_featurize_seconds` and `epoch_train_seconds`: where that time went.
+The README quotes this section instead of hand-copied numbers.
 
 Then what this make run would take on the slowest host seen (issue 31: an Intel Xeon whose step
 of `benchmarks/training.py`'s configuration, with Keras' LSTM loop as the code ran it then,
 took 347 ms on 2026-12-05): the whole job scaled by 347 ms over the step that configuration
 would have taken during this make run, i.e. make run's own mean step divided by the ratio of the
 recipe's step (as it trains now) to the configuration's, measured here side by side
-(`training.measure`) after the run.
+(`training.measure`, about a minute) after the run.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
 import itertools
 import json
 import statistics
@@ -105,48 +104,8 @@ def recipe_step_ratio(corpus: Path, cache: Path) -> tuple[float, Setup]:
     return step(setup.name) / step(KERAS_LSTM.name), setup
 
 
-def projection(params: dict[str, str], day: str, seconds: int, step_ms: float) -> list[str]:
-    """A table of make run on each CPU (the slow host's, this one's, and this one's projected
-    to the slow host's step), and how the projection was made. `params`: the training run's,
-    `day` its date, `step_ms` its mean step."""
-    corpus = Path(params["train_files"].split(",")[0]).parent
-    ratio, setup = recipe_step_ratio(corpus, Path(params["feature_cache"]))
-    reference_ms = step_ms / ratio  # training.py's configuration, during this make run
-    cpu, date, slow_ms, slow_run = SLOW_HOST
-    projected = seconds * slow_ms / reference_ms
-    verdict = "met" if projected <= PROJECTION_TARGET else "NOT met"
-    table = [
-        "| CPU | date | step, training.py's configuration | make run |",
-        "|---|---|---:|---:|",
-        f"| {cpu} (issue 31) | {date} | {slow_ms:.0f} ms | {slow_run} |",
-        f"| {cpu_model()} | {day} | {reference_ms:.0f} ms | {minutes(seconds)} |",
-        f"| this make run at the {cpu}'s step | | {slow_ms:.0f} ms | {minutes(projected)} |",
-    ]
-    text = (
-        f"At the {cpu}'s step this make run would take {minutes(projected)} (target ≤ 15 min: "
-        f"{verdict}; goal 12): all of its {seconds} s scaled by {slow_ms:.0f} / "
-        f"{reference_ms:.0f} ms, the step of training.py's configuration (batch "
-        f"{KERAS_LSTM.batch}, n_hidden {N_HIDDEN}, stride {FEATURE_STRIDE}, Keras' LSTM loop: "
-        f"the code the {cpu} ran) during this run: its mean step, {step_ms:.0f} ms at batch "
-        f"{setup.batch}, over {ratio:.2f}, the recipe's step over that configuration's, side "
-        "by side after the run."
-    )
-    return [*table, "", text]
-
-
-STAGES = {  # make run's commands, by the name the Makefile stamps when each ends
-    "corpus": "synthesise the sample corpus (`data sample`)",
-    "train": "`train`",
-    "lm": "build the trigram LM (`lm build`)",
-    "export": "export to ONNX (`export`)",
-    "evaluate": "beam search + LM on the test set (`evaluate`)",
-    "transcribe": "transcribe the test set with onnxruntime (`transcribe`)",
-}
-EPOCH_PARTS = {  # per-epoch metrics of the training run, part of `train`'s time
-    "epoch_featurize_seconds": "featurize each epoch's augmented audio",
-    "epoch_train_seconds": "training steps",
-    "dev_seconds": "dev report",
-}
+# Per-epoch metrics of the training run, the parts of `train`'s time the table shows.
+EPOCH_PARTS = ("epoch_featurize_seconds", "epoch_train_seconds")
 
 
 def stage_seconds(runs: Path) -> dict[str, float]:
@@ -160,33 +119,58 @@ def stage_seconds(runs: Path) -> dict[str, float]:
     }
 
 
-def breakdown(stages: dict[str, float], epochs: dict[str, list[float]], steps: int) -> list[str]:
-    """A table of make run's time by command, `train`'s split into its epochs' parts, with the
-    mean training step (the figure that moves with the CPU and its load); [] without stamps."""
-    if not stages:
+def breakdown(
+    stages: dict[str, float], epochs: dict[str, list[float]], steps: int, scale: float
+) -> list[str]:
+    """A table of make run's time by part, here and times `scale` (at the slow host's step),
+    with `train` split into its epochs' parts; [] without make run's stamps."""
+    if not stages or not all(epochs.get(key) for key in EPOCH_PARTS) or not steps:
         return []
-    total = sum(stages.values())
-    rows = []
-    for name, seconds in stages.items():
-        if name != "train" or not all(epochs.get(key) for key in EPOCH_PARTS):
-            rows.append((STAGES.get(name, name), seconds))
-            continue
-        for key, label in EPOCH_PARTS.items():
-            values = epochs[key]
-            digits = 1 if max(values) < 10 else 0
-            label = f"`train`: {label} ({len(values)} × {min(values):.{digits}f}–"
-            label += f"{max(values):.{digits}f} s"
-            if key == "epoch_train_seconds" and steps:
-                label += f"; {sum(values) / steps * 1000:.0f} ms a step, {steps} steps"
-            rows.append((label + ")", sum(values)))
-        rest = seconds - sum(sum(epochs[key]) for key in EPOCH_PARTS)
-        rows.append(("`train`: the rest (start, feature cache, test report, saving)", rest))
+
+    def spread(key: str) -> str:
+        values = epochs[key]
+        digits = 1 if max(values) < 10 else 0
+        return f"{len(values)} × {min(values):.{digits}f}–{max(values):.{digits}f} s"
+
+    featurize, train = (
+        sum(epochs[key]) for key in ("epoch_featurize_seconds", "epoch_train_seconds")
+    )
+    others = [name for name in stages if name not in ("corpus", "train")]
+    rows = [
+        ("synthesise the sample corpus (`data sample`)", stages.get("corpus", 0.0)),
+        (f"`train`: featurize each epoch's augmented audio ({spread(EPOCH_PARTS[0])})",
+         featurize),
+        (f"`train`: training steps ({spread(EPOCH_PARTS[1])}; "
+         f"{train / steps * 1000:.0f} ms a step, {steps} steps)", train),
+        ("`train`: the rest (start, feature cache, dev and test reports, saving)",
+         stages["train"] - featurize - train),
+        ("then " + ", ".join(f"`{name}` {stages[name]:.0f} s" for name in others),
+         sum(stages[name] for name in others)),
+    ]  # fmt: skip
+    cpu, total = SLOW_HOST[0], sum(stages.values())
     return [
-        f"| where make run's time went, on {cpu_model()} | seconds | share |",
-        "|---|---:|---:|",
-        *(f"| {label} | {seconds:.0f} | {seconds / total:.0%} |" for label, seconds in rows),
-        f"| all | {total:.0f} | 100% |",
+        f"| part of make run | {cpu_model()} | share | at the {cpu}'s step |",
+        "|---|---:|---:|---:|",
+        *(
+            f"| {label} | {seconds:.0f} s | {seconds / total:.0%} | {seconds * scale:.0f} s |"
+            for label, seconds in rows
+        ),
+        f"| all | {minutes(total)} | 100% | {minutes(total * scale)} |",
     ]
+
+
+def projection_text(step_ms: float, ratio: float, batch: int, scale: float, total: float) -> str:
+    """How the slow host's column was made, and its verdict."""
+    cpu, date, slow_ms, slow_run = SLOW_HOST
+    verdict = "met" if total * scale <= PROJECTION_TARGET else "NOT met"
+    return (
+        f"At the {cpu}'s step (issue 31: {slow_ms:.0f} ms for training.py's configuration, "
+        f"batch {KERAS_LSTM.batch} with Keras' LSTM loop, on {date}; its make run took "
+        f"{slow_run}) this make run would take {minutes(total * scale)} (target ≤ 15 min: "
+        f"{verdict}; goal 12): every part scaled by {slow_ms:.0f} / {step_ms / ratio:.0f} ms, "
+        f"that configuration's step here during the run (make run's {step_ms:.0f} ms at batch "
+        f"{batch} over {ratio:.2f}, the two measured side by side after it)."
+    )
 
 
 def main() -> None:
@@ -250,15 +234,15 @@ def main() -> None:
         key: [m.value for m in client.get_metric_history(run.info.run_id, key)]
         for key in EPOCH_PARTS
     }
-    rows = breakdown(stage_seconds(args.runs), epochs, steps)
-    if rows:
-        print("\n" + "\n".join(rows))
-    train_seconds = sum(epochs["epoch_train_seconds"])
-    seconds = job_seconds(args.runs)
-    if seconds is not None and train_seconds and steps:
-        day = datetime.date.fromtimestamp(run.info.start_time / 1000).isoformat()
-        mean_ms = train_seconds / steps * 1e3
-        print("\n" + "\n".join(projection(params, day, seconds, mean_ms)))
+    stages = stage_seconds(args.runs)
+    if not (stages and steps and all(epochs.get(key) for key in EPOCH_PARTS)):
+        return
+    corpus = Path(params["train_files"].split(",")[0]).parent
+    ratio, setup = recipe_step_ratio(corpus, Path(params["feature_cache"]))
+    step_ms = sum(epochs["epoch_train_seconds"]) / steps * 1e3
+    scale = SLOW_HOST[2] / (step_ms / ratio)
+    print("\n" + "\n".join(breakdown(stages, epochs, steps, scale)))
+    print("\n" + projection_text(step_ms, ratio, setup.batch, scale, sum(stages.values())))
 
 
 if __name__ == "__main__":

@@ -282,31 +282,28 @@ def make_run_seconds(r: Record) -> Figure | None:
         return None
     minutes, seconds = int(match.group(1)), int(match.group(2))
     text = f"{minutes} min {seconds:02d} s"
-    try:  # this CPU's row of the section's CPU table: its step beside its minutes
-        table = r.table_with("make run")
-        text += f" at {table.rows[1][table.column(STEP_COLUMN)]} a step"
-    except LookupError:
-        pass
+    step = re.search(r"every part scaled by \d+ / (\d+) ms", r.text)
+    if step:  # this CPU's step of training.py's configuration, beside its minutes
+        text += f" at {step.group(1)} ms a step"
     return Figure(text, minutes * 60 + seconds)
 
 
-STEP_COLUMN = "step, training.py's configuration"
-
-
 def make_run_projected(r: Record) -> Figure | None:
-    """Make run at the slowest host's step (issue 31), from the section's CPU table; None for
-    a record made before the table existed."""
+    """Make run at the slowest host's step (issue 31), from the "all" row of the section's
+    table of parts; None for a record made before it had one."""
+    step = re.search(r"\(issue 31: (\d+) ms", r.text)
     try:
-        table = r.table_with("make run")
+        table = r.table_with("share")
     except LookupError:
         return None
-    row = next((row for row in table.rows if row[0].startswith("this make run at")), None)
-    if row is None:
+    column = next((c for c in table.columns if c.startswith("at the ")), None)
+    if step is None or column is None:
         return None
-    match = re.fullmatch(r"(\d+) min (\d+) s", row[table.column("make run")])
+    row = next(row for row in table.rows if row[0] == "all")
+    match = re.fullmatch(r"(\d+) min (\d+) s", row[table.column(column)])
     minutes, seconds = int(match.group(1)), int(match.group(2))
-    step = row[table.column(STEP_COLUMN)]
-    return Figure(f"{minutes} min {seconds:02d} s at {step} a step", minutes * 60 + seconds)
+    text = f"{minutes} min {seconds:02d} s at {step.group(1)} ms a step"
+    return Figure(text, minutes * 60 + seconds)
 
 
 def make_run_wer(decoding: str) -> Callable[[Record], Figure]:

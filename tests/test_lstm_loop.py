@@ -81,3 +81,15 @@ def test_only_training_on_a_cpu_takes_the_loop() -> None:
     for training, mask_lstm in ((False, True), (True, False), (False, False)):
         keras_loops = loop_bodies(training=training, mask_lstm=mask_lstm)
         assert all(ops.count("MatMul") == 2 for ops in keras_loops), (training, mask_lstm)
+
+
+def test_a_visible_gpu_keeps_the_keras_layer(monkeypatch) -> None:
+    """Where a GPU is listed, training keeps Keras' LSTM, which runs cuDNN's kernel there."""
+    from deepspeech.model.birnn import BiRNN
+
+    real = tf.config.list_physical_devices
+    gpu = tf.config.PhysicalDevice("/physical_device:GPU:0", "GPU")
+    monkeypatch.setattr(
+        tf.config, "list_physical_devices", lambda kind=None: [gpu] if kind == "GPU" else real(kind)
+    )
+    assert not BiRNN(ModelConfig(29, n_hidden=12)).lstm_loop
