@@ -213,9 +213,10 @@ def main() -> None:
         f"{params['n_hidden']}, batch {params['batch_size']}, {params['epochs']} epochs, {steps} "
         f"steps, seed {params['seed']}) trained in {train_minutes:.1f} min (training, "
         f"featurizing and evaluation) and reached test WER {metrics['test_wer']:.2%} greedy "
-        f"({verdict(metrics['test_wer'], 0.03)})"
+        f"(CER {metrics['test_cer']:.2%}; {verdict(metrics['test_wer'], 0.03)})"
         + (
-            f", {lm['wer']:.2%} with beam search and the LM ({verdict(lm['wer'], 0.005)})."
+            f", {lm['wer']:.2%} with beam search and the LM (CER {lm['cer']:.2%}; "
+            f"{verdict(lm['wer'], 0.005)})."
             if lm
             else "."
         )
@@ -227,22 +228,28 @@ def main() -> None:
     command = "make run && .venv/bin/python benchmarks/make_run.py --markdown"
     run_note = f" (run {run.info.run_id[:8]})"
     lines = head("make run", intro, command, date_note=run_note) if args.markdown else None
+    if args.markdown and fresh:  # where a whole job's time went, and at the slow host's step
+        parts, projection = time_parts(args.runs, client, run.info.run_id, params, steps)
+        if parts:
+            table, summary = parts, f"{summary} {projection}"
     print_result(table, summary, lines)
-    if not (args.markdown and fresh):  # the breakdown: a section's, and of a whole job only
-        return
-    epochs = {
-        key: [m.value for m in client.get_metric_history(run.info.run_id, key)]
-        for key in EPOCH_PARTS
-    }
-    stages = stage_seconds(args.runs)
+
+
+def time_parts(
+    runs: Path, client: object, run_id: str, params: dict[str, str], steps: int
+) -> tuple[list[str], str]:
+    """The table of make run's parts here and at the slow host's step, and how the latter was
+    made; ([], "") without make run's stamps or the run's per-epoch times."""
+    epochs = {key: [m.value for m in client.get_metric_history(run_id, key)] for key in EPOCH_PARTS}
+    stages = stage_seconds(runs)
     if not (stages and steps and all(epochs.get(key) for key in EPOCH_PARTS)):
-        return
+        return [], ""
     corpus = Path(params["train_files"].split(",")[0]).parent
     ratio, setup = recipe_step_ratio(corpus, Path(params["feature_cache"]))
     step_ms = sum(epochs["epoch_train_seconds"]) / steps * 1e3
     scale = SLOW_HOST[2] / (step_ms / ratio)
-    print("\n" + "\n".join(breakdown(stages, epochs, steps, scale)))
-    print("\n" + projection_text(step_ms, ratio, setup.batch, scale, sum(stages.values())))
+    table = breakdown(stages, epochs, steps, scale)
+    return table, projection_text(step_ms, ratio, setup.batch, scale, sum(stages.values()))
 
 
 if __name__ == "__main__":
