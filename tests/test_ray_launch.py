@@ -139,8 +139,10 @@ def test_two_ray_workers_give_the_same_weights_as_one_device(
     tf.train.Checkpoint(model=model).restore(str(two / "ckpt" / "ckpt-0")).expect_partial()
     update = max(float(np.abs(trained[v.path] - v.numpy()).max()) for v in model.weights)
     print(f"max |ray - one device|: {difference}; largest update: {update}")
-    assert difference <= 1e-4
-    assert update > 100 * difference, "the steps changed too little to tell"
+    # Rounding only (each worker's products have half the rows, summed in another order):
+    # a gradient counted twice or half would differ by about the update itself.
+    assert update > 0.01, "the steps changed too little to tell"
+    assert difference <= 1e-3 * update
 
 
 def _descendants(root: int) -> list[int]:

@@ -456,9 +456,13 @@ def _free_port() -> int:
 
 
 def _assert_same_weights(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> None:
+    """Equal up to rounding: other batch splits sum the same products in another order (the
+    CPU's LSTM loop multiplies all of a replica's frames at once, so more than Keras' loop
+    did: up to 1.0e-4 seen). A gradient counted twice or half moves the SGD runs' weights by
+    about their update, 0.1 to 0.5, hundreds of times this tolerance."""
     assert a.keys() == b.keys() and a
     for name in a:
-        np.testing.assert_allclose(a[name], b[name], rtol=1e-4, atol=1e-4, err_msg=name)
+        np.testing.assert_allclose(a[name], b[name], rtol=1e-4, atol=5e-4, err_msg=name)
 
 
 SGD = ("--optimizer", "sgd", "--learning-rate", "0.005")  # SGD: a gradient counted twice shows
