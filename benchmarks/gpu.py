@@ -249,7 +249,8 @@ def jit_cache(env: Mapping[str, str]) -> dict:
 
 def lstm_ops(model_config: object, mixed: bool) -> set[str]:
     """The recurrent op types in the BiRNN's traced training forward pass: `CudnnRNNV3` when
-    Keras takes the cuDNN kernel, a `While` loop when it falls back to the generic one."""
+    Keras takes the cuDNN kernel, a `While` or `StatelessWhile` loop without a GPU (training
+    on a CPU runs `model/lstm_loop.py`'s)."""
     import tensorflow as tf
 
     from deepspeech.model.birnn import build_birnn
