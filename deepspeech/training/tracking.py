@@ -30,6 +30,7 @@ STEP_FLUSH_EVERY = 25  # buffered per-step metrics are written in batches of thi
 HISTOGRAM_BINS = 50
 EPOCH_METRICS = ("epoch_train_loss", "dev_loss", "dev_wer", "dev_cer")
 TEST_METRICS = ("test_loss", "test_wer", "test_cer")
+DATASET_ATTEMPTS = 3  # `log_datasets` against runs logging the same datasets at the same moment
 SYSTEM_METRICS_SECONDS = 10  # between samples of system/* metrics (MLflow's default)
 
 
@@ -141,8 +142,17 @@ class MlflowCallback(keras.callbacks.Callback):
                     )._to_mlflow_entity()
                 tags = [InputTag("mlflow.data.context", context)]
                 inputs.append(DatasetInput(dataset, tags=tags))
-        if inputs:
-            self.client.log_inputs(self.run_id, datasets=inputs)
+        for attempt in range(DATASET_ATTEMPTS if inputs else 0):
+            try:
+                self.client.log_inputs(self.run_id, datasets=inputs)
+                return
+            except mlflow.exceptions.MlflowException as error:
+                # Runs logging the same dataset at once (a sweep's concurrent trials) race in
+                # the store: both insert it, and the second fails on its unique key. It exists
+                # then, so the next attempt only links it to this run.
+                if "UNIQUE constraint failed" not in str(error) or attempt + 1 == DATASET_ATTEMPTS:
+                    raise
+                logger.info("dataset logged by another run at the same moment; logging again")
 
     def start_system_metrics(self, resumed: bool) -> None:
         """CPU, memory, disk, network (and GPU where nvidia-ml-py finds one) as `system/*`
