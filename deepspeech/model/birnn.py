@@ -178,7 +178,7 @@ class BiRNN(keras.Model):
                 merge_mode="concat",
                 name="lstm",
             )
-        # Training on CPUs runs the LSTM's weights in lstm_loop's loop (a third of Keras' ops
+        # Training on CPUs runs the LSTM's weights in lstm_loop's loop (about half Keras' ops
         # per frame); with a GPU visible Keras runs cuDNN's kernel, which is faster still.
         self.lstm_loop = not tf.config.list_physical_devices("GPU")
         self.h5 = keras.layers.Dense(config.n_hidden, name="h5")

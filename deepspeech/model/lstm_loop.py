@@ -1,5 +1,5 @@
 """The LSTM as training runs it on a CPU: the same weights and the same arithmetic as Keras'
-`LSTM` layer, in a loop with a third of the ops per frame.
+`LSTM` layer, in a loop with about half the ops per frame.
 
 Why: without a GPU, Keras 3 runs its LSTM as `backend.rnn`, a `tf.while_loop` calling
 `LSTMCell.call` once per frame, with the input product x·W inside the loop and the mask applied
