@@ -264,7 +264,10 @@ def _wait_for_a_finished_trial(tmp_path: Path, process: subprocess.Popen) -> set
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and process.poll() is None:
         time.sleep(1)
-        if not (tmp_path / "mlflow.db").exists():
+        # Not before the sweep has made its store and parent run (it then writes sweep.json):
+        # a client opening a store still being created runs MLflow's schema migrations a
+        # second time, and the sweep's own fail ("duplicate column name").
+        if not list((tmp_path / "sweeps").glob("*/sweep.json")):
             continue
         try:
             _, _, children = runs_of(tmp_path)
