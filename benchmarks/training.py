@@ -200,7 +200,10 @@ def lstm_loops_on_this_machine() -> str:
             if node.op in ("While", "StatelessWhile"):
                 body = library[node.attr["body"].func.name].node_def
                 work = [n.op for n in body if n.op not in ("Const", "NoOp", "Identity")]
-                loops["gradient" if "_grad" in node.name else "forward"].append(
+                # The forward loops sit in the model's name scope; TensorFlow's gradient loops
+                # in the tape's, lstm_loop's hand-written one at the top of the graph.
+                forward = node.name.startswith(model.name) and "_grad" not in node.name
+                loops["forward" if forward else "gradient"].append(
                     (len(work), work.count("MatMul"))
                 )
         return (*loops["forward"][0], *loops["gradient"][0])

@@ -178,8 +178,8 @@ class BiRNN(keras.Model):
                 merge_mode="concat",
                 name="lstm",
             )
-        # Training on CPUs runs the LSTM's weights in lstm_loop's loop (about half Keras' ops
-        # per frame); with a GPU visible Keras runs cuDNN's kernel, which is faster still.
+        # Training on CPUs runs the LSTM's weights in lstm_loop's loops (about a sixth of Keras'
+        # ops per frame); with a GPU visible Keras runs cuDNN's kernel, which is faster still.
         self.lstm_loop = not tf.config.list_physical_devices("GPU")
         self.h5 = keras.layers.Dense(config.n_hidden, name="h5")
         self.h6 = keras.layers.Dense(config.n_classes, name="h6", dtype="float32")  # logits, loss
