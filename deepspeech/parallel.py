@@ -22,3 +22,10 @@ def limit_blas_threads() -> None:
     """One BLAS thread per process: the MFCC's small matrix products ran 5x slower when BLAS
     threads competed for the cores that the feature processes already use."""
     threadpool_limits(limits=1)
+
+
+def limit_blas_threads_idle_priority() -> None:
+    """`limit_blas_threads`, in a process that runs only when the CPU would otherwise idle
+    (nice 19): background work beside a training that uses the same cores."""
+    limit_blas_threads()
+    os.nice(19)

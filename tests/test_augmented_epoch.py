@@ -3,7 +3,10 @@ and SpecAugment inside the tf.data pipeline; neither ever reaches the feature ca
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
+from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +16,7 @@ from deepspeech.data.augment_spec import parse_augmentations
 from deepspeech.data.augmented_epoch import AugmentedEpochs, augment_epoch
 from deepspeech.data.cache import FEATURE_DTYPE, open_cached_set, read_manifests
 from deepspeech.data.pipeline import FeatureAugmentation, epoch_plan, make_dataset
+from deepspeech.parallel import limit_blas_threads_idle_priority
 from deepspeech.text import Alphabet
 
 ALPHABET = Alphabet.default()
@@ -51,7 +55,7 @@ def test_waveform_draws_are_new_each_epoch_and_never_cached(cached, tmp_path: Pa
 
 
 def augmented_epochs(
-    cached, folder: Path, *, shards, epochs: int, ahead: bool
+    cached, folder: Path, *, shards, epochs: int
 ) -> tuple[AugmentedEpochs, list[str]]:
     """The object, and the progress bars it has shown (a list that grows)."""
     shown: list[str] = []
@@ -63,14 +67,14 @@ def augmented_epochs(
 
     made = AugmentedEpochs(
         cached, list(shards), WAVEFORM, ALPHABET, seed=4, stride=2, epochs=epochs,
-        folder=folder, progress=progress, ahead=ahead, workers=1,
+        folder=folder, progress=progress, workers=1,
     )  # fmt: skip
     return made, shown
 
 
 def test_each_epoch_is_prepared_while_the_one_before_trains(cached, tmp_path: Path) -> None:
     folder = tmp_path / "augmented"
-    epochs, shown = augmented_epochs(cached, folder, shards=[0, 2], epochs=3, ahead=True)
+    epochs, shown = augmented_epochs(cached, folder, shards=[0, 2], epochs=3)
     first = shard_bytes(epochs.epoch_set(0), 0)
     assert shown == ["augment epoch 1"]  # the first epoch has nothing to overlap with
     second = shard_bytes(epochs.epoch_set(1), 0)
@@ -85,24 +89,27 @@ def test_each_epoch_is_prepared_while_the_one_before_trains(cached, tmp_path: Pa
     assert not folder.exists()
 
 
-def test_on_the_cpu_each_epoch_is_prepared_when_it_starts(cached, tmp_path: Path) -> None:
-    """Training on the CPU leaves no core idle: preparing ahead would only compete with it."""
-    folder = tmp_path / "augmented"
-    epochs, shown = augmented_epochs(cached, folder, shards=[0], epochs=3, ahead=False)
-    epochs.epoch_set(0)
-    assert not epochs.epoch_folder(1).exists()  # nothing is being prepared
-    second = shard_bytes(epochs.epoch_set(1), 0)
-    assert shown == ["augment epoch 1", "augment epoch 2"]
-    assert second == shard_bytes(augmented(cached, tmp_path / "a", epoch=1, shards=[0]), 0)
-    epochs.close()
-    assert not folder.exists()
+def test_ahead_of_time_the_feature_processes_run_at_idle_priority(cached, tmp_path: Path) -> None:
+    """What is prepared while an epoch trains takes only the CPU training leaves idle, and
+    makes the same files as featurizing on the spot."""
+    with ProcessPoolExecutor(
+        1, mp_context=get_context("spawn"), initializer=limit_blas_threads_idle_priority
+    ) as pool:
+        assert pool.submit(os.nice, 0).result() == 19
+    background = augment_epoch(
+        cached, [0, 2], WAVEFORM, ALPHABET, seed=4, epoch=1, stride=2, folder=tmp_path / "bg",
+        workers=2, background=True,
+    )  # fmt: skip
+    spot = augmented(cached, tmp_path / "spot", epoch=1)
+    assert shard_bytes(background, 0) == shard_bytes(spot, 0)
+    assert shard_bytes(background, 2) == shard_bytes(spot, 2)
 
 
 def test_a_resumed_or_stopped_run_gets_the_right_epoch_and_leaves_nothing(
     cached, tmp_path: Path
 ) -> None:
     folder = tmp_path / "augmented"
-    epochs, _ = augmented_epochs(cached, folder, shards=[0], epochs=5, ahead=True)
+    epochs, _ = augmented_epochs(cached, folder, shards=[0], epochs=5)
     resumed = shard_bytes(epochs.epoch_set(3), 0)  # a run resumed in its 4th epoch
     assert resumed == shard_bytes(augmented(cached, tmp_path / "a", epoch=3, shards=[0]), 0)
     epochs.close()  # stopped early: epoch 5's set was being prepared

@@ -4,9 +4,9 @@ augmented audio into a scratch folder, never into the feature cache.
 DeepSpeech's feature cache silently froze augmentation after the first epoch (augmented
 features were what it cached). Here the cache holds clean MFCC only; each epoch, every shard a
 worker owns is read again, augmented with a draw seeded by (seed, epoch, utterance), featurized
-in parallel processes and read by the same tf.data pipeline; on GPUs each epoch's set is
-prepared while the epoch before it trains (`AugmentedEpochs`). A resumed epoch rebuilds
-exactly the draws it had.
+in parallel processes and read by the same tf.data pipeline; each epoch's set is prepared
+while the epoch before it trains, at idle priority (`AugmentedEpochs`). A resumed epoch
+rebuilds exactly the draws it had.
 """
 
 from __future__ import annotations
@@ -80,6 +80,7 @@ def augment_epoch(
     folder: Path,
     workers: int | None = None,
     progress: Callable[..., None] | None = None,
+    background: bool = False,
 ) -> CachedSet:
     """`train` with `shards` re-featurized from audio under this epoch's waveform draws.
 
@@ -115,7 +116,7 @@ def augment_epoch(
                 augmenter,
             )
         )
-    run_shard_tasks(tasks, workers, progress)
+    run_shard_tasks(tasks, workers, progress, background=background)
     replaced = list(train.shards)
     for k in shards:
         replaced[k] = dataclasses.replace(
@@ -125,17 +126,18 @@ def augment_epoch(
 
 
 class AugmentedEpochs:
-    """Each epoch's training set under the waveform augmentations; with `ahead`, prepared in
-    the background while the epoch before it trains.
+    """Each epoch's training set under the waveform augmentations, prepared in the background
+    while the epoch before it trains, by feature processes at idle priority (nice 19).
 
-    Why ahead of time on GPUs: re-featurizing the audio is CPU work the GPUs would otherwise
-    wait for at the start of every epoch (the whole corpus each time: on LibriSpeech far longer
-    than anything else they wait for). Prepared during the previous epoch, it costs only CPU
-    the training leaves idle. Not when the model itself runs on the CPU: there the two compete
-    for the same cores, and on 2 cores the first epoch took 113 s instead of 95 s with no gain
-    after it. One epoch ahead, no more: each prepared set is a copy of this worker's features
-    on disk. The draws depend on (seed, epoch, utterance) only, so when a set is prepared
-    changes nothing in it.
+    Why ahead of time: re-featurizing the audio is CPU work training would otherwise wait for
+    at the start of every epoch (the whole corpus each time: on LibriSpeech far longer than
+    anything else GPUs wait for). At idle priority it takes only CPU the training leaves idle,
+    which matters where the model itself runs on the same cores: on 2 CPU cores, at normal
+    priority the first epoch took 113 s instead of 95 s with no gain after it; niced, make
+    run's epochs took about 4 s longer each and the 10 s of featurizing before each was gone,
+    a net 17 s less for the `train` stage. One epoch ahead, no more: each prepared set is a copy
+    of this worker's features on disk. The draws depend on (seed, epoch, utterance) only, so
+    when a set is prepared changes nothing in it.
     """
 
     def __init__(
@@ -150,7 +152,6 @@ class AugmentedEpochs:
         epochs: int,
         folder: Path,
         progress: Callable[[str, int | None], AbstractContextManager[Callable[..., None]]],
-        ahead: bool,
         workers: int | None = None,
     ) -> None:
         self._featurize = functools.partial(
@@ -159,9 +160,7 @@ class AugmentedEpochs:
         )  # fmt: skip
         self.epochs, self.folder, self.progress = epochs, folder, progress
         self.utterances = int(train.shard_counts[list(shards)].sum())
-        self._executor = (
-            ThreadPoolExecutor(1, thread_name_prefix="augment-next-epoch") if ahead else None
-        )
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="augment-next-epoch")
         self._next: tuple[int, Future[CachedSet]] | None = None
 
     def epoch_folder(self, epoch: int) -> Path:
@@ -186,9 +185,12 @@ class AugmentedEpochs:
         for old in self.folder.glob("epoch-*"):
             if old != self.epoch_folder(epoch):
                 shutil.rmtree(old)
-        if self._executor and epoch + 1 < self.epochs:
+        if epoch + 1 < self.epochs:
             future = self._executor.submit(
-                self._featurize, epoch=epoch + 1, folder=self.epoch_folder(epoch + 1)
+                self._featurize,
+                epoch=epoch + 1,
+                folder=self.epoch_folder(epoch + 1),
+                background=True,
             )
             self._next = (epoch + 1, future)
         return train
@@ -196,8 +198,7 @@ class AugmentedEpochs:
     def close(self) -> None:
         """Wait for a set still being prepared (a run that stopped early), delete every set."""
         self._wait_for_next()
-        if self._executor:
-            self._executor.shutdown()
+        self._executor.shutdown()
         shutil.rmtree(self.folder, ignore_errors=True)
 
     def _wait_for_next(self) -> None:

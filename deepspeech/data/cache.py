@@ -40,7 +40,11 @@ from deepspeech.audio import SAMPLE_RATE, audio_to_features, load_wav
 from deepspeech.data.manifest import Utterance, parse_manifest_list, read_manifest
 from deepspeech.errors import ConfigError
 from deepspeech.files import atomic_write
-from deepspeech.parallel import available_cpus, limit_blas_threads
+from deepspeech.parallel import (
+    available_cpus,
+    limit_blas_threads,
+    limit_blas_threads_idle_priority,
+)
 from deepspeech.text import Alphabet
 
 DEFAULT_FEATURE_CACHE = "runs/feature-cache"  # beside the default checkpoints, under runs/
@@ -274,11 +278,17 @@ def _read_complete(folder: Path, names: Sequence[tuple[str, int, int]]) -> dict[
 
 
 def run_shard_tasks(
-    tasks: Sequence[ShardTask], workers: int | None, progress: Callable[..., None] | None
+    tasks: Sequence[ShardTask],
+    workers: int | None,
+    progress: Callable[..., None] | None,
+    *,
+    background: bool = False,
 ) -> None:
     """Write the shards, in a pool of processes (one BLAS thread each) when there are several.
 
     Each process writes its own shard's files, so only shard counts cross process boundaries.
+    `background`: the processes run at idle priority (nice 19), for work done beside training
+    (one worker runs in this process, at its priority).
     """
     for task in tasks:
         task.folder.mkdir(parents=True, exist_ok=True)
@@ -292,7 +302,9 @@ def run_shard_tasks(
         return
     # spawn: forking a process that has started TensorFlow's threads can deadlock.
     with ProcessPoolExecutor(
-        workers, mp_context=get_context("spawn"), initializer=limit_blas_threads
+        workers,
+        mp_context=get_context("spawn"),
+        initializer=limit_blas_threads_idle_priority if background else limit_blas_threads,
     ) as pool:
         for count in pool.map(write_shard, tasks):
             if progress:

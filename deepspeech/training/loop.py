@@ -561,7 +561,6 @@ class Epochs:
             / ".augmented"
             / f"worker-{placement.worker_index}",
             progress=self.progress,
-            ahead=placement.on_gpus,
         )
 
     def feature_augmentation(self, epoch: int) -> FeatureAugmentation | None:
