@@ -15,7 +15,7 @@ of `benchmarks/training.py`'s configuration, with Keras' LSTM loop as the code r
 took 347 ms on 2026-12-05): the whole job scaled by 347 ms over the step that configuration
 would have taken during this make run, i.e. make run's own mean step divided by the ratio of the
 recipe's step (as it trains now) to the configuration's, measured here side by side
-(`training.measure`, about a minute) after the run.
+(`training.measure`, about three minutes) after the run.
 """
 
 from __future__ import annotations
@@ -39,6 +39,8 @@ RECIPE = Path(__file__).resolve().parents[1] / "experiments" / "sample.yaml"
 # run of that day (the recipe then: batch 32, 6 epochs).
 SLOW_HOST = ("Intel Xeon", "2026-12-05", 347.0, "18 min 43 s")
 PROJECTION_TARGET = 15 * 60  # issue 31: make run within 15 minutes on that host (goal 12)
+
+RATIO_STEPS, RATIO_REPEATS = 30, 3  # the recipe/configuration step ratio's measurement
 
 
 def trained_by_last_make_run(runs: Path, trained_from: float) -> bool:
@@ -96,7 +98,9 @@ def recipe_step_ratio(corpus: Path, cache: Path) -> tuple[float, Setup]:
         recipe.inter_op_threads,
         recipe.batch_size,
     )
-    results = measure(corpus, [KERAS_LSTM, setup], 20, 2, cache=cache)
+    # training.py's own 30 steps (the batches the Xeon timed), three times each: with 20 steps
+    # twice the ratio moved by 7 % between two readings, the projection by a minute.
+    results = measure(corpus, [KERAS_LSTM, setup], RATIO_STEPS, RATIO_REPEATS, cache=cache)
 
     def step(name: str) -> float:
         return statistics.median(r["step_seconds"] for r in results[name])
