@@ -10,10 +10,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import deepspeech.training.precision as precision
 from deepspeech.model.birnn import build_birnn, ctc_loss
 from deepspeech.model.config import ModelConfig
 from deepspeech.training.precision import (
+    BFLOAT16,
     FLOAT16,
+    FULL,
+    has_bfloat16,
     mixed_precision,
     policy_name,
     scale_loss,
@@ -22,6 +26,31 @@ from deepspeech.training.precision import (
 )
 
 CONFIG = ModelConfig(n_classes=29, n_hidden=32, dropout_rate=0.0)
+
+
+@pytest.fixture(autouse=True)
+def bfloat16_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests compute in 16 bits whatever CPU runs them (emulated bfloat16 is slow, not
+    wrong); the fallback to float32 has its own test."""
+    monkeypatch.setattr(precision, "cpu_has_bfloat16", lambda: True)
+
+
+def test_a_cpu_without_bfloat16_instructions_trains_in_float32(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert has_bfloat16("processor : 0\nflags\t\t: fpu sse avx512f avx512_bf16 fma\n")
+    assert has_bfloat16("flags : fpu amx_bf16 amx_tile\n")
+    assert has_bfloat16("Features\t: fp asimd bf16 i8mm\n")  # Arm
+    assert not has_bfloat16("flags : fpu sse avx2 avx512f fma\nbugs : bf16\n")
+    if tf.config.list_physical_devices("GPU"):
+        pytest.skip("a GPU computes in float16 whatever the CPU has")
+    assert policy_name(True) == BFLOAT16
+    monkeypatch.setattr(precision, "cpu_has_bfloat16", lambda: False)
+    assert policy_name(True) == FULL and policy_name(False) == FULL
+    with caplog.at_level("WARNING"), mixed_precision(True) as name:
+        model = build_birnn(CONFIG)
+    assert name == FULL and model.h1.compute_dtype == "float32"
+    assert "no bfloat16 instructions" in caplog.text
 
 
 def batch() -> tuple[tf.Tensor, ...]:

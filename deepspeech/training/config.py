@@ -160,8 +160,9 @@ class TrainConfig:
     )
     mixed_precision: bool = setting(
         False,
-        "float16 with loss scaling on GPU (bfloat16 on CPU); the output layer and the CTC "
-        "loss stay float32.",
+        "float16 with loss scaling on GPU, bfloat16 on a CPU with bfloat16 instructions "
+        "(AVX512_BF16, AMX; float32 on other CPUs); the output layer and the CTC loss stay "
+        "float32.",
     )
     ray_address: str = setting(
         "", "Train on a Ray cluster at this address, or 'local' to start one here."
