@@ -53,6 +53,7 @@ class Setup:
     inter_op: int = 0
     batch: int = GLOBAL_BATCH  # global
     keras_lstm: bool = False  # Keras' own LSTM loop, as training ran it before lstm_loop
+    mixed_precision: bool = False  # `train --mixed-precision` (bfloat16 on CPUs that have it)
 
 
 DEFAULT_POOLS = Setup("1 device", 1)
@@ -98,6 +99,7 @@ def train_child(
 
     from deepspeech.data.pipeline import distributed_dataset, training_plans
     from deepspeech.model.birnn import build_birnn
+    from deepspeech.training.precision import mixed_precision
     from deepspeech.training.step import make_optimizer, make_train_step
 
     devices, batch = placement.num_replicas, setup.batch
@@ -123,7 +125,7 @@ def train_child(
     padded_frames = sum(len(b) * kept[b].max() for b in (b[b >= 0] for b in batches) if len(b))
 
     strategy = placement.strategy
-    with strategy.scope():
+    with strategy.scope(), mixed_precision(setup.mixed_precision):
         model = build_birnn(config.model(alphabet.num_classes))
         model.lstm_loop = model.lstm_loop and not setup.keras_lstm
         optimizer = make_optimizer("adam", 1e-3)
@@ -165,7 +167,7 @@ def train_child(
 def lstm_loops_on_this_machine() -> str:
     """Which LSTM loops a training step runs here, and their ops per frame and direction,
     counted in the graph of a small BiRNN's gradient: `model/lstm_loop.py`'s (what training
-    runs on a CPU) and Keras' own (what it ran before, and what evaluation runs).
+    runs on a CPU) and Keras' own (what it ran before, and what the export converts).
 
     Keras 3's `LSTM.inner_loop` asks the backend for the fused cuDNN kernel
     (`keras/src/backend/tensorflow/rnn.py` `lstm`), which raises NotImplementedError unless a

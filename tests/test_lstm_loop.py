@@ -53,9 +53,9 @@ def test_the_loop_computes_what_the_masked_keras_lstm_computes(rnn: str) -> None
         np.testing.assert_allclose(ours / scale, theirs / scale, atol=1e-4, err_msg=name)
 
 
-def test_only_training_on_a_cpu_takes_the_loop() -> None:
-    """Evaluation, the export's unmasked pass and (where a GPU is visible) training keep the
-    Keras layer; the loop's graph has no per-frame mask (`Select`) and one input product."""
+def test_training_and_evaluation_on_a_cpu_take_the_loop() -> None:
+    """The export's unmasked pass and (where a GPU is visible) training keep the Keras layer;
+    the loop's graph has no per-frame mask (`Select`) and one input product."""
     model = _model("bidirectional")
     assert model.lstm_loop == (not tf.config.list_physical_devices("GPU"))
     model.lstm_loop = True
@@ -74,11 +74,12 @@ def test_only_training_on_a_cpu_takes_the_loop() -> None:
             if node.op in ("While", "StatelessWhile")
         ]
 
-    trained = loop_bodies(training=True, mask_lstm=True)
-    assert len(trained) == 2  # one per direction
-    for ops in trained:
-        assert ops.count("MatMul") == 1 and "Select" not in ops and "SelectV2" not in ops
-    for training, mask_lstm in ((False, True), (True, False), (False, False)):
+    for training in (True, False):
+        ours = loop_bodies(training=training, mask_lstm=True)
+        assert len(ours) == 2  # one per direction
+        for ops in ours:
+            assert ops.count("MatMul") == 1 and "Select" not in ops and "SelectV2" not in ops
+    for training, mask_lstm in ((True, False), (False, False)):
         keras_loops = loop_bodies(training=training, mask_lstm=mask_lstm)
         assert all(ops.count("MatMul") == 2 for ops in keras_loops), (training, mask_lstm)
 

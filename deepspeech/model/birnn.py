@@ -13,8 +13,9 @@ concatenated, zero frames past the edges). Padded frames are zeroed after normal
 an utterance gets the same scores alone or in a padded batch.
 
 Layers are named h1, h2, h3, lstm, h5, h6 like the 2017 variables, so tracked statistics read
-the same. `forward` is the one definition of the pass; training masks the LSTM (on a CPU it runs
-the LSTM layer's weights in `lstm_loop`'s leaner loop instead), the export runs it unmasked (the
+the same. `forward` is the one definition of the pass; training and evaluation mask the LSTM (on
+a CPU they run the LSTM layer's weights in `lstm_loop`'s leaner loop instead), the export runs it
+unmasked (the
 fused ONNX LSTM op gets the lengths instead). `forward_chunk` is the same
 pass over one chunk of a stream, for the unidirectional model: it carries the last
 2*numcontext normalised frames, the LSTM state and the running sums between calls
@@ -208,8 +209,9 @@ class BiRNN(keras.Model):
         x, _ = self.normalization(features, lengths, start)
         x = add_context_windows(x, self.config.numcontext)  # (B, T, n_input)
         x = self._dense_in(x, training)  # (B, T, n_hidden)
-        if training and mask_lstm and self.lstm_loop and self.lstm.built:
-            # Padded frames' outputs differ from Keras' zeros; the CTC loss never reads them.
+        if mask_lstm and self.lstm_loop and self.lstm.built:
+            # Padded frames' outputs differ from Keras' zeros; the CTC loss and the decoders
+            # never read them.
             if self.config.rnn == "unidirectional":
                 x = forward_frames(x, self.lstm)
             else:

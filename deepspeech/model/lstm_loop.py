@@ -25,9 +25,10 @@ when its batch does. Here:
 
 `tests/test_lstm_loop.py` checks outputs and gradients against the Keras layer.
 
-Only training on CPUs runs this: on a GPU Keras runs cuDNN's fused kernel (`CudnnRNNV3`),
-which this would only slow down, and the export and streaming graphs keep the Keras layer
-(tf2onnx turns it into the fused ONNX LSTM op).
+Training and its dev and test reports run this on CPUs (under bfloat16, Keras' loop made the
+reports take twice as long); on a GPU Keras runs cuDNN's fused kernel (`CudnnRNNV3`), which
+this would only slow down, and the export and streaming graphs keep the Keras layer (tf2onnx
+turns it into the fused ONNX LSTM op).
 """
 
 from __future__ import annotations
