@@ -12,10 +12,13 @@ The README quotes this section instead of hand-copied numbers.
 
 Then what this make run would take on the slowest host seen (issue 31: an Intel Xeon whose step
 of `benchmarks/training.py`'s configuration, with Keras' LSTM loop as the code ran it then,
-took 347 ms on 2026-12-05): the whole job scaled by 347 ms over the step that configuration
-would have taken during this make run, i.e. make run's own mean step divided by the ratio of the
-recipe's step (as it trains now) to the configuration's, measured here side by side
-(`training.measure`, about three minutes) after the run.
+took 347 ms on 2026-12-05): every part of the job scaled by 347 ms over that configuration's
+step here, measured right after the run on make run's corpus (`training.measure`, interleaved
+with the recipe's own step, about two minutes). Why not correct for the load during the run
+(make run's own step over the recipe's measured after it): the run's steps are slower than the
+measured ones for reasons the slow host shares (whole epochs' batches, the next epoch's audio
+featurized beside them), and that correction credited them as load: 13 min 15 s instead of
+15 min 45 s for the same run.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ RECIPE = Path(__file__).resolve().parents[1] / "experiments" / "sample.yaml"
 SLOW_HOST = ("Intel Xeon", "2026-12-05", 347.0, "18 min 43 s")
 PROJECTION_TARGET = 15 * 60  # issue 31: make run within 15 minutes on that host (goal 12)
 
-RATIO_STEPS, RATIO_REPEATS = 30, 3  # the recipe/configuration step ratio's measurement
+STEPS, REPEATS = 30, 3  # training.py's own 30 steps (what the Xeon timed), 3 runs of each
 
 
 def trained_by_last_make_run(runs: Path, trained_from: float) -> bool:
@@ -81,10 +84,10 @@ def whole_job(runs: Path, fresh: bool) -> str:
     )
 
 
-def recipe_step_ratio(corpus: Path, cache: Path) -> tuple[float, Setup]:
-    """The recipe's step (as training runs it now) over training.py's configuration's as the
-    slow host ran it (`KERAS_LSTM`), measured side by side on make run's corpus and feature
-    cache; and the recipe as a training.py setup."""
+def steps_here(corpus: Path, cache: Path) -> tuple[float, float, Setup]:
+    """Seconds a step of training.py's configuration as the slow host ran it (`KERAS_LSTM`)
+    and of the recipe (as training runs it now), medians measured side by side on make run's
+    corpus and feature cache; and the recipe as a training.py setup."""
     recipe = TrainConfig(**load_config_file(RECIPE, TrainConfig))
     if (recipe.n_hidden, recipe.feature_stride) != (N_HIDDEN, FEATURE_STRIDE):
         raise SystemExit(
@@ -97,15 +100,14 @@ def recipe_step_ratio(corpus: Path, cache: Path) -> tuple[float, Setup]:
         recipe.intra_op_threads,
         recipe.inter_op_threads,
         recipe.batch_size,
+        mixed_precision=recipe.mixed_precision,
     )
-    # training.py's own 30 steps (the batches the Xeon timed), three times each: with 20 steps
-    # twice the ratio moved by 7 % between two readings, the projection by a minute.
-    results = measure(corpus, [KERAS_LSTM, setup], RATIO_STEPS, RATIO_REPEATS, cache=cache)
+    results = measure(corpus, [KERAS_LSTM, setup], STEPS, REPEATS, cache=cache)
 
     def step(name: str) -> float:
         return statistics.median(r["step_seconds"] for r in results[name])
 
-    return step(setup.name) / step(KERAS_LSTM.name), setup
+    return step(KERAS_LSTM.name), step(setup.name), setup
 
 
 # Per-epoch metrics of the training run, the parts of `train`'s time the table shows.
@@ -163,17 +165,21 @@ def breakdown(
     ]
 
 
-def projection_text(step_ms: float, ratio: float, batch: int, scale: float, total: float) -> str:
+def projection_text(
+    config_ms: float, recipe_ms: float, run_ms: float, batch: int, total: float
+) -> str:
     """How the slow host's column was made, and its verdict."""
     cpu, date, slow_ms, slow_run = SLOW_HOST
+    scale = slow_ms / config_ms
     verdict = "met" if total * scale <= PROJECTION_TARGET else "NOT met"
     return (
         f"At the {cpu}'s step (issue 31: {slow_ms:.0f} ms for training.py's configuration, "
         f"batch {KERAS_LSTM.batch} with Keras' LSTM loop, on {date}; its make run took "
         f"{slow_run}) this make run would take {minutes(total * scale)} (target ≤ 15 min: "
-        f"{verdict}; goal 12): every part scaled by {slow_ms:.0f} / {step_ms / ratio:.0f} ms, "
-        f"that configuration's step here during the run (make run's {step_ms:.0f} ms at batch "
-        f"{batch} over {ratio:.2f}, the two measured side by side after it)."
+        f"{verdict}; goal 12): every part scaled by {slow_ms:.0f} / {config_ms:.0f} ms, that "
+        f"configuration's step here, measured after the run ({STEPS} steps, {REPEATS} runs, "
+        f"interleaved with the recipe's: {recipe_ms:.0f} ms at batch {batch}, {run_ms:.0f} ms "
+        f"a step inside make run)."
     )
 
 
@@ -249,11 +255,12 @@ def time_parts(
     if not (stages and steps and all(epochs.get(key) for key in EPOCH_PARTS)):
         return [], ""
     corpus = Path(params["train_files"].split(",")[0]).parent
-    ratio, setup = recipe_step_ratio(corpus, Path(params["feature_cache"]))
-    step_ms = sum(epochs["epoch_train_seconds"]) / steps * 1e3
-    scale = SLOW_HOST[2] / (step_ms / ratio)
-    table = breakdown(stages, epochs, steps, scale)
-    return table, projection_text(step_ms, ratio, setup.batch, scale, sum(stages.values()))
+    config_s, recipe_s, setup = steps_here(corpus, Path(params["feature_cache"]))
+    run_ms = sum(epochs["epoch_train_seconds"]) / steps * 1e3
+    table = breakdown(stages, epochs, steps, SLOW_HOST[2] / (config_s * 1e3))
+    total = sum(stages.values())
+    text = projection_text(config_s * 1e3, recipe_s * 1e3, run_ms, setup.batch, total)
+    return table, text
 
 
 if __name__ == "__main__":
