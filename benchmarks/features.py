@@ -21,7 +21,13 @@ import numpy as np
 import python_speech_features
 from section import head, parse_args, print_result
 
-from deepspeech.audio import N_CEPSTRUM, N_CONTEXT, SAMPLE_RATE, audio_to_input_vector
+from deepspeech.audio import (
+    N_CEPSTRUM,
+    N_CONTEXT,
+    PCM16_SCALE,
+    SAMPLE_RATE,
+    audio_to_input_vector,
+)
 
 TARGET_REAL_TIME = 300  # × real time on one core, the goal for audio_to_input_vector
 
@@ -46,8 +52,10 @@ def synthetic_speech(seconds: float, seed: int = 0) -> np.ndarray:
 
 
 def per_frame_loop_features(audio: np.ndarray, numcep: int, numcontext: int) -> np.ndarray:
-    """The same features built the way 2017-era code did: one Python iteration per frame."""
-    frames = python_speech_features.mfcc(audio.astype(np.float64), SAMPLE_RATE, numcep=numcep)
+    """The same features built the way 2017-era code did: one Python iteration per frame, on
+    the int16 sample values 2017 read from the WAV file."""
+    int16_scale = audio.astype(np.float64) * PCM16_SCALE
+    frames = python_speech_features.mfcc(int16_scale, SAMPLE_RATE, numcep=numcep)
     n_frames = len(frames)
     inputs = np.zeros((n_frames, numcep * (2 * numcontext + 1)), dtype=np.float32)
     empty = np.zeros(numcep)
@@ -60,7 +68,8 @@ def per_frame_loop_features(audio: np.ndarray, numcep: int, numcontext: int) -> 
 
 def mfcc_only(audio: np.ndarray, numcep: int, numcontext: int) -> np.ndarray:
     """python_speech_features alone: the floor any feature pipeline pays."""
-    return python_speech_features.mfcc(audio.astype(np.float64), SAMPLE_RATE, numcep=numcep)
+    int16_scale = audio.astype(np.float64) * PCM16_SCALE
+    return python_speech_features.mfcc(int16_scale, SAMPLE_RATE, numcep=numcep)
 
 
 def vectorised_features(audio: np.ndarray, numcep: int, numcontext: int) -> np.ndarray:
