@@ -20,16 +20,21 @@ import argparse
 import json
 import os
 import platform
-import signal
 import subprocess
 import sys
-import threading
 import time
 from importlib.metadata import version
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from section import head, parse_args, print_result
+
+# The RSS watcher and the random model are the tests' (test_export_memory runs this script's
+# child too); appended, so that this folder's modules still come first.
+sys.path.append(str(Path(__file__).resolve().parent.parent / "tests"))
+import random_models
+from rss import PeakMemory, status_bytes
 
 TARGET_WIDTH = 2048  # the LibriSpeech recipe's n_hidden
 TARGET_PEAK_GB = 4.0
@@ -38,33 +43,15 @@ POLL_SECONDS = 0.2
 STAND_IN, DIRECT = "stand-in (export)", "tf2onnx on the full model (before)"
 
 
-def status_bytes(pid: int | str, field: str) -> int:
-    """A /proc/PID/status size field (VmRSS, VmHWM) in bytes."""
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError(f"no {field} in /proc/{pid}/status")
-
-
 def random_model(n_hidden: int):
     """A bidirectional BiRNN with random weights, random biases and MFCC-like statistics
     (zero biases would keep padding at zero and make the parity check weaker)."""
-    import keras
-    import numpy as np
-
-    from deepspeech.model.birnn import build_birnn
     from deepspeech.model.config import ModelConfig
     from deepspeech.text import Alphabet
 
-    keras.utils.set_random_seed(0)
-    model = build_birnn(ModelConfig(Alphabet.default().num_classes, n_hidden=n_hidden))
-    rng = np.random.default_rng(0)
-    for variable in model.weights:
-        if "bias" in variable.path:
-            variable.assign(rng.normal(0.0, 0.5, variable.shape).astype(np.float32))
-    model.normalization.set_statistics(rng.normal(0.0, 5.0, 26), rng.uniform(2.0, 10.0, 26))
-    return model
+    return random_models.random_model(
+        ModelConfig(Alphabet.default().num_classes, n_hidden=n_hidden), seed=0
+    )
 
 
 def direct_convert(model, opset: int):
@@ -117,30 +104,14 @@ def child(n_hidden: int, path: str) -> None:
 
 
 def measure(n_hidden: int, path: str, limit: int) -> dict:
-    """Run `child` for one width under the RSS watchdog: its figures, or {"killed": peak}."""
+    """Run `child` for one width, killed past `limit` bytes of RSS: its figures, or
+    {"killed": the RSS seen}."""
     command = [sys.executable, __file__, "--child", str(n_hidden), "--path", path]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-    polled = {"peak": 0, "killed": False}
-
-    def watch() -> None:
-        while process.poll() is None:
-            try:
-                rss = status_bytes(process.pid, "VmRSS")
-            except (OSError, RuntimeError):
-                return  # exited (or a zombie) between the poll and the read
-            polled["peak"] = max(polled["peak"], rss)
-            if rss > limit:
-                polled["killed"] = True
-                os.kill(process.pid, signal.SIGKILL)
-                return
-            time.sleep(POLL_SECONDS)
-
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
-    output, _ = process.communicate()
-    watcher.join()
-    if polled["killed"]:
-        return {"killed": polled["peak"]}
+    with PeakMemory(process.pid, limit=limit, interval=POLL_SECONDS) as memory:
+        output, _ = process.communicate()
+    if memory.killed:
+        return {"killed": memory.peak}
     if process.returncode != 0:
         raise SystemExit(f"n_hidden {n_hidden} ({path}) failed with exit code {process.returncode}")
     return json.loads(output.strip().splitlines()[-1])

@@ -31,7 +31,8 @@ from machine import cpu_model
 
 # benchmarks/serving.py would shadow the server package: put the tests' harnesses in its place.
 sys.path[0] = str(Path(__file__).resolve().parent.parent / "tests")
-from loadgen import PeakMemory, flood  # noqa: E402
+from loadgen import flood  # noqa: E402
+from rss import PeakMemory  # noqa: E402
 from servers import run_server_process  # noqa: E402
 
 from serving.settings import ServerSettings  # noqa: E402

@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import numpy as np
 import pytest
+from random_models import random_model
 
 TINY_CORPUS_UTTERANCES = 160
 FEW_STEPS = 48  # utterances: 6 steps of 8. More steps amplify rounding (summation order) past 1e-4
@@ -113,26 +113,6 @@ def random_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("random-onnx") / "random.onnx"
     onnx.save(proto, path)
     return path
-
-
-def random_model(config, seed: int):
-    """A model with random weights and biases and MFCC-like normalisation statistics.
-
-    Zero biases would hide padding bugs (zeros stay zeros through every layer); the statistics
-    make normalisation matter (padding must be zero after it, not before).
-    """
-    import keras
-
-    from deepspeech.model.birnn import build_birnn
-
-    keras.utils.set_random_seed(seed)
-    model = build_birnn(config)
-    rng = np.random.default_rng(seed)
-    for variable in model.weights:
-        if "bias" in variable.path:
-            variable.assign(rng.normal(0.0, 0.5, variable.shape).astype(np.float32))
-    model.normalization.set_statistics(rng.normal(0.0, 5.0, 26), rng.uniform(2.0, 10.0, 26))
-    return model
 
 
 @pytest.fixture(scope="session")

@@ -5,22 +5,20 @@ their previous answer arrives, for a fixed number of requests or a fixed time, s
 is always holding `concurrency` requests: the load a pool of callers puts on it. Every non-200
 answer and every transport error is recorded, not raised, so a run reports all its failures
 at the end. One asyncio client: on a 2-core machine client threads would take CPU the server
-needs. `flood` sends many uploads at once, and `PeakMemory` samples the server's resident
-memory meanwhile.
+needs. `flood` sends many uploads at once (`rss.PeakMemory` samples the server's resident
+memory meanwhile).
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import httpx
 import numpy as np
-from servers import resident_memory_bytes
 
 TRANSCRIBE_ROUTE = "/v1/transcribe"
 BATCH_SIZE_METRICS = ("deepspeech_batch_size_count", "deepspeech_batch_size_sum")
@@ -116,27 +114,6 @@ def batch_totals(client: httpx.Client) -> tuple[float, float]:
             name, value = line.split()
             values[name] = float(value)
     return values[BATCH_SIZE_METRICS[0]], values[BATCH_SIZE_METRICS[1]]
-
-
-class PeakMemory:
-    """Samples a process's resident memory in a thread until stopped; keeps the peak."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid, self.peak, self._stop = pid, 0, threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-
-    def _sample(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, resident_memory_bytes(self.pid))
-            self._stop.wait(0.005)
-
-    def __enter__(self) -> PeakMemory:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 async def flood(url: str, body: bytes, clients: int) -> list[httpx.Response | Exception]:

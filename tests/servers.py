@@ -21,6 +21,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from rss import status_bytes
+
 LOOPBACK = "127.0.0.1"
 STARTUP_TIMEOUT_SECONDS = 120.0
 STOP_TIMEOUT_SECONDS = 20.0
@@ -40,16 +42,7 @@ class ServerProcess:
 
     def rss_bytes(self) -> int:
         """The server's resident memory now (Linux /proc), to check that it stays bounded."""
-        return resident_memory_bytes(self.process.pid)
-
-
-def resident_memory_bytes(pid: int) -> int:
-    """VmRSS of a process, from /proc/PID/status (Linux)."""
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError(f"no VmRSS for process {pid}")
+        return status_bytes(self.process.pid)
 
 
 def free_port() -> int:

@@ -6,18 +6,16 @@ checked against Keras and against tf2onnx's own conversion of the full model."""
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
-import signal
-import subprocess
 import sys
-import threading
-import time
+from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
-from conftest import random_model
+from random_models import random_model
+
+sys.path.append(str(Path(__file__).resolve().parent.parent / "benchmarks"))
+import export_memory
 
 from deepspeech.audio import FeatureConfig
 from deepspeech.errors import ExportError
@@ -47,74 +45,15 @@ UTTERANCES = [RNG.normal(0.0, 5.0, (n, 26)).astype(np.float32) for n in (9, 41, 
 MAX_GROWTH_OVER_WEIGHTS = 10.0
 CHILD_RSS_LIMIT = 6 * 2**30  # a regression must not take the machine down with it
 
-# One export in a child process: convert, metadata, the runtime loads it, parity with Keras.
-CHILD = """
-import json, sys
-import keras
-import numpy as np
-from deepspeech.audio import FeatureConfig
-from deepspeech.export.convert import convert_to_onnx, write_metadata
-from deepspeech.export.parity import check_parity
-from deepspeech.model.birnn import build_birnn
-from deepspeech.model.config import ModelConfig
-from deepspeech.runtime.graph import ModelMetadata
-from deepspeech.runtime.offline import OfflineModel
-from deepspeech.text import Alphabet
-
-def status(field):
-    with open("/proc/self/status") as f:
-        return next(int(l.split()[1]) * 1024 for l in f if l.startswith(field + ":"))
-
-n_hidden = int(sys.argv[1])
-keras.utils.set_random_seed(0)
-model = build_birnn(ModelConfig(Alphabet.default().num_classes, n_hidden=n_hidden))
-rng = np.random.default_rng(0)
-for v in model.weights:
-    if "bias" in v.path:
-        v.assign(rng.normal(0.0, 0.5, v.shape).astype(np.float32))
-utterances = [rng.normal(0.0, 5.0, (n, 26)).astype(np.float32) for n in (50, 200)]
-before = status("VmRSS")
-proto, _ = convert_to_onnx(model)
-write_metadata(proto, ModelMetadata(Alphabet.default(), FeatureConfig(), n_hidden=n_hidden))
-exported = OfflineModel.load(proto.SerializeToString())
-diff = check_parity(model, exported, utterances)
-weights = sum(int(np.prod(v.shape)) * 4 for v in model.weights)
-print(json.dumps({"before": before, "peak": status("VmHWM"), "weights": weights, "diff": diff}))
-"""
-
 
 def export_in_child(n_hidden: int) -> dict:
-    """`CHILD`'s figures for one width; the child is killed past CHILD_RSS_LIMIT."""
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    process = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(n_hidden)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
+    """The export memory benchmark's child for one width (a random BiRNN through the export
+    stage's convert-and-check step), killed past CHILD_RSS_LIMIT: its figures."""
+    figures = export_memory.measure(n_hidden, export_memory.STAND_IN, CHILD_RSS_LIMIT)
+    assert "killed" not in figures, (
+        f"n_hidden {n_hidden}: export passed {CHILD_RSS_LIMIT / 2**30:g} GiB RSS"
     )
-    killed = []
-
-    def watch() -> None:
-        while process.poll() is None:
-            try:
-                with open(f"/proc/{process.pid}/status") as f:
-                    rss = next(int(x.split()[1]) * 1024 for x in f if x.startswith("VmRSS:"))
-            except (OSError, StopIteration):
-                return
-            if rss > CHILD_RSS_LIMIT:
-                killed.append(rss)
-                os.kill(process.pid, signal.SIGKILL)
-                return
-            time.sleep(0.2)
-
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
-    out, err = process.communicate(timeout=300)
-    watcher.join()
-    assert not killed, f"n_hidden {n_hidden}: export passed {CHILD_RSS_LIMIT / 2**30:g} GiB RSS"
-    assert process.returncode == 0, err[-3000:]
-    return json.loads(out.strip().splitlines()[-1])
+    return figures
 
 
 @pytest.mark.slow
@@ -123,7 +62,7 @@ def test_export_memory_grows_with_the_weights() -> None:
     (tf2onnx on the full model: 78x, so 2048 did not fit in 24 GiB)."""
     small, large = export_in_child(256), export_in_child(512)
     for figures in (small, large):
-        assert figures["diff"] <= 1e-3, figures
+        assert figures["max_diff"] <= 1e-3, figures
     weights_growth = large["weights"] - small["weights"]
     # Peaks net of what the process held before the export (TensorFlow and the Keras model).
     growth = (large["peak"] - large["before"]) - (small["peak"] - small["before"])

@@ -10,7 +10,7 @@ from typing import ClassVar
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import random_model
+from random_models import random_model
 
 from deepspeech.export.convert import convert_streaming_to_onnx, convert_to_onnx
 from deepspeech.model.birnn import ctc_loss

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import random_model
+from random_models import random_model
 
 from deepspeech.audio import N_CEPSTRUM, FeatureConfig
 from deepspeech.errors import ConfigError

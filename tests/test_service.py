@@ -15,7 +15,8 @@ from pathlib import Path
 import httpx
 import malformed
 import pytest
-from loadgen import PeakMemory, batch_totals, flood
+from loadgen import batch_totals, flood
+from rss import PeakMemory
 from servers import ServerProcess, clean_server
 
 pytestmark = pytest.mark.slow
