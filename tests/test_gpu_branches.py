@@ -12,6 +12,7 @@ import pytest
 import tensorflow as tf
 from random_models import random_model
 
+import deepspeech.data.pipeline as pipeline
 from deepspeech.export.convert import convert_streaming_to_onnx, convert_to_onnx
 from deepspeech.model.birnn import ctc_loss
 from deepspeech.model.config import ModelConfig
@@ -148,3 +149,26 @@ def test_a_whole_gpu_per_worker_keeps_tensorflows_allocator(fake_gpus, monkeypat
 def test_cpu_workers_all_reduce_over_the_grpc_ring() -> None:
     ring = tf.distribute.experimental.CommunicationImplementation.RING
     assert collective_communication(on_gpus=False).implementation == ring
+
+
+class InputRecorder:
+    """A strategy's input side: records the distribution options, builds the dataset."""
+
+    options: tf.distribute.InputOptions | None = None
+
+    def distribute_datasets_from_function(self, dataset_fn, options=None):
+        self.options = options
+        return dataset_fn(tf.distribute.InputContext())
+
+
+@pytest.mark.parametrize("gpus", [False, True])
+def test_input_is_fetched_to_devices_and_autotuned_only_on_gpus(gpus, request, monkeypatch):
+    """On CPUs, per-device prefetching adds nothing and autotuning made a spent iterator's
+    destruction wait up to a minute; GPUs keep both."""
+    if gpus:
+        request.getfixturevalue("fake_gpus")
+    monkeypatch.setattr(pipeline, "make_dataset", lambda *args: tf.data.Dataset.range(3))
+    recorder = InputRecorder()
+    dataset = pipeline.distributed_dataset(recorder, cached=None, plans=[None], stride=2)
+    assert recorder.options.experimental_fetch_to_device is gpus
+    assert dataset.options().autotune.enabled is gpus

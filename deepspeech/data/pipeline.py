@@ -349,7 +349,13 @@ def distributed_dataset(
         # returns, which kept make run idle for 18-21 s at its end. The pipeline is not
         # slower without it (0.6 ms an element either way, against a step of 90 ms); GPUs,
         # which want the fastest pipeline and train for hours, keep it.
-        options.autotune.enabled = bool(tf.config.list_physical_devices("GPU"))
+        options.autotune.enabled = on_gpu
         return dataset.with_options(options)
 
-    return strategy.distribute_datasets_from_function(dataset_fn)
+    on_gpu = bool(tf.config.list_physical_devices("GPU"))
+    # Fetching to the device prefetches onto each GPU; on CPUs the elements are already where
+    # the replicas read them. Its per-device prefetch datasets take default options (autotuning
+    # on), and on CPUs the last epoch's spent iterator then took 28-35 s to destroy in 2 of 7
+    # short runs (0 of 3 without; benchmarks/notes/make_run.md).
+    fetch = tf.distribute.InputOptions(experimental_fetch_to_device=on_gpu)
+    return strategy.distribute_datasets_from_function(dataset_fn, options=fetch)
