@@ -327,11 +327,9 @@ def main() -> None:
         f"against {median(DEFAULT_POOLS, 'step_seconds') * 1e3:.0f} ms). "
         f"lstm_loop's LSTM / Keras' own loop (same pools): "
         f"{best(SIDE_BY_SIDE, 'samples_per_second') / best(KERAS_LSTM, 'samples_per_second'):.2f}× "
-        f"samples/s. 2 logical devices / 1 device: {speed(TWO_DEVICES):.2f}× samples/s. The input "
-        "pipeline, reading the "
-        f"feature cache, needs {share:.1%} of a step's time on one device, {verdict}. Logical "
-        "CPU devices share the same cores, so they test the mirrored code path; on GPUs each "
-        "device adds its own compute."
+        f"samples/s. 2 logical devices (the same cores: the mirrored code path, not more "
+        f"compute) / 1 device: {speed(TWO_DEVICES):.2f}× samples/s. The input pipeline, reading "
+        f"the feature cache, needs {share:.1%} of a step's time on one device, {verdict}."
     )
     flop_frame = sum(birnn_flop_per_frame(N_HIDDEN))
     padded = median(DEFAULT_POOLS, "padded_frames_per_step")
