@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from deepspeech.errors import ModelLoadError
@@ -17,6 +18,14 @@ REGISTRY_SCHEME = "models:/"
 RUNS_SCHEME = "runs:/"
 _REGISTRY_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>[^/]+)|@(?P<alias>[^/]+))$")
 _RUNS_URI = re.compile(r"^runs:/(?P<run_id>[0-9a-fA-F]{8,64})/?$")
+
+
+def canonical_source(spec: str) -> str:
+    """A model source as it compares and travels: a folder made absolute (the same folder from
+    any working directory or Ray worker), a `runs:/` or `models:/` URI as given."""
+    if not spec or spec.startswith((RUNS_SCHEME, REGISTRY_SCHEME)):
+        return spec
+    return str(Path(spec).expanduser().resolve())
 
 
 @dataclass(frozen=True)

@@ -185,12 +185,20 @@ def test_a_killed_fine_tuning_run_resumes_its_own_weights(
     source, few_steps_corpus: Path, tmp_path: Path
 ) -> None:
     """Once the new folder holds checkpoints, --init-from is not applied again: a re-run goes on
-    from where the fine-tuning run was, in the same MLflow run."""
+    from where the fine-tuning run was, in the same MLflow run, given the same source (by
+    another path too) or none; another source is refused, not ignored."""
     folder, _, _ = source
     first = train(tuned_config(few_steps_corpus, str(folder), tmp_path))
-    second = train(tuned_config(few_steps_corpus, str(folder), tmp_path, epochs=2))
+    relative = os.path.relpath(folder)
+    second = train(tuned_config(few_steps_corpus, relative, tmp_path, epochs=2))
     assert second.mlflow_run_id == first.mlflow_run_id
     assert second.steps == 2 * first.steps
+    saved = sorted(p.name for p in (tmp_path / "tuned").iterdir())
+    with pytest.raises(ConfigError, match=r"started with init_from .* \(asked: 'runs:/"):
+        train(tuned_config(few_steps_corpus, "runs:/0123456789abcdef", tmp_path, epochs=3))
+    assert sorted(p.name for p in (tmp_path / "tuned").iterdir()) == saved
+    third = train(tuned_config(few_steps_corpus, "", tmp_path, epochs=2))
+    assert (third.mlflow_run_id, third.steps) == (first.mlflow_run_id, second.steps)
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,7 @@ from deepspeech.audio import FeatureConfig
 from deepspeech.errors import ConfigError
 from deepspeech.files import atomic_write
 from deepspeech.model.config import ModelConfig
+from deepspeech.model_uri import canonical_source
 from deepspeech.text import Alphabet
 
 RUN_INFO_FILE = "run.json"
@@ -30,6 +31,9 @@ CHECKPOINT_ARTIFACT = "checkpoint"
 # afresh mid-run. Other options (epochs, rates, data) may change on resume.
 # Frozen layers have no slots either.
 OPTIMIZER_STATE_OPTIONS = ("optimizer", "mixed_precision", "freeze_layers")
+# Applied once, when a run starts, and not used when it resumes: given again with another
+# value, they would be ignored without a word. Left out, the run just goes on.
+START_OPTIONS = ("init_from", "drop_layers")
 
 
 @dataclass(frozen=True)
@@ -110,6 +114,26 @@ def check_resumable(
             "hold that optimizer's state, which other values would drop. Resume with the "
             "original options, or start a new run in another --checkpoint-dir"
         )
+    started = [
+        f"{name} {existing.train_options[name]!r} (asked: {options[name]!r})"
+        for name in START_OPTIONS
+        if options.get(name)
+        and name in existing.train_options
+        and not _same_start(name, existing.train_options[name], options[name])
+    ]
+    if started:
+        raise ConfigError(
+            f"the checkpoint folder's run started with {', '.join(started)}, and a resumed run "
+            "goes on from its own checkpoints, so the new value would be ignored. Leave the "
+            "option out (or give the original) to resume; start a new run in another "
+            "--checkpoint-dir to fine-tune from another source"
+        )
+
+
+def _same_start(name: str, existing: Any, asked: Any) -> bool:
+    if name == "init_from":
+        return canonical_source(str(existing)) == canonical_source(str(asked))
+    return existing == asked
 
 
 def restore_training_checkpoint(checkpoint: Any, path: str, info: RunInfo | None) -> None:

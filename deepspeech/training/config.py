@@ -138,8 +138,8 @@ class TrainConfig:
         "Fine-tune: start from a trained model's weights, a checkpoint folder, runs:/RUN_ID or "
         "models:/NAME@ALIAS|/VERSION (fresh optimizer, schedule and MLflow run). Another "
         "--alphabet re-initialises the output layer but for the characters both alphabets "
-        "share. Ignored when --checkpoint-dir already "
-        "holds checkpoints (that run resumes).",
+        "share. Where --checkpoint-dir already holds checkpoints, that run resumes: leave it "
+        "out or give the same source (another one is refused).",
     )
     drop_layers: int = setting(
         0, f"With --init-from: re-initialise the top N of the layers {', '.join(WEIGHT_LAYERS)}."

@@ -24,7 +24,7 @@ from typing import Any
 
 from deepspeech.data.manifest import read_manifests
 from deepspeech.errors import ConfigError, DeepSpeechError
-from deepspeech.model_uri import REGISTRY_SCHEME, RUNS_SCHEME
+from deepspeech.model_uri import canonical_source
 from deepspeech.training.config import TrainConfig
 from deepspeech.training.mlflow_store import resolve_tracking_uri
 
@@ -68,8 +68,7 @@ def absolute_options(config: TrainConfig) -> dict[str, Any]:
             options[name] = ",".join(
                 str(Path(part).expanduser().resolve()) for part in options[name].split(",")
             )
-    if config.init_from and not config.init_from.startswith((RUNS_SCHEME, REGISTRY_SCHEME)):
-        options["init_from"] = str(Path(config.init_from).expanduser().resolve())  # a folder
+    options["init_from"] = canonical_source(config.init_from)
     uri = resolve_tracking_uri(config.tracking_uri or None)
     sqlite = "sqlite:///"
     if uri.startswith(sqlite) and not uri[len(sqlite) :].startswith("/"):
